@@ -1,0 +1,14 @@
+//! Host bindings generated from `wit/` (world `sluice:etl/transform`).
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "transform",
+    imports: { default: trappable },
+    trappable_error_type: {
+        "sluice:etl/types.error" => crate::error::HostError,
+    },
+    with: {
+        "sluice:etl/datasets.dataset": crate::host::datasets::OpenDataset,
+        "sluice:etl/reports.report": crate::host::reports::ReportDraft,
+    },
+});

@@ -1,0 +1,96 @@
+//! `sluice:etl/datasets`: tenant data, read in columnar batches behind the gate.
+//!
+//! `open` asks the gate for `read:<resource>:<tenant>` before the source is even consulted, so a
+//! denied guest cannot learn whether another tenant's dataset exists. The open dataset keeps its
+//! required scope and every `next-batch` asks the gate again: a revoked agent stops mid-stream.
+
+use std::sync::Arc;
+
+use agentwrit::Scope;
+use wasmtime::component::Resource;
+
+use crate::bindings::sluice::etl::datasets::{self, Batch, Column};
+use crate::budget::Counter;
+use crate::error::HostError;
+use crate::gate::HostCall;
+use crate::source::{DatasetCursor, SourceError, batch_bytes};
+use crate::state::HostState;
+
+/// Most rows one `next-batch` returns, whatever the guest asks: bounds host-side allocation.
+pub const MAX_BATCH_ROWS: u32 = 65_536;
+
+/// The host side of a guest's `dataset` handle.
+pub struct OpenDataset {
+    cursor: Box<dyn DatasetCursor>,
+    required: Arc<Scope>,
+}
+
+fn read_scope(tenant: &str, resource: &str) -> Result<Arc<Scope>, HostError> {
+    Scope::new("read", resource, tenant)
+        .map(Arc::new)
+        .map_err(|e| HostError::Invalid(e.to_string()))
+}
+
+impl From<SourceError> for HostError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::NotFound(what) => HostError::NotFound(what),
+            SourceError::Invalid(what) => HostError::Invalid(what),
+            SourceError::Store(e) => HostError::Host(wasmtime::Error::msg(format!("{e:#}"))),
+        }
+    }
+}
+
+impl datasets::Host for HostState {
+    fn open(
+        &mut self,
+        tenant: String,
+        resource: String,
+        name: String,
+    ) -> Result<Resource<OpenDataset>, HostError> {
+        self.enter()?;
+        let required = read_scope(&tenant, &resource)?;
+        self.gate.check(HostCall::DatasetsOpen, &required)?;
+        let cursor = self.datasets.open(&tenant, &resource, &name)?;
+        Ok(self.table.push(OpenDataset { cursor, required })?)
+    }
+
+    fn list(&mut self, tenant: String, resource: String) -> Result<Vec<String>, HostError> {
+        self.enter()?;
+        let required = read_scope(&tenant, &resource)?;
+        self.gate.check(HostCall::DatasetsList, &required)?;
+        Ok(self.datasets.list(&tenant, &resource)?)
+    }
+}
+
+impl datasets::HostDataset for HostState {
+    fn schema(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<Vec<Column>> {
+        self.enter_or_trap()?;
+        Ok(self.table.get(&dataset)?.cursor.schema().to_vec())
+    }
+
+    fn next_batch(
+        &mut self,
+        dataset: Resource<OpenDataset>,
+        max_rows: u32,
+    ) -> Result<Option<Batch>, HostError> {
+        self.enter()?;
+        let open = self.table.get_mut(&dataset)?;
+        self.gate.check(HostCall::DatasetNextBatch, &open.required)?;
+        let Some(batch) = open
+            .cursor
+            .next_batch(max_rows.clamp(1, MAX_BATCH_ROWS) as usize)?
+        else {
+            return Ok(None);
+        };
+        // Charged before the batch reaches the guest: a spent budget delivers nothing.
+        self.charge(Counter::RowsRead, u64::from(batch.rows))?;
+        self.charge(Counter::BytesRead, batch_bytes(&batch))?;
+        Ok(Some(batch))
+    }
+
+    fn drop(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<()> {
+        self.table.delete(dataset)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! The guest's entire surface, in one function: the `transform` world plus the few WASI
+//! interfaces Rust's `wasm32-wasip2` std imports whatever the program does.
+//!
+//! Deny by default means *not linked*: there is no `wasi:filesystem`, `wasi:sockets` or
+//! `wasi:http` here at all, so a component importing any of them fails to instantiate with an
+//! error naming the import, instead of loading and finding a capability that says no.
+//!
+//! What is linked and why:
+//! - `wasi:io/{error,poll,streams}`: the stream types of stdout/stderr.
+//! - `wasi:cli/{environment,exit,stdin,stdout,stderr,terminal-*}`: std's startup and panic path.
+//!   The environment and arguments are empty, stdin is closed, stdout/stderr go to the run's
+//!   capped log, no terminal is attached.
+//! - `wasi:clocks/{wall-clock,monotonic-clock}`: real clocks. They carry no tenant data, and a
+//!   transform may time its own work; reports must not depend on them (the tenant transforms
+//!   don't, which is why runs are byte-for-byte reproducible).
+//! - `wasi:random/{random,insecure,insecure-seed}`: std's `HashMap` seeds itself from here. Real
+//!   randomness carries no data either.
+
+use wasmtime::Engine;
+use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
+use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+
+use crate::bindings::Transform;
+use crate::state::HostState;
+
+struct HasIo;
+
+impl HasData for HasIo {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    let l = &mut linker;
+
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<HostState, HasIo>(l, |s| {
+        &mut s.table
+    })?;
+    sync::io::poll::add_to_linker::<HostState, HasIo>(l, |s| &mut s.table)?;
+    sync::io::streams::add_to_linker::<HostState, HasIo>(l, |s| &mut s.table)?;
+
+    cli::environment::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::exit::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_input::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_output::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+
+    clocks::wall_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
+
+    random::random::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
+    random::insecure::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
+    random::insecure_seed::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
+
+    Transform::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+    Ok(linker)
+}

@@ -1,0 +1,237 @@
+//! The run's log: the `log` interface and the guest's stdout/stderr, capped in bytes.
+//!
+//! Output past the cap is counted and dropped, never refused: a guest whose `println!` failed
+//! would panic, and a chatty transform should lose log lines, not its run.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Longest single message kept from the `log` interface; the rest is cut with a marker.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: LogLevel,
+    /// `log`, `stdout` or `stderr`.
+    pub source: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    lines: Vec<LogLine>,
+    kept: u64,
+    dropped: u64,
+    // Partial lines written to stdout/stderr, completed by a later newline.
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Shared between the store (for `log`) and the stdout/stderr pipes.
+#[derive(Clone, Debug)]
+pub struct LogBuffer {
+    cap: u64,
+    state: Arc<Mutex<LogState>>,
+}
+
+impl LogBuffer {
+    pub fn new(cap: u64) -> LogBuffer {
+        LogBuffer {
+            cap,
+            state: Arc::default(),
+        }
+    }
+
+    /// Keeps `message` if the cap allows, cutting it to [`MAX_MESSAGE_BYTES`].
+    pub fn push(&self, level: LogLevel, source: &'static str, message: &str) {
+        let mut message = message.to_string();
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut end = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str(" …[cut]");
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let size = message.len() as u64;
+        if state.kept + size > self.cap {
+            state.dropped += size;
+            return;
+        }
+        state.kept += size;
+        state.lines.push(LogLine {
+            level,
+            source,
+            message,
+        });
+    }
+
+    fn write_stream(&self, source: &'static str, bytes: &[u8]) {
+        let complete: Vec<String> = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let pending = if source == "stderr" {
+                &mut state.stderr
+            } else {
+                &mut state.stdout
+            };
+            pending.extend_from_slice(bytes);
+            let mut lines = Vec::new();
+            while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+            }
+            // An unterminated line longer than a message is flushed as it is.
+            if pending.len() > MAX_MESSAGE_BYTES {
+                lines.push(String::from_utf8_lossy(pending).into_owned());
+                pending.clear();
+            }
+            lines
+        };
+        let level = if source == "stderr" {
+            LogLevel::Warn
+        } else {
+            LogLevel::Info
+        };
+        for line in complete {
+            self.push(level, source, &line);
+        }
+    }
+
+    /// Flushes unterminated stdout/stderr lines, then returns everything kept and the number of
+    /// bytes dropped.
+    pub fn finish(&self) -> (Vec<LogLine>, u64) {
+        let (out, err) = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                std::mem::take(&mut state.stdout),
+                std::mem::take(&mut state.stderr),
+            )
+        };
+        if !out.is_empty() {
+            self.push(LogLevel::Info, "stdout", &String::from_utf8_lossy(&out));
+        }
+        if !err.is_empty() {
+            self.push(LogLevel::Warn, "stderr", &String::from_utf8_lossy(&err));
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (std::mem::take(&mut state.lines), state.dropped)
+    }
+
+    /// A stdout or stderr for the guest that writes into this buffer.
+    pub fn pipe(&self, source: &'static str) -> LogPipe {
+        LogPipe {
+            buffer: self.clone(),
+            source,
+        }
+    }
+}
+
+/// The guest's stdout or stderr: accepts every write, keeps what the cap allows.
+#[derive(Clone)]
+pub struct LogPipe {
+    buffer: LogBuffer,
+    source: &'static str,
+}
+
+impl IsTerminal for LogPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogPipe {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogPipe {
+    async fn ready(&mut self) {}
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for LogPipe {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.buffer.write_stream(self.source, &bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for LogPipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.buffer.write_stream(self.source, buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_output_is_split_into_lines_and_capped() {
+        let log = LogBuffer::new(10);
+        log.write_stream("stdout", b"hello\nwor");
+        log.write_stream("stdout", b"ld\nthis line is too long\n");
+        let (lines, dropped) = log.finish();
+        let text: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(text, ["hello", "world"]);
+        assert_eq!(dropped, "this line is too long".len() as u64);
+    }
+
+    #[test]
+    fn long_message_is_cut_at_a_char_boundary() {
+        let log = LogBuffer::new(1 << 20);
+        log.push(LogLevel::Info, "log", &"é".repeat(MAX_MESSAGE_BYTES));
+        let (lines, _) = log.finish();
+        assert!(lines[0].message.ends_with(" …[cut]"));
+        assert!(lines[0].message.len() <= MAX_MESSAGE_BYTES + " …[cut]".len());
+    }
+}
