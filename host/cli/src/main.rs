@@ -1,1 +1,44 @@
-fn main() {}
+//! The `sluice` command: parses arguments, calls one library function, maps the outcome to an
+//! exit code. Everything else lives in the libraries.
+
+mod args;
+mod audit_cmd;
+mod data_cmd;
+mod print;
+mod try_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// Exit codes, as documented in `sluice --help`.
+pub mod exit {
+    /// Everything succeeded.
+    pub const OK: u8 = 0;
+    /// A transform (or a tenant) failed; the rest still ran.
+    pub const FAILED: u8 = 1;
+    /// Bad usage or configuration: nothing ran.
+    pub const USAGE: u8 = 2;
+    /// A cross-tenant access was allowed.
+    pub const ISOLATION_VIOLATED: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("sluice: {err:#}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+fn run(cli: args::Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        args::Command::Try(a) => try_cmd::run(a),
+        args::Command::Data(args::DataCommand::Seed(a)) => data_cmd::seed(a),
+        args::Command::Audit(args::AuditCommand::Verify(a)) => audit_cmd::verify(a),
+        args::Command::Audit(args::AuditCommand::Show(a)) => audit_cmd::show(a),
+    }
+}

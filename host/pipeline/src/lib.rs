@@ -1,1 +1,14 @@
-//! placeholder while bootstrapping
+//! Sluice's data side and the nightly pipeline: tenant datasets in SQLite, atomic report files,
+//! the hash-chained audit trail, demo data, and the runs that tie them to the sandbox.
+
+pub mod audit;
+pub mod local_run;
+pub mod report_dir;
+pub mod seed;
+pub mod sqlite_source;
+
+pub use audit::{AuditLog, Verdict};
+pub use local_run::{LocalRun, LocalRunResult, run_local};
+pub use report_dir::ReportDir;
+pub use seed::{DEMO_TENANTS, DemoTenant, SEED_SCALE, SeedScale, seed_demo};
+pub use sqlite_source::SqliteSource;

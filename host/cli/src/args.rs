@@ -1,0 +1,137 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use sluice_sandbox::Budget;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Run tenant data transforms as sandboxed WebAssembly components, one scoped AgentWrit agent per tenant",
+    after_help = "Exit codes: 0 success; 1 a transform or tenant failed; 2 usage or configuration error; 3 isolation violated."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one transform under scopes given on the command line, with no broker.
+    Try(TryArgs),
+    /// Manage tenant data.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Inspect an audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct TryArgs {
+    /// The transform component, e.g. target/guests/hospital.wasm.
+    pub component: PathBuf,
+    /// The tenant the run is for.
+    #[arg(long)]
+    pub tenant: String,
+    /// A scope the run holds, e.g. read:analytics:hospital (repeat for more).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Directory of tenant databases (<DIR>/<tenant>/<resource>.db).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Directory reports are written to (<DIR>/<tenant>/latest.json).
+    #[arg(long)]
+    pub reports: PathBuf,
+    /// Append every gate decision to this hash-chained JSONL audit file.
+    #[arg(long)]
+    pub audit: Option<PathBuf>,
+    /// A parameter passed to the transform, NAME=VALUE (repeat for more).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Per-run limits; the defaults are Sluice's defaults.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// CPU (wall-clock) time the transform may run, in milliseconds.
+    #[arg(long, default_value_t = Budget::default().cpu_time.as_millis() as u64)]
+    pub cpu_ms: u64,
+    /// Linear memory the transform may use, in MiB.
+    #[arg(long, default_value_t = Budget::default().memory_bytes >> 20)]
+    pub memory_mib: u64,
+    /// Rows the transform may read.
+    #[arg(long, default_value_t = Budget::default().rows_read)]
+    pub max_rows: u64,
+    /// Bytes of column data the transform may read.
+    #[arg(long, default_value_t = Budget::default().bytes_read)]
+    pub max_bytes_read: u64,
+    /// Bytes the transform may write to reports.
+    #[arg(long, default_value_t = Budget::default().report_bytes)]
+    pub max_report_bytes: u64,
+    /// Host calls the transform may make.
+    #[arg(long, default_value_t = Budget::default().host_calls)]
+    pub max_host_calls: u64,
+}
+
+impl LimitArgs {
+    pub fn budget(&self) -> Budget {
+        Budget {
+            cpu_time: std::time::Duration::from_millis(self.cpu_ms),
+            memory_bytes: self.memory_mib << 20,
+            rows_read: self.max_rows,
+            bytes_read: self.max_bytes_read,
+            report_bytes: self.max_report_bytes,
+            host_calls: self.max_host_calls,
+            ..Budget::default()
+        }
+    }
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got '{text}'")),
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Generate the demo tenants' databases (hospital, bank, retail) at the seed's scale.
+    Seed(SeedArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SeedArgs {
+    /// Where to write <DIR>/<tenant>/analytics.db.
+    #[arg(long)]
+    pub dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain: prints OK or the first broken entry.
+    Verify(AuditFileArgs),
+    /// Print the trail readably.
+    Show(AuditShowArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AuditFileArgs {
+    pub file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditShowArgs {
+    pub file: PathBuf,
+    /// Only entries of this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only denials (BLOCKED/REVOKED decisions, refused commits).
+    #[arg(long)]
+    pub denied: bool,
+}

@@ -1,0 +1,57 @@
+//! `sluice audit verify|show`.
+
+use serde_json::Value;
+use sluice_pipeline::Verdict;
+use sluice_pipeline::audit::{read_entries, verify as verify_chain};
+
+use crate::args::{AuditFileArgs, AuditShowArgs};
+use crate::exit;
+
+pub fn verify(args: AuditFileArgs) -> anyhow::Result<u8> {
+    match verify_chain(&args.file)? {
+        Verdict::Intact(count) => {
+            println!("OK: {} entries, chain intact ({})", count, args.file.display());
+            Ok(exit::OK)
+        }
+        Verdict::Broken { line, reason } => {
+            println!("BROKEN at entry {line} of {}: {reason}", args.file.display());
+            Ok(exit::FAILED)
+        }
+    }
+}
+
+fn text<'a>(entry: &'a serde_json::Map<String, Value>, key: &str) -> &'a str {
+    entry.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
+    for entry in read_entries(&args.file)? {
+        if args.tenant.as_deref().is_some_and(|t| text(&entry, "tenant") != t) {
+            continue;
+        }
+        let decision = text(&entry, "decision");
+        let denied = matches!(decision, "BLOCKED" | "REVOKED") || text(&entry, "outcome") == "denied";
+        if args.denied && !denied {
+            continue;
+        }
+        let seq = entry.get("seq").map(Value::to_string).unwrap_or_default();
+        let what = match text(&entry, "event") {
+            "gate" => format!(
+                "{:<8} {} requires {}",
+                decision,
+                text(&entry, "call"),
+                text(&entry, "required")
+            ),
+            other => format!("{other} {}", text(&entry, "detail")),
+        };
+        println!(
+            "#{seq:<5} {} {:<9} {}  agent={} task={}",
+            text(&entry, "time"),
+            text(&entry, "tenant"),
+            what,
+            text(&entry, "agent_id"),
+            text(&entry, "task_id"),
+        );
+    }
+    Ok(exit::OK)
+}

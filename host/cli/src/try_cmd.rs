@@ -1,0 +1,52 @@
+//! `sluice try`: one transform, scopes from the command line, no broker.
+
+use sluice_pipeline::{LocalRun, run_local};
+
+use crate::args::TryArgs;
+use crate::exit;
+use crate::print;
+
+pub fn run(args: TryArgs) -> anyhow::Result<u8> {
+    let run = LocalRun {
+        component: args.component,
+        tenant: args.tenant,
+        scopes: args.scopes,
+        data: args.data,
+        reports: args.reports,
+        audit: args.audit,
+        params: args.params,
+        budget: args.limits.budget(),
+    };
+    let result = run_local(&run)?;
+    let outcome = &result.outcome;
+    let writ = &outcome.writ;
+    println!("── {} ({}) ──", run.component.display(), writ.tenant);
+    println!("   Agent:    {} (local: no broker)", writ.agent_id);
+    println!("   Scope:    {}", print::scope_list(&writ.held_strings()));
+    print::gate_events(writ, &outcome.events, "   ");
+    print::logs(outcome, "   ");
+    println!(
+        "   [USAGE]   rows read {}, host calls {}, {} ms",
+        outcome.usage.rows_read,
+        outcome.usage.host_calls,
+        outcome.elapsed.as_millis()
+    );
+    match &outcome.result {
+        Ok(_) => {
+            println!("   [RESULT]  ok: {}", print::figures(outcome));
+            for path in &result.published {
+                println!("   [LOAD]     Report written to {}", path.display());
+            }
+            if result.published.is_empty() {
+                println!("   [LOAD]     no report committed");
+            }
+            Ok(exit::OK)
+        }
+        Err(failure) => {
+            println!("   [FAILED]  {failure}");
+            println!("   [LOAD]     nothing written; previous reports left as they were");
+            eprintln!("sluice: transform {} failed: {failure}", run.component.display());
+            Ok(exit::FAILED)
+        }
+    }
+}

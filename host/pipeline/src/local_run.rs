@@ -1,0 +1,92 @@
+//! One transform run by hand, under scopes given directly, with no broker: `sluice try`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use agentwrit::Scope;
+use anyhow::Context as _;
+use sluice_sandbox::{AuditSink, Budget, RunOutcome, RunRequest, Sandbox, SandboxOptions, Writ};
+
+use crate::audit::AuditLog;
+use crate::report_dir::ReportDir;
+use crate::sqlite_source::SqliteSource;
+
+/// What `sluice try` runs.
+#[derive(Clone, Debug)]
+pub struct LocalRun {
+    pub component: PathBuf,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub data: PathBuf,
+    pub reports: PathBuf,
+    pub audit: Option<PathBuf>,
+    pub params: Vec<(String, String)>,
+    pub budget: Budget,
+}
+
+/// The outcome, plus where its report went.
+#[derive(Debug)]
+pub struct LocalRunResult {
+    pub outcome: RunOutcome,
+    pub published: Vec<PathBuf>,
+}
+
+/// Parses scopes given by a user, naming the first bad one.
+pub fn parse_scopes(scopes: &[String]) -> anyhow::Result<Vec<Scope>> {
+    scopes
+        .iter()
+        .map(|s| Scope::parse(s).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Runs `run.component` once as `run.tenant` holding `run.scopes`, publishes its report if it
+/// succeeded, and appends its gate decisions to the audit file. Errors are about the setup
+/// (unreadable component, bad scope, unwritable audit); a failing transform is in the outcome.
+pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
+    let held = parse_scopes(&run.scopes)?;
+    let audit = run
+        .audit
+        .as_ref()
+        .map(AuditLog::open)
+        .transpose()?;
+    let sandbox = Sandbox::new(SandboxOptions {
+        pooling_slots: None,
+        max_memory_bytes: run.budget.memory_bytes,
+    })?;
+    let transform = sandbox.load_file(&run.component)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let task_id = format!("try-{}-{now}", run.tenant);
+    let writ = Writ::new(
+        &run.tenant,
+        format!("spiffe://sluice.local/agent/try/{task_id}/local"),
+        task_id,
+        held,
+    );
+    let outcome = transform.run(RunRequest {
+        writ,
+        budget: run.budget.clone(),
+        datasets: Arc::new(SqliteSource::new(&run.data)),
+        params: run.params.clone(),
+    });
+    if let Some(audit) = &audit {
+        audit
+            .record_gate_events(&outcome.writ, &outcome.events)
+            .with_context(|| format!("writing audit {}", audit.path().display()))?;
+    }
+    let reports = ReportDir::new(&run.reports);
+    let published = outcome
+        .staged
+        .iter()
+        .map(|staged| reports.publish(&staged.tenant, &staged.bytes))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(LocalRunResult { outcome, published })
+}
+
+/// The component path `target/guests/<name>.wasm` relative to `root`.
+pub fn guest_path(root: &Path, name: &str) -> PathBuf {
+    root.join("target").join("guests").join(format!("{name}.wasm"))
+}

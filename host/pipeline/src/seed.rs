@@ -1,0 +1,291 @@
+//! Deterministic demo data for the seed's three tenants, at the seed's scale.
+//!
+//! The rows are random-looking but built so that a correct transform computes exactly the seed's
+//! figures: averages come from values drawn in pairs mirrored around the target mean, and rates
+//! from an exact count of flagged rows scattered by a permutation. Change the data and the
+//! figures change with it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use rusqlite::Connection;
+
+/// A tenant of the demo, as in the seed sample.
+#[derive(Clone, Copy, Debug)]
+pub struct DemoTenant {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub data_type: &'static str,
+    pub dataset: &'static str,
+    /// The figures a correct transform reports, in report order.
+    pub figures: [(&'static str, &'static str); 3],
+}
+
+pub const DEMO_TENANTS: [DemoTenant; 3] = [
+    DemoTenant {
+        id: "hospital",
+        name: "Metro Health System",
+        data_type: "patient analytics",
+        dataset: "visits",
+        figures: [
+            ("patient_visits", "12,847"),
+            ("avg_stay", "3.2 days"),
+            ("readmit_rate", "4.1%"),
+        ],
+    },
+    DemoTenant {
+        id: "bank",
+        name: "First National Bank",
+        data_type: "financial analytics",
+        dataset: "transactions",
+        figures: [
+            ("transactions", "2.4M"),
+            ("avg_balance", "$8,420"),
+            ("fraud_rate", "0.02%"),
+        ],
+    },
+    DemoTenant {
+        id: "retail",
+        name: "ShopWave Corp",
+        data_type: "sales analytics",
+        dataset: "orders",
+        figures: [
+            ("orders", "847K"),
+            ("avg_order", "$67.30"),
+            ("return_rate", "8.4%"),
+        ],
+    },
+];
+
+/// How many rows each demo table gets; `SEED_SCALE` reproduces the seed's figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedScale {
+    pub visits: u64,
+    pub transactions: u64,
+    pub orders: u64,
+}
+
+pub const SEED_SCALE: SeedScale = SeedScale {
+    visits: 12_847,
+    transactions: 2_400_000,
+    orders: 847_000,
+};
+
+/// SplitMix64: tiny, fast, and the same on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..=max`.
+    fn upto(&mut self, max: u64) -> u64 {
+        self.next() % (max + 1)
+    }
+}
+
+/// Whether row `i` of `n` is one of exactly `flagged` rows, spread by a permutation
+/// (`i * stride mod n` is a bijection when `stride` and `n` are coprime).
+fn flagged(i: u64, n: u64, flagged: u64, stride: u64) -> bool {
+    (u128::from(i) * u128::from(stride) % u128::from(n)) < u128::from(flagged)
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// A stride coprime with `n`, so [`flagged`] flags exactly the requested count.
+fn stride_for(n: u64) -> u64 {
+    (1_000_003..).find(|s| gcd(*s, n) == 1).unwrap_or(1)
+}
+
+/// `mean ± deviation` in mirrored pairs so the values average to exactly `mean`; an odd last
+/// value is the mean itself.
+fn mirrored(rng: &mut Rng, index: u64, count: u64, mean: i64, max_dev: u64, pair: &mut i64) -> i64 {
+    if index + 1 == count && count % 2 == 1 {
+        return mean;
+    }
+    if index % 2 == 0 {
+        *pair = rng.upto(max_dev) as i64;
+        mean + *pair
+    } else {
+        mean - *pair
+    }
+}
+
+/// Writes the three demo tenants' databases under `dir`, replacing earlier ones.
+/// Returns the database paths.
+pub fn seed_demo(dir: &Path, scale: SeedScale) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(vec![
+        seed_hospital(dir, scale.visits)?,
+        seed_bank(dir, scale.transactions)?,
+        seed_retail(dir, scale.orders)?,
+    ])
+}
+
+fn fresh_database(dir: &Path, tenant: &str) -> anyhow::Result<(Connection, PathBuf)> {
+    let tenant_dir = dir.join(tenant);
+    std::fs::create_dir_all(&tenant_dir)
+        .with_context(|| format!("creating {}", tenant_dir.display()))?;
+    let path = tenant_dir.join("analytics.db");
+    // Build beside the final name and rename, so a reader never sees a half-seeded database.
+    let tmp = tenant_dir.join("analytics.db.seeding");
+    let _ = std::fs::remove_file(&tmp);
+    let conn = Connection::open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")?;
+    Ok((conn, path))
+}
+
+fn finish_database(conn: Connection, path: &Path) -> anyhow::Result<PathBuf> {
+    conn.close().map_err(|(_, e)| e)?;
+    let tmp = path.with_extension("db.seeding");
+    std::fs::rename(&tmp, path).with_context(|| format!("moving {} into place", path.display()))?;
+    Ok(path.to_path_buf())
+}
+
+fn seed_hospital(dir: &Path, n: u64) -> anyhow::Result<PathBuf> {
+    let (mut conn, path) = fresh_database(dir, "hospital")?;
+    conn.execute_batch(
+        "CREATE TABLE visits (
+            visit_id INTEGER PRIMARY KEY,
+            patient_id INTEGER NOT NULL,
+            ward TEXT NOT NULL,
+            stay_days REAL,            -- NULL while the patient is still admitted
+            readmitted BOOLEAN NOT NULL
+        );",
+    )?;
+    let mut rng = Rng(0x405_917A1);
+    let wards = ["cardiology", "oncology", "maternity", "orthopedics", "emergency"];
+    let readmits = (n * 41 + 500) / 1000; // 4.1%, rounded to a whole visit
+    let stride = stride_for(n);
+    // Every 100th visit is still open; the rest have a length of stay in tenths of a day.
+    let open = |i: u64| i % 100 == 99;
+    let closed = n - (0..n).filter(|&i| open(i)).count() as u64;
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO visits (visit_id, patient_id, ward, stay_days, readmitted) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let (mut k, mut pair) = (0u64, 0i64);
+        for i in 0..n {
+            let stay = if open(i) {
+                None
+            } else {
+                let tenths = mirrored(&mut rng, k, closed, 32, 22, &mut pair);
+                k += 1;
+                Some(tenths as f64 / 10.0)
+            };
+            insert.execute(rusqlite::params![
+                i as i64 + 1,
+                (rng.upto(8_999) + 1_000) as i64,
+                wards[rng.upto(4) as usize],
+                stay,
+                flagged(i, n, readmits, stride),
+            ])?;
+        }
+    }
+    tx.commit()?;
+    finish_database(conn, &path)
+}
+
+fn seed_bank(dir: &Path, n: u64) -> anyhow::Result<PathBuf> {
+    let (mut conn, path) = fresh_database(dir, "bank")?;
+    conn.execute_batch(
+        "CREATE TABLE transactions (
+            txn_id INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            balance_cents INTEGER NOT NULL,
+            is_fraud BOOLEAN NOT NULL
+        );",
+    )?;
+    let mut rng = Rng(0xBA2C);
+    let frauds = (n * 2 + 5_000) / 10_000; // 0.02%
+    let stride = stride_for(n);
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO transactions (txn_id, account_id, amount_cents, balance_cents, is_fraud) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut pair = 0i64;
+        for i in 0..n {
+            let amount = rng.upto(500_000) as i64 - 250_000;
+            insert.execute(rusqlite::params![
+                i as i64 + 1,
+                (rng.upto(49_999) + 1) as i64,
+                amount,
+                mirrored(&mut rng, i, n, 842_000, 800_000, &mut pair),
+                flagged(i, n, frauds, stride),
+            ])?;
+        }
+    }
+    tx.commit()?;
+    finish_database(conn, &path)
+}
+
+fn seed_retail(dir: &Path, n: u64) -> anyhow::Result<PathBuf> {
+    let (mut conn, path) = fresh_database(dir, "retail")?;
+    conn.execute_batch(
+        "CREATE TABLE orders (
+            order_id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL,
+            region TEXT,               -- NULL when the customer gave none
+            total_cents INTEGER NOT NULL,
+            returned BOOLEAN NOT NULL
+        );",
+    )?;
+    let mut rng = Rng(0x5409_3A7E);
+    let regions = ["north", "south", "east", "west", "online"];
+    let returns = (n * 84 + 500) / 1000; // 8.4%
+    let stride = stride_for(n);
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO orders (order_id, customer_id, region, total_cents, returned) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut pair = 0i64;
+        for i in 0..n {
+            let region = (i % 97 != 0).then(|| regions[rng.upto(4) as usize]);
+            insert.execute(rusqlite::params![
+                i as i64 + 1,
+                (rng.upto(199_999) + 1) as i64,
+                region,
+                mirrored(&mut rng, i, n, 6_730, 6_000, &mut pair),
+                flagged(i, n, returns, stride),
+            ])?;
+        }
+    }
+    tx.commit()?;
+    finish_database(conn, &path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flagged_marks_exactly_the_requested_count() {
+        for n in [12_847u64, 1_000, 847_000] {
+            let stride = stride_for(n);
+            let want = n / 10;
+            assert_eq!((0..n).filter(|&i| flagged(i, n, want, stride)).count() as u64, want);
+        }
+    }
+
+    #[test]
+    fn mirrored_values_average_to_the_mean() {
+        for count in [1u64, 2, 7, 1_000] {
+            let mut rng = Rng(1);
+            let mut pair = 0;
+            let sum: i64 = (0..count)
+                .map(|i| mirrored(&mut rng, i, count, 100, 50, &mut pair))
+                .sum();
+            assert_eq!(sum, 100 * count as i64);
+        }
+    }
+}
