@@ -70,6 +70,12 @@ impl SqliteSource {
     }
 }
 
+/// Opens a database for writing: for tools and tests that prepare data, never for guests.
+pub fn open_for_update(path: &Path) -> anyhow::Result<Connection> {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
 fn tables(conn: &Connection) -> anyhow::Result<Vec<String>> {
     let mut stmt = conn.prepare(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",

@@ -17,7 +17,7 @@
 //!   randomness carries no data either.
 
 use wasmtime::Engine;
-use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
@@ -25,6 +25,26 @@ use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
 
 use crate::bindings::Transform;
 use crate::state::HostState;
+
+/// The interface namespaces [`linker`] provides: used only to name, in an error, the imports a
+/// rejected component asked for. The linker itself is the authority.
+const PROVIDED: &[&str] = &[
+    "wasi:io/",
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "sluice:etl/",
+];
+
+/// The imports of `component` that Sluice does not provide, e.g. `wasi:filesystem/types@0.2.6`.
+pub(crate) fn unprovided_imports(component: &Component, engine: &Engine) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !PROVIDED.iter().any(|p| name.starts_with(p)))
+        .collect()
+}
 
 struct HasIo;
 

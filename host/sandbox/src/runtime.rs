@@ -116,16 +116,20 @@ impl Sandbox {
         let component = Component::new(&self.engine, bytes)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("'{name}' is not a valid WebAssembly component"))?;
+        let unprovided = crate::linker::unprovided_imports(&component, &self.engine);
+        if !unprovided.is_empty() {
+            anyhow::bail!(
+                "'{name}' imports {}, which Sluice does not provide: transforms may import \
+                 sluice:etl/* and the WASI basics of Rust's std (io, cli, clocks, random), never \
+                 files, sockets or HTTP",
+                unprovided.join(", ")
+            );
+        }
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "'{name}' imports a capability Sluice does not provide (transforms may import \
-                     sluice:etl/* and the WASI basics of Rust's std, never files, sockets or HTTP)"
-                )
-            })?;
+            .with_context(|| format!("'{name}' cannot be linked against Sluice's host functions"))?;
         let pre = TransformPre::new(pre)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("'{name}' does not export the sluice:etl/transform world"))?;
@@ -215,6 +219,29 @@ pub struct Transform {
 impl Transform {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Instantiates the component in a fresh store and drops it without running anything: the
+    /// measure of per-tenant instantiation cost.
+    pub fn instantiate_once(&self) -> anyhow::Result<()> {
+        let state = HostState {
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            gate: Gate::new(Writ::default()),
+            memory: MemoryLimiter {
+                max_bytes: self.max_memory_bytes,
+            },
+            budget: Budget::default(),
+            usage: Usage::default(),
+            tripped: None,
+            datasets: Arc::new(crate::source::NoDatasets),
+            staged: Vec::new(),
+            log: LogBuffer::new(0),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.memory);
+        self.pre.instantiate(&mut store).map_err(anyhow::Error::from)?;
+        Ok(())
     }
 
     /// Runs the transform once in a fresh instance. Never panics on guest behaviour: every
