@@ -18,8 +18,14 @@ const CASES: &[(&str, &str)] = &[
         "write-other-tenant",
         "denied: scope 'write:reports:retail' is not covered by held scopes [read:analytics:hospital, write:reports:hospital]",
     ),
-    ("spin", "limit cpu-time-ms exceeded: limit is 500, the guest was still running"),
-    ("memory-hog", "limit memory-bytes exceeded: limit is 67108864, run needed "),
+    (
+        "spin",
+        "limit cpu-time-ms exceeded: limit is 500, the guest was still running",
+    ),
+    (
+        "memory-hog",
+        "limit memory-bytes exceeded: limit is 67108864, run needed ",
+    ),
     (
         "trap-mid-report",
         "guest trapped: wasm trap: wasm `unreachable` instruction executed; guest stderr: thread '<unnamed>' (1) panicked at guests/hostile/src/lib.rs:67:5: transform crashed half-way through its report",
@@ -28,7 +34,10 @@ const CASES: &[(&str, &str)] = &[
         "trap-after-commit",
         "guest trapped: wasm trap: wasm `unreachable` instruction executed; guest stderr: thread '<unnamed>' (1) panicked at guests/hostile/src/lib.rs:74:5: transform crashed after committing",
     ),
-    ("flood", "limit host-calls exceeded: limit is 2000, run needed 2001"),
+    (
+        "flood",
+        "limit host-calls exceeded: limit is 2000, run needed 2001",
+    ),
     (
         "filesystem",
         "imports wasi:filesystem/types@0.2.6, wasi:filesystem/preopens@0.2.6, which Sluice does not provide",
@@ -77,7 +86,13 @@ fn every_hostile_guest_has_a_case() {
     let built: Vec<String> = std::fs::read_dir(root().join("target").join("guests"))
         .expect("target/guests exists: run `cargo xtask guests`")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|n| Some(n.strip_prefix("hostile-")?.strip_suffix(".wasm")?.to_string()))
+        .filter_map(|n| {
+            Some(
+                n.strip_prefix("hostile-")?
+                    .strip_suffix(".wasm")?
+                    .to_string(),
+            )
+        })
         .collect();
     assert!(!built.is_empty());
     for attack in built {
@@ -109,7 +124,9 @@ fn hostile_guests_between_tenants_leave_every_report_as_a_clean_run_writes_it() 
     let mixed = tempfile::tempdir().unwrap();
     let reports = ReportDir::new(mixed.path());
     // A previous night's report for the hospital, which the hostile runs must not touch.
-    reports.publish("hospital", b"{\"night\":\"previous\"}").unwrap();
+    reports
+        .publish("hospital", b"{\"night\":\"previous\"}")
+        .unwrap();
     for (attack, _) in CASES {
         if let Ok(outcome) = run_hostile(attack) {
             publish_all(&reports, &outcome);

@@ -18,7 +18,10 @@ fn each_tenant_transform_reproduces_the_seed_figures_under_its_own_scopes() {
             expected_report(tenant)
         );
         assert!(
-            outcome.events.iter().all(|e| e.decision == Decision::Allowed),
+            outcome
+                .events
+                .iter()
+                .all(|e| e.decision == Decision::Allowed),
             "{tenant}: a tenant's own calls are all allowed"
         );
     }
@@ -42,7 +45,10 @@ fn figures_follow_the_data_not_a_constant() {
     .unwrap();
     drop(conn);
     let outcome = sluice_tests::transform("hospital").run(sluice_sandbox::RunRequest {
-        writ: writ("hospital", &["read:analytics:hospital", "write:reports:hospital"]),
+        writ: writ(
+            "hospital",
+            &["read:analytics:hospital", "write:reports:hospital"],
+        ),
         budget: Budget::default(),
         datasets: std::sync::Arc::new(sluice_pipeline::SqliteSource::new(dir.path())),
         params: vec![],
@@ -64,7 +70,11 @@ fn probe_under_hospital_scopes_is_blocked_from_bank_and_retail_and_allowed_its_o
         "probe",
         "hospital",
         Budget::default(),
-        &[("read-tenant", "bank"), ("write-tenant", "retail"), ("read-dataset", "transactions")],
+        &[
+            ("read-tenant", "bank"),
+            ("write-tenant", "retail"),
+            ("read-dataset", "transactions"),
+        ],
     );
     assert!(outcome.is_ok(), "{:?}", outcome.result);
     let decisions: Vec<(HostCall, &str, Decision)> = outcome
@@ -75,11 +85,31 @@ fn probe_under_hospital_scopes_is_blocked_from_bank_and_retail_and_allowed_its_o
     assert_eq!(
         decisions,
         [
-            (HostCall::DatasetsOpen, "read:analytics:bank", Decision::Blocked),
-            (HostCall::ReportsCreate, "write:reports:retail", Decision::Blocked),
-            (HostCall::DatasetsList, "read:analytics:hospital", Decision::Allowed),
-            (HostCall::DatasetsOpen, "read:analytics:hospital", Decision::Allowed),
-            (HostCall::DatasetNextBatch, "read:analytics:hospital", Decision::Allowed),
+            (
+                HostCall::DatasetsOpen,
+                "read:analytics:bank",
+                Decision::Blocked
+            ),
+            (
+                HostCall::ReportsCreate,
+                "write:reports:retail",
+                Decision::Blocked
+            ),
+            (
+                HostCall::DatasetsList,
+                "read:analytics:hospital",
+                Decision::Allowed
+            ),
+            (
+                HostCall::DatasetsOpen,
+                "read:analytics:hospital",
+                Decision::Allowed
+            ),
+            (
+                HostCall::DatasetNextBatch,
+                "read:analytics:hospital",
+                Decision::Allowed
+            ),
         ]
     );
     // The probe reads nothing of the bank's: only the hospital's rows were counted.
@@ -88,7 +118,8 @@ fn probe_under_hospital_scopes_is_blocked_from_bank_and_retail_and_allowed_its_o
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let log = AuditLog::open(&path).unwrap();
-    log.record_gate_events(&outcome.writ, &outcome.events).unwrap();
+    log.record_gate_events(&outcome.writ, &outcome.events)
+        .unwrap();
     assert_eq!(audit::verify(&path).unwrap(), Verdict::Intact(5));
     let entries = audit::read_entries(&path).unwrap();
     assert_eq!(entries[0]["decision"], "BLOCKED");
@@ -143,7 +174,10 @@ fn wildcard_identifier_in_held_scope_covers_every_tenant() {
 
 #[test]
 fn revoked_agent_is_denied_even_for_its_own_data() {
-    let w = writ("hospital", &["read:analytics:hospital", "write:reports:hospital"]);
+    let w = writ(
+        "hospital",
+        &["read:analytics:hospital", "write:reports:hospital"],
+    );
     w.revoked.store(true, Ordering::Release);
     let outcome = run_with("hospital", w, Budget::default(), &[]);
     let failure = outcome.result.unwrap_err();
@@ -191,5 +225,8 @@ fn published_reports_are_the_staged_bytes() {
         .publish(&outcome.staged[0].tenant, &outcome.staged[0].bytes)
         .unwrap();
     assert_eq!(path, dir.path().join("bank").join("latest.json"));
-    assert_eq!(std::fs::read_to_string(path).unwrap(), expected_report("bank"));
+    assert_eq!(
+        std::fs::read_to_string(path).unwrap(),
+        expected_report("bank")
+    );
 }

@@ -55,7 +55,9 @@ fn instantiation() {
 }
 
 fn gated_calls() {
-    println!("## Gated guest-to-host call (dataset.next-batch on a drained cursor: gate + audit record)");
+    println!(
+        "## Gated guest-to-host call (dataset.next-batch on a drained cursor: gate + audit record)"
+    );
     let transform = Sandbox::new(SandboxOptions::default())
         .and_then(|s| s.load_file(&guest("probe")))
         .expect("load probe");
@@ -89,14 +91,18 @@ fn gated_calls() {
 }
 
 fn bank_native(source: &SqliteSource) -> bank_figures::BankTotals {
-    let mut cursor = source.open("bank", "analytics", "transactions").expect("open");
+    let mut cursor = source
+        .open("bank", "analytics", "transactions")
+        .expect("open");
     let schema = cursor.schema().to_vec();
     let col = |name: &str| schema.iter().position(|c| c.name == name).expect("column");
     let (balance, fraud) = (col("balance_cents"), col("is_fraud"));
     let mut totals = bank_figures::BankTotals::default();
     while let Some(batch) = cursor.next_batch(16_384).expect("batch") {
-        let (sluice_sandbox::ColumnValues::Int64(cents), sluice_sandbox::ColumnValues::Boolean(flags)) =
-            (&batch.columns[balance].values, &batch.columns[fraud].values)
+        let (
+            sluice_sandbox::ColumnValues::Int64(cents),
+            sluice_sandbox::ColumnValues::Boolean(flags),
+        ) = (&batch.columns[balance].values, &batch.columns[fraud].values)
         else {
             panic!("unexpected column types");
         };
@@ -106,7 +112,9 @@ fn bank_native(source: &SqliteSource) -> bank_figures::BankTotals {
 }
 
 fn bank_guest_vs_native() {
-    println!("## Bank transform over 2.4 M rows, SQLite read included: WebAssembly guest vs native");
+    println!(
+        "## Bank transform over 2.4 M rows, SQLite read included: WebAssembly guest vs native"
+    );
     let source = SqliteSource::new(demo_data());
     let transform = Sandbox::new(SandboxOptions::default())
         .and_then(|s| s.load_file(&guest("bank")))

@@ -16,7 +16,10 @@ pub fn root() -> PathBuf {
 
 /// `target/guests/<name>.wasm`, which `cargo xtask guests` builds.
 pub fn guest(name: &str) -> PathBuf {
-    let path = root().join("target").join("guests").join(format!("{name}.wasm"));
+    let path = root()
+        .join("target")
+        .join("guests")
+        .join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
         "{} is missing: run `cargo xtask guests` before the tests",

@@ -23,8 +23,14 @@ impl Transform for Bank {
 
         let figures = Figures::new()
             .add("transactions", fmt::compact(totals.transactions))
-            .add("avg_balance", fmt::dollars(totals.balance_cents, totals.balances, 0))
-            .add("fraud_rate", fmt::percent(totals.frauds, totals.transactions, 2));
+            .add(
+                "avg_balance",
+                fmt::dollars(totals.balance_cents, totals.balances, 0),
+            )
+            .add(
+                "fraud_rate",
+                fmt::percent(totals.frauds, totals.transactions, 2),
+            );
         Report::create(&me.tenant)?.write_json(&figures.to_json(&me.tenant))?;
         Ok(figures.into_summary())
     }

@@ -23,7 +23,11 @@ impl Transform for Hospital {
             readmits += flags.iter().filter(|&&r| r).count() as u64;
         }
 
-        let avg_stay = if stays == 0 { 0.0 } else { stay_total / stays as f64 };
+        let avg_stay = if stays == 0 {
+            0.0
+        } else {
+            stay_total / stays as f64
+        };
         let figures = Figures::new()
             .add("patient_visits", fmt::thousands(rows))
             .add("avg_stay", format!("{avg_stay:.1} days"))

@@ -48,14 +48,19 @@ fn attack() -> Result<Summary, RunError> {
 /// Imports `wasi:filesystem`: the host must refuse to load it at all.
 #[cfg(feature = "filesystem")]
 fn attack() -> Result<Summary, RunError> {
-    let secrets = std::fs::read_to_string("/etc/passwd").map_err(|e| RunError::Failed(e.to_string()))?;
-    Err(RunError::Failed(format!("read {} bytes of /etc/passwd", secrets.len())))
+    let secrets =
+        std::fs::read_to_string("/etc/passwd").map_err(|e| RunError::Failed(e.to_string()))?;
+    Err(RunError::Failed(format!(
+        "read {} bytes of /etc/passwd",
+        secrets.len()
+    )))
 }
 
 /// Imports `wasi:sockets`: the host must refuse to load it at all.
 #[cfg(feature = "sockets")]
 fn attack() -> Result<Summary, RunError> {
-    let stream = std::net::TcpStream::connect("127.0.0.1:8080").map_err(|e| RunError::Failed(e.to_string()))?;
+    let stream = std::net::TcpStream::connect("127.0.0.1:8080")
+        .map_err(|e| RunError::Failed(e.to_string()))?;
     Err(RunError::Failed(format!("connected: {stream:?}")))
 }
 
@@ -70,7 +75,8 @@ fn attack() -> Result<Summary, RunError> {
 /// Commits a bogus report of its own, then panics: the commit must not be published.
 #[cfg(feature = "trap-after-commit")]
 fn attack() -> Result<Summary, RunError> {
-    sluice_guest::Report::create("hospital")?.write_json("{\"tenant\":\"hospital\",\"figures\":{}}")?;
+    sluice_guest::Report::create("hospital")?
+        .write_json("{\"tenant\":\"hospital\",\"figures\":{}}")?;
     panic!("transform crashed after committing");
 }
 

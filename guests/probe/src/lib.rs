@@ -39,7 +39,9 @@ fn gated_calls(params: &Params, tenant: &str, resource: &str) -> Result<Summary,
     for _ in 0..calls {
         dataset.next_batch()?;
     }
-    Ok(Figures::new().add("gated_calls", calls.to_string()).into_summary())
+    Ok(Figures::new()
+        .add("gated_calls", calls.to_string())
+        .into_summary())
 }
 
 impl Transform for Probe {

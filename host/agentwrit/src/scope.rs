@@ -47,9 +47,7 @@ impl Scope {
         let scope = Scope::parse(&format!("{action}:{resource}:{identifier}"))?;
         if scope.action() != action || scope.resource() != resource {
             // A colon inside `action` or `resource` would shift the parts.
-            return Err(ScopeError {
-                input: scope.text,
-            });
+            return Err(ScopeError { input: scope.text });
         }
         Ok(scope)
     }
@@ -130,16 +128,34 @@ mod tests {
 
     #[test]
     fn parse_accepts_three_non_empty_parts() {
-        for ok in ["read:data:x", "a:b:c:d", "*:*:*", " read:data:x", "read:data:cust*"] {
+        for ok in [
+            "read:data:x",
+            "a:b:c:d",
+            "*:*:*",
+            " read:data:x",
+            "read:data:cust*",
+        ] {
             assert!(Scope::parse(ok).is_ok(), "{ok} should parse");
         }
         let s = Scope::parse("a:b:c:d").unwrap();
-        assert_eq!((s.action(), s.resource(), s.identifier()), ("a", "b", "c:d"));
+        assert_eq!(
+            (s.action(), s.resource(), s.identifier()),
+            ("a", "b", "c:d")
+        );
     }
 
     #[test]
     fn parse_rejects_missing_or_empty_parts() {
-        for bad in ["", "read", "read:data", "read::x", ":a:b", "a:b:", "::", "a::"] {
+        for bad in [
+            "",
+            "read",
+            "read:data",
+            "read::x",
+            ":a:b",
+            "a:b:",
+            "::",
+            "a::",
+        ] {
             let err = Scope::parse(bad).unwrap_err();
             assert_eq!(
                 err.to_string(),
@@ -173,10 +189,22 @@ mod tests {
 
     #[test]
     fn different_tenant_identifier_is_not_covered() {
-        assert!(!scope_covers("read:analytics:hospital", "read:analytics:bank"));
-        assert!(!scope_covers("write:reports:hospital", "write:reports:retail"));
-        assert!(!scope_covers("read:analytics:hospital", "write:analytics:hospital"));
-        assert!(!scope_covers("read:analytics:hospital", "read:reports:hospital"));
+        assert!(!scope_covers(
+            "read:analytics:hospital",
+            "read:analytics:bank"
+        ));
+        assert!(!scope_covers(
+            "write:reports:hospital",
+            "write:reports:retail"
+        ));
+        assert!(!scope_covers(
+            "read:analytics:hospital",
+            "write:analytics:hospital"
+        ));
+        assert!(!scope_covers(
+            "read:analytics:hospital",
+            "read:reports:hospital"
+        ));
     }
 
     #[test]

@@ -10,11 +10,18 @@ use crate::exit;
 pub fn verify(args: AuditFileArgs) -> anyhow::Result<u8> {
     match verify_chain(&args.file)? {
         Verdict::Intact(count) => {
-            println!("OK: {} entries, chain intact ({})", count, args.file.display());
+            println!(
+                "OK: {} entries, chain intact ({})",
+                count,
+                args.file.display()
+            );
             Ok(exit::OK)
         }
         Verdict::Broken { line, reason } => {
-            println!("BROKEN at entry {line} of {}: {reason}", args.file.display());
+            println!(
+                "BROKEN at entry {line} of {}: {reason}",
+                args.file.display()
+            );
             Ok(exit::FAILED)
         }
     }
@@ -26,11 +33,16 @@ fn text<'a>(entry: &'a serde_json::Map<String, Value>, key: &str) -> &'a str {
 
 pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
     for entry in read_entries(&args.file)? {
-        if args.tenant.as_deref().is_some_and(|t| text(&entry, "tenant") != t) {
+        if args
+            .tenant
+            .as_deref()
+            .is_some_and(|t| text(&entry, "tenant") != t)
+        {
             continue;
         }
         let decision = text(&entry, "decision");
-        let denied = matches!(decision, "BLOCKED" | "REVOKED") || text(&entry, "outcome") == "denied";
+        let denied =
+            matches!(decision, "BLOCKED" | "REVOKED") || text(&entry, "outcome") == "denied";
         if args.denied && !denied {
             continue;
         }

@@ -17,9 +17,15 @@ pub fn gate_events(writ: &Writ, events: &[GateEvent], indent: &str) {
         let e = &events[i];
         let run = events[i..]
             .iter()
-            .take_while(|o| o.call == e.call && o.required == e.required && o.decision == e.decision)
+            .take_while(|o| {
+                o.call == e.call && o.required == e.required && o.decision == e.decision
+            })
             .count();
-        let times = if run > 1 { format!(" ×{run}") } else { String::new() };
+        let times = if run > 1 {
+            format!(" ×{run}")
+        } else {
+            String::new()
+        };
         println!(
             "{indent}[{}] {}{times} on {}",
             e.decision.as_str(),
@@ -27,7 +33,10 @@ pub fn gate_events(writ: &Writ, events: &[GateEvent], indent: &str) {
             e.required
         );
         if e.decision != Decision::Allowed {
-            println!("{indent}          Required: {}", scope_list(&[e.required.as_str()]));
+            println!(
+                "{indent}          Required: {}",
+                scope_list(&[e.required.as_str()])
+            );
             println!("{indent}          Held:     {held}");
         }
         i += run;

@@ -45,7 +45,10 @@ pub fn run(args: TryArgs) -> anyhow::Result<u8> {
         Err(failure) => {
             println!("   [FAILED]  {failure}");
             println!("   [LOAD]     nothing written; previous reports left as they were");
-            eprintln!("sluice: transform {} failed: {failure}", run.component.display());
+            eprintln!(
+                "sluice: transform {} failed: {failure}",
+                run.component.display()
+            );
             Ok(exit::FAILED)
         }
     }

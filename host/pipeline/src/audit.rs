@@ -61,7 +61,9 @@ fn canonical(value: &Value) -> String {
 fn entry_hash(entry: &Map<String, Value>) -> String {
     let mut unhashed = entry.clone();
     unhashed.remove("hash");
-    hex::encode(Sha256::digest(canonical(&Value::Object(unhashed)).as_bytes()))
+    hex::encode(Sha256::digest(
+        canonical(&Value::Object(unhashed)).as_bytes(),
+    ))
 }
 
 impl AuditLog {
@@ -201,7 +203,12 @@ pub fn verify(path: &Path) -> anyhow::Result<Verdict> {
     for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line_no = index as u64 + 1;
         let line = line.with_context(|| format!("reading {}", path.display()))?;
-        let broken = |reason: String| Ok(Verdict::Broken { line: line_no, reason });
+        let broken = |reason: String| {
+            Ok(Verdict::Broken {
+                line: line_no,
+                reason,
+            })
+        };
         let entry = match serde_json::from_slice::<Value>(&line) {
             Ok(Value::Object(map)) => map,
             _ => return broken("not a JSON object: edited or cut short".into()),
@@ -213,7 +220,10 @@ pub fn verify(path: &Path) -> anyhow::Result<Verdict> {
             ));
         }
         if entry.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
-            return broken("does not link to the previous entry's hash: entries were deleted or reordered".into());
+            return broken(
+                "does not link to the previous entry's hash: entries were deleted or reordered"
+                    .into(),
+            );
         }
         let hash = entry_hash(&entry);
         if entry.get("hash").and_then(Value::as_str) != Some(hash.as_str()) {
@@ -299,13 +309,19 @@ mod tests {
         let mut l = lines(&path);
         l.remove(1);
         write(&path, &l);
-        assert!(matches!(verify(&path).unwrap(), Verdict::Broken { line: 2, .. }));
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verdict::Broken { line: 2, .. }
+        ));
 
         let path = sample(&dir.path().join("b"));
         let mut l = lines(&path);
         l.swap(1, 2);
         write(&path, &l);
-        assert!(matches!(verify(&path).unwrap(), Verdict::Broken { line: 2, .. }));
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verdict::Broken { line: 2, .. }
+        ));
     }
 
     #[test]

@@ -45,11 +45,7 @@ pub fn parse_scopes(scopes: &[String]) -> anyhow::Result<Vec<Scope>> {
 /// (unreadable component, bad scope, unwritable audit); a failing transform is in the outcome.
 pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
     let held = parse_scopes(&run.scopes)?;
-    let audit = run
-        .audit
-        .as_ref()
-        .map(AuditLog::open)
-        .transpose()?;
+    let audit = run.audit.as_ref().map(AuditLog::open).transpose()?;
     let sandbox = Sandbox::new(SandboxOptions {
         pooling_slots: None,
         max_memory_bytes: run.budget.memory_bytes,
@@ -88,5 +84,7 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
 
 /// The component path `target/guests/<name>.wasm` relative to `root`.
 pub fn guest_path(root: &Path, name: &str) -> PathBuf {
-    root.join("target").join("guests").join(format!("{name}.wasm"))
+    root.join("target")
+        .join("guests")
+        .join(format!("{name}.wasm"))
 }

@@ -160,7 +160,13 @@ fn seed_hospital(dir: &Path, n: u64) -> anyhow::Result<PathBuf> {
         );",
     )?;
     let mut rng = Rng(0x405_917A1);
-    let wards = ["cardiology", "oncology", "maternity", "orthopedics", "emergency"];
+    let wards = [
+        "cardiology",
+        "oncology",
+        "maternity",
+        "orthopedics",
+        "emergency",
+    ];
     let readmits = (n * 41 + 500) / 1000; // 4.1%, rounded to a whole visit
     let stride = stride_for(n);
     // Every 100th visit is still open; the rest have a length of stay in tenths of a day.
@@ -273,7 +279,10 @@ mod tests {
         for n in [12_847u64, 1_000, 847_000] {
             let stride = stride_for(n);
             let want = n / 10;
-            assert_eq!((0..n).filter(|&i| flagged(i, n, want, stride)).count() as u64, want);
+            assert_eq!(
+                (0..n).filter(|&i| flagged(i, n, want, stride)).count() as u64,
+                want
+            );
         }
     }
 

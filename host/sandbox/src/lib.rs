@@ -24,7 +24,7 @@ pub use host::datasets::MAX_BATCH_ROWS;
 pub use output::{LogLevel, LogLine, MAX_MESSAGE_BYTES};
 pub use runtime::{RunFailure, RunOutcome, RunRequest, Sandbox, SandboxOptions, Transform};
 pub use source::{
-    Batch, Column, ColumnData, ColumnType, ColumnValues, DatasetCursor, DatasetSource,
-    NoDatasets, SourceError, batch_bytes,
+    Batch, Column, ColumnData, ColumnType, ColumnValues, DatasetCursor, DatasetSource, NoDatasets,
+    SourceError, batch_bytes,
 };
 pub use state::StagedReport;

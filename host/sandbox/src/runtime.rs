@@ -129,7 +129,9 @@ impl Sandbox {
             .linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("'{name}' cannot be linked against Sluice's host functions"))?;
+            .with_context(|| {
+                format!("'{name}' cannot be linked against Sluice's host functions")
+            })?;
         let pre = TransformPre::new(pre)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("'{name}' does not export the sluice:etl/transform world"))?;
@@ -240,7 +242,9 @@ impl Transform {
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.memory);
-        self.pre.instantiate(&mut store).map_err(anyhow::Error::from)?;
+        self.pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)?;
         Ok(())
     }
 

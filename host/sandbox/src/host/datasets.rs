@@ -76,7 +76,8 @@ impl datasets::HostDataset for HostState {
     ) -> Result<Option<Batch>, HostError> {
         self.enter()?;
         let open = self.table.get_mut(&dataset)?;
-        self.gate.check(HostCall::DatasetNextBatch, &open.required)?;
+        self.gate
+            .check(HostCall::DatasetNextBatch, &open.required)?;
         let Some(batch) = open
             .cursor
             .next_batch(max_rows.clamp(1, MAX_BATCH_ROWS) as usize)?

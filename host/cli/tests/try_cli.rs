@@ -1,0 +1,181 @@
+//! `sluice try` as a user runs it: the real binary, real guests, real SQLite data.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sluice_tests::{demo_data, expected_report, guest};
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .expect("running sluice")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn try_args<'a>(
+    component: &'a str,
+    tenant: &'a str,
+    reports: &'a Path,
+    extra: &[&'a str],
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "try".into(),
+        component.into(),
+        "--tenant".into(),
+        tenant.into(),
+        "--scope".into(),
+        format!("read:analytics:{tenant}"),
+        "--scope".into(),
+        format!("write:reports:{tenant}"),
+        "--data".into(),
+        demo_data().display().to_string(),
+        "--reports".into(),
+        reports.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn run(args: &[String]) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sluice(&args)
+}
+
+#[test]
+fn try_writes_the_tenant_report_and_exits_zero() {
+    let reports = tempfile::tempdir().unwrap();
+    let component = guest("retail").display().to_string();
+    let out = run(&try_args(&component, "retail", reports.path(), &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "[RESULT]  ok: {'orders': '847K', 'avg_order': '$67.30', 'return_rate': '8.4%'}"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(reports.path().join("retail/latest.json")).unwrap(),
+        expected_report("retail")
+    );
+}
+
+#[test]
+fn cross_tenant_probe_prints_blocked_with_required_and_held_and_audits_it() {
+    let reports = tempfile::tempdir().unwrap();
+    let audit = reports.path().join("audit.jsonl");
+    let audit_s = audit.display().to_string();
+    let component = guest("probe").display().to_string();
+    let out = run(&try_args(
+        &component,
+        "hospital",
+        reports.path(),
+        &[
+            "--audit",
+            &audit_s,
+            "--param",
+            "read-tenant=bank",
+            "--param",
+            "write-tenant=retail",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for want in [
+        "[BLOCKED] datasets.open on read:analytics:bank\n             Required: ['read:analytics:bank']\n             Held:     ['read:analytics:hospital', 'write:reports:hospital']",
+        "[BLOCKED] reports.create on write:reports:retail\n             Required: ['write:reports:retail']\n             Held:     ['read:analytics:hospital', 'write:reports:hospital']",
+        "[ALLOWED] datasets.open on read:analytics:hospital",
+    ] {
+        assert!(stdout.contains(want), "missing\n{want}\nin\n{stdout}");
+    }
+
+    let verify = sluice(&["audit", "verify", &audit_s]);
+    assert_eq!(verify.status.code(), Some(0));
+    assert!(text(&verify.stdout).starts_with("OK: 5 entries, chain intact"));
+    let denied = text(&sluice(&["audit", "show", &audit_s, "--denied"]).stdout);
+    assert_eq!(denied.lines().count(), 2, "{denied}");
+    assert!(denied.contains("BLOCKED  datasets.open requires read:analytics:bank"));
+    assert!(denied.contains("BLOCKED  reports.create requires write:reports:retail"));
+}
+
+#[test]
+fn failing_transform_exits_one_with_the_cause_on_one_line_and_keeps_the_old_report() {
+    let reports = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(reports.path().join("hospital")).unwrap();
+    std::fs::write(reports.path().join("hospital/latest.json"), "{\"old\":1}").unwrap();
+    let component = guest("hostile-trap-after-commit").display().to_string();
+    let out = run(&try_args(&component, "hospital", reports.path(), &[]));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "panicked at guests/hostile/src/lib.rs:74:5: transform crashed after committing"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(reports.path().join("hospital/latest.json")).unwrap(),
+        "{\"old\":1}"
+    );
+}
+
+#[test]
+fn component_with_forbidden_imports_is_refused_naming_them() {
+    let reports = tempfile::tempdir().unwrap();
+    let component = guest("hostile-sockets").display().to_string();
+    let out = run(&try_args(&component, "hospital", reports.path(), &[]));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("wasi:sockets/tcp@0.2.6"), "{stderr}");
+    assert!(stderr.contains("which Sluice does not provide"), "{stderr}");
+}
+
+#[test]
+fn bad_scope_is_a_usage_error_naming_it() {
+    let reports = tempfile::tempdir().unwrap();
+    let component = guest("hospital").display().to_string();
+    let out = sluice(&[
+        "try",
+        &component,
+        "--tenant",
+        "hospital",
+        "--scope",
+        "read:analytics",
+        "--data",
+        "x",
+        "--reports",
+        &reports.path().display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "sluice: invalid scope 'read:analytics': expected action:resource:identifier with three non-empty parts\n"
+    );
+}
+
+#[test]
+fn missing_component_says_how_to_build_it() {
+    let out = sluice(&[
+        "try",
+        "nope.wasm",
+        "--tenant",
+        "t",
+        "--data",
+        "d",
+        "--reports",
+        "r",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "sluice: reading transform 'nope.wasm': build guests with `cargo xtask guests`"
+        ),
+        "{stderr}"
+    );
+}
