@@ -1,0 +1,107 @@
+//! What wraps every request, outermost first as in the real broker (contract 1.2): request id,
+//! 1 MiB body limit, security headers, then the router; and the rendering of problem bodies.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+
+use crate::problem::ApiError;
+use crate::state::random_hex;
+
+/// The 1 MiB request body limit; exactly 1 MiB is accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+pub async fn envelope(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| random_hex(8), str::to_string);
+
+    let (parts, body) = request.into_parts();
+    let too_large = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > MAX_BODY);
+    let body = if too_large {
+        Err(true)
+    } else {
+        to_bytes(body, MAX_BODY).await.map_err(|e| {
+            let mut source: Option<&dyn std::error::Error> = Some(&e);
+            let mut limit = false;
+            while let Some(s) = source {
+                limit |= s.to_string().contains("length limit exceeded");
+                source = s.source();
+            }
+            limit
+        })
+    };
+    let bytes = match body {
+        Ok(bytes) => bytes,
+        Err(limit) => {
+            let error = if limit {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body must not exceed 1 MB",
+                )
+            } else {
+                ApiError::bad_request("failed to read request body")
+            };
+            // The body limit sits outside the security headers: a 413 carries only the id.
+            let mut response = problem_response(&error, &path, &request_id);
+            set_request_id(&mut response, &request_id);
+            return response;
+        }
+    };
+    let mut response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+        response = problem_response(&error, &path, &request_id);
+    }
+    let headers = response.headers_mut();
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    set_request_id(&mut response, &request_id);
+    response
+}
+
+fn set_request_id(response: &mut Response, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+}
+
+fn problem_response(error: &ApiError, path: &str, request_id: &str) -> Response {
+    let mut response = Response::new(Body::from(error.body(path, request_id)));
+    *response.status_mut() = error.status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// Decodes a request body the way the broker's Go handlers do: the first JSON value is read,
+/// unknown members and trailing bytes are ignored, `null` means "all members empty", wrong types
+/// and empty bodies fail.
+pub fn decode<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
+    match values.next() {
+        Some(Ok(serde_json::Value::Null)) => Ok(T::default()),
+        Some(Ok(value)) => serde_json::from_value(value).map_err(|_| ApiError::malformed()),
+        _ => Err(ApiError::malformed()),
+    }
+}
