@@ -117,7 +117,12 @@ impl Agent {
         }
         let renewed: Renewed = self
             .http
-            .json(Method::POST, "v1/token/renew", Some(&self.access_token), None)
+            .json(
+                Method::POST,
+                "v1/token/renew",
+                Some(&self.access_token),
+                None,
+            )
             .await?;
         self.access_token = AccessToken::new(renewed.access_token);
         self.expires_in = renewed.expires_in;
@@ -132,7 +137,12 @@ impl Agent {
             return Ok(());
         }
         self.http
-            .send(Method::POST, "v1/token/release", Some(&self.access_token), None)
+            .send(
+                Method::POST,
+                "v1/token/release",
+                Some(&self.access_token),
+                None,
+            )
             .await?;
         self.released = true;
         Ok(())
@@ -154,7 +164,12 @@ impl Agent {
         }
         let delegated: Delegated = self
             .http
-            .json(Method::POST, "v1/delegate", Some(&self.access_token), Some(&body))
+            .json(
+                Method::POST,
+                "v1/delegate",
+                Some(&self.access_token),
+                Some(&body),
+            )
             .await?;
         Ok(DelegatedToken {
             access_token: AccessToken::new(delegated.access_token),

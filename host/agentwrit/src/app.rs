@@ -215,7 +215,8 @@ impl AgentWritApp {
             .await?;
         let challenge: Challenge = http.json(Method::GET, "v1/challenge", None, None).await?;
         // The broker verifies the signature over the hex-decoded nonce (raw text if not hex).
-        let message = hex::decode(&challenge.nonce).unwrap_or_else(|_| challenge.nonce.clone().into_bytes());
+        let message =
+            hex::decode(&challenge.nonce).unwrap_or_else(|_| challenge.nonce.clone().into_bytes());
         let signature = key.sign(&message);
         let registration: Registration = http
             .json(

@@ -122,7 +122,11 @@ impl Error {
         self.problem().map(|p| p.status)
     }
 
-    pub(crate) fn from_status(status: u16, problem: ProblemDetail, retry_after: Option<Duration>) -> Error {
+    pub(crate) fn from_status(
+        status: u16,
+        problem: ProblemDetail,
+        retry_after: Option<Duration>,
+    ) -> Error {
         match status {
             401 => Error::Authentication(problem),
             403 => Error::Authorization(problem),

@@ -54,7 +54,10 @@ mod tests {
     fn debug_never_shows_the_value() {
         let s = ClientSecret::new("hunter2-very-secret");
         assert_eq!(format!("{s:?}"), "ClientSecret([redacted])");
-        assert_eq!(format!("{:?}", AccessToken::new("eyJ.x.y")), "AccessToken([redacted])");
+        assert_eq!(
+            format!("{:?}", AccessToken::new("eyJ.x.y")),
+            "AccessToken([redacted])"
+        );
         assert_eq!(s.secret(), "hunter2-very-secret");
     }
 }

@@ -24,6 +24,9 @@ pub enum Command {
     /// Manage tenant data.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Run an AgentWrit-compatible broker for development.
+    #[command(subcommand)]
+    Broker(BrokerCommand),
     /// Inspect an audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -134,4 +137,26 @@ pub struct AuditShowArgs {
     /// Only denials (BLOCKED/REVOKED decisions, refused commits).
     #[arg(long)]
     pub denied: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BrokerCommand {
+    /// Start the embedded dev broker on loopback and print the AGENTWRIT_* variables to use.
+    Dev(BrokerDevArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BrokerDevArgs {
+    /// Loopback address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Directory for apps, revocations, the audit chain, the signing key and the admin secret.
+    #[arg(long, default_value = ".sluice/broker")]
+    pub state: PathBuf,
+    /// Register (or reuse) an app with this name and print its credentials.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// The app's scope ceiling (repeat); default read:analytics:* write:reports:*.
+    #[arg(long = "ceiling", value_name = "SCOPE")]
+    pub ceiling: Vec<String>,
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod audit_cmd;
+mod broker_cmd;
 mod data_cmd;
 mod print;
 mod try_cmd;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
 fn run(cli: args::Cli) -> anyhow::Result<u8> {
     match cli.command {
         args::Command::Try(a) => try_cmd::run(a),
+        args::Command::Broker(args::BrokerCommand::Dev(a)) => broker_cmd::dev(a),
         args::Command::Data(args::DataCommand::Seed(a)) => data_cmd::seed(a),
         args::Command::Audit(args::AuditCommand::Verify(a)) => audit_cmd::verify(a),
         args::Command::Audit(args::AuditCommand::Show(a)) => audit_cmd::show(a),

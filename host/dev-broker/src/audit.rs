@@ -147,7 +147,13 @@ mod tests {
 
     #[test]
     fn sanitize_redacts_only_keyed_secrets() {
-        assert_eq!(sanitize("client_secret=abc"), "client_secret=***REDACTED***");
-        assert_eq!(sanitize("admin authenticated as admin"), "admin authenticated as admin");
+        assert_eq!(
+            sanitize("client_secret=abc"),
+            "client_secret=***REDACTED***"
+        );
+        assert_eq!(
+            sanitize("admin authenticated as admin"),
+            "admin authenticated as admin"
+        );
     }
 }

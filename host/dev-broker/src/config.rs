@@ -51,6 +51,10 @@ impl BrokerConfig {
     /// Clamps a TTL by `max_ttl` (and replaces a non-positive one by `default_ttl`).
     pub(crate) fn clamp_ttl(&self, ttl: i64) -> i64 {
         let ttl = if ttl <= 0 { self.default_ttl } else { ttl };
-        if self.max_ttl > 0 { ttl.min(self.max_ttl) } else { ttl }
+        if self.max_ttl > 0 {
+            ttl.min(self.max_ttl)
+        } else {
+            ttl
+        }
     }
 }

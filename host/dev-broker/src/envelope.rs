@@ -61,12 +61,17 @@ pub async fn envelope(request: Request, next: Next) -> Response {
             return response;
         }
     };
-    let mut response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let mut response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         response = problem_response(&error, &path, &request_id);
     }
     let headers = response.headers_mut();
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     set_request_id(&mut response, &request_id);

@@ -179,7 +179,9 @@ mod tests {
         assert!(String::from_utf8(payload).unwrap().starts_with(
             r#"{"iss":"","sub":"spiffe://agentwrit.local/agent/o/t/0011223344556677","exp":400,"nbf":100,"iat":100,"jti":"#
         ));
-        let header = URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+        let header = URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap();
         assert_eq!(
             String::from_utf8(header).unwrap(),
             format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{}"}}"#, keys.kid)
@@ -192,7 +194,10 @@ mod tests {
         let keys = Keys::generate();
         let token = sign(&keys, &claims(400));
         assert_eq!(verify(&keys, &token, "", 401), Err(Invalid::Expired));
-        assert_eq!(verify(&Keys::generate(), &token, "", 100), Err(Invalid::KeyId));
+        assert_eq!(
+            verify(&Keys::generate(), &token, "", 100),
+            Err(Invalid::KeyId)
+        );
         let mut tampered = token.clone();
         tampered.pop();
         tampered.push(if token.ends_with('A') { 'B' } else { 'A' });

@@ -30,8 +30,12 @@ impl Keys {
         if path.exists() {
             let pem = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("reading signing key {}: {e}", path.display()))?;
-            let signing = SigningKey::from_pkcs8_pem(&pem)
-                .map_err(|e| anyhow::anyhow!("signing key {} is not an Ed25519 PKCS#8 PEM: {e}", path.display()))?;
+            let signing = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
+                anyhow::anyhow!(
+                    "signing key {} is not an Ed25519 PKCS#8 PEM: {e}",
+                    path.display()
+                )
+            })?;
             return Ok(Keys::from_signing(signing));
         }
         let keys = Keys::generate();

@@ -7,6 +7,7 @@
 mod audit;
 mod auth;
 mod config;
+mod dev;
 mod envelope;
 mod jwt;
 mod keys;
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 
 pub use audit::{AuditEvent, first_broken};
 pub use config::BrokerConfig;
+pub use dev::{AppCredentials, ensure_app, start_with_app};
 pub use state::BrokerState;
 
 /// Builds the broker's state from `config`: the signing key, the admin secret's hash, and what a
@@ -36,6 +38,10 @@ pub fn broker_state(config: BrokerConfig) -> anyhow::Result<Arc<BrokerState>> {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("creating broker state {}: {e}", dir.display()))?;
+            // The state holds the signing key, secret hashes and the audit log: owner only.
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| anyhow::anyhow!("securing broker state {}: {e}", dir.display()))?;
             (
                 keys::Keys::load_or_create(&dir.join("signing.key"))?,
                 store::Store::open(Some(&dir.join("broker.db")))?,
@@ -56,8 +62,7 @@ pub fn load_or_create_admin_secret(dir: &Path) -> anyhow::Result<AdminSecret> {
         anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
         return Ok(AdminSecret::new(secret));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     let secret = state::random_hex(32);
     store::write_private_file(&path, format!("{secret}\n").as_bytes())?;
     Ok(AdminSecret::new(secret))
@@ -79,8 +84,8 @@ impl DevBroker {
             .await
             .map_err(|e| anyhow::anyhow!("binding the dev broker to {addr}: {e}"))?;
         let addr = listener.local_addr()?;
-        let app = routes::router(Arc::clone(&state))
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app =
+            routes::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)

@@ -195,7 +195,9 @@ impl BrokerState {
             .audit_events
             .entry(event.event_type.clone())
             .or_default() += 1;
-        let _ = self.store().insert_audit(mem.audit.len() as u64 + 1, &event);
+        let _ = self
+            .store()
+            .insert_audit(mem.audit.len() as u64 + 1, &event);
         mem.audit.push(event);
     }
 
@@ -218,7 +220,11 @@ impl BrokerState {
         claims.nbf = iat;
         claims.exp = iat + ttl;
         claims.jti = random_hex(16);
-        let label = claims.scope.first().cloned().unwrap_or_else(|| "none".into());
+        let label = claims
+            .scope
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "none".into());
         *self.mem().metrics.tokens_issued.entry(label).or_default() += 1;
         (jwt::sign(&self.keys, &claims), ttl)
     }

@@ -147,7 +147,8 @@ impl Store {
 
     pub fn revocations(&self) -> rusqlite::Result<Vec<(String, String)>> {
         let mut stmt = self.conn.prepare("SELECT level, target FROM revocations")?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
     }
 
     pub fn insert_audit(&self, seq: u64, event: &AuditEvent) -> rusqlite::Result<()> {
@@ -162,7 +163,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT event FROM audit_events ORDER BY seq")?;
-        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         Ok(rows
             .iter()
             .filter_map(|s| serde_json::from_str(s).ok())

@@ -61,7 +61,10 @@ struct AdminAuthRequest {
     client_secret: String,
 }
 
-pub async fn admin_auth(State(st): State<Arc<BrokerState>>, request: Request) -> ApiResult<Json<Value>> {
+pub async fn admin_auth(
+    State(st): State<Arc<BrokerState>>,
+    request: Request,
+) -> ApiResult<Json<Value>> {
     let ip = peer_ip(&request);
     if st.config.rate_limits && !st.mem().admin_limiter.allow(&ip, Instant::now()) {
         return Err(rate_limited(1));
@@ -146,7 +149,13 @@ pub async fn admin_launch_tokens(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    launch_tokens(&st, &headers, &body, "/v1/admin/launch-tokens", "admin:launch-tokens:*")
+    launch_tokens(
+        &st,
+        &headers,
+        &body,
+        "/v1/admin/launch-tokens",
+        "admin:launch-tokens:*",
+    )
 }
 
 pub async fn app_launch_tokens(
@@ -154,7 +163,13 @@ pub async fn app_launch_tokens(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    launch_tokens(&st, &headers, &body, "/v1/app/launch-tokens", "app:launch-tokens:*")
+    launch_tokens(
+        &st,
+        &headers,
+        &body,
+        "/v1/app/launch-tokens",
+        "app:launch-tokens:*",
+    )
 }
 
 fn launch_tokens(

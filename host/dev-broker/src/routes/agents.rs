@@ -55,12 +55,21 @@ fn valid_segment(s: &str) -> bool {
 
 pub async fn register(State(st): State<Arc<BrokerState>>, body: Bytes) -> ApiResult<Json<Value>> {
     let r: RegisterRequest = decode(&body)?;
-    let fields = [&r.launch_token, &r.nonce, &r.public_key, &r.signature, &r.orch_id, &r.task_id];
+    let fields = [
+        &r.launch_token,
+        &r.nonce,
+        &r.public_key,
+        &r.signature,
+        &r.orch_id,
+        &r.task_id,
+    ];
     if fields.iter().any(|f| f.is_empty()) {
         return Err(ApiError::bad_request("missing required field"));
     }
     if r.requested_scope.is_empty() {
-        return Err(ApiError::bad_request("missing required field: requested_scope"));
+        return Err(ApiError::bad_request(
+            "missing required field: requested_scope",
+        ));
     }
     // Stricter than the real broker, which burns the launch token and nonce before finding out
     // (500 "registration failed"): refuse bad identifiers before anything is consumed.
@@ -82,7 +91,9 @@ pub async fn register(State(st): State<Arc<BrokerState>>, body: Bytes) -> ApiRes
             return Err(ApiError::unauthorized("launch token: launch token expired"));
         }
         if launch.consumed {
-            return Err(ApiError::unauthorized("launch token: launch token already consumed"));
+            return Err(ApiError::unauthorized(
+                "launch token: launch token already consumed",
+            ));
         }
         (
             launch.allowed_scope.clone(),
@@ -121,9 +132,9 @@ pub async fn register(State(st): State<Arc<BrokerState>>, body: Bytes) -> ApiRes
             None => return Err(ApiError::unauthorized("nonce: nonce not found or expired")),
         }
     }
-    let key_bytes = STANDARD.decode(&r.public_key).map_err(|_| {
-        ApiError::unauthorized("invalid Ed25519 public key: base64 decode failed")
-    })?;
+    let key_bytes = STANDARD
+        .decode(&r.public_key)
+        .map_err(|_| ApiError::unauthorized("invalid Ed25519 public key: base64 decode failed"))?;
     let key = <[u8; 32]>::try_from(key_bytes.as_slice())
         .ok()
         .and_then(|b| VerifyingKey::from_bytes(&b).ok())
@@ -218,7 +229,10 @@ pub async fn register(State(st): State<Arc<BrokerState>>, body: Bytes) -> ApiRes
     })))
 }
 
-pub async fn renew(State(st): State<Arc<BrokerState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+pub async fn renew(
+    State(st): State<Arc<BrokerState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     let old = bearer(&st, &headers, "/v1/token/renew", None)?;
     // Revoke the presented token first: it is dead even if issuing the new one fails.
     st.revoke("token", &old.jti);
@@ -236,10 +250,15 @@ pub async fn renew(State(st): State<Arc<BrokerState>>, headers: HeaderMap) -> Ap
         outcome: "success",
         ..NewEvent::default()
     });
-    Ok(Json(json!({ "access_token": token, "expires_in": expires_in })))
+    Ok(Json(
+        json!({ "access_token": token, "expires_in": expires_in }),
+    ))
 }
 
-pub async fn release(State(st): State<Arc<BrokerState>>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn release(
+    State(st): State<Arc<BrokerState>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let c = bearer(&st, &headers, "/v1/token/release", None)?;
     st.revoke("token", &c.jti);
     *st.mem()

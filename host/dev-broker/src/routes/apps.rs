@@ -16,7 +16,9 @@ use crate::audit::NewEvent;
 use crate::auth::bearer;
 use crate::envelope::decode;
 use crate::problem::{ApiError, ApiResult};
-use crate::routes::admin::{peer_ip, principal_claims, rate_limited, reserved_error, reserved_family};
+use crate::routes::admin::{
+    peer_ip, principal_claims, rate_limited, reserved_error, reserved_family,
+};
 use crate::state::{BrokerState, go_list, now, random_hex, rfc3339_seconds};
 use crate::store::{AppKey, AppRow};
 
@@ -32,7 +34,8 @@ fn valid_app_name(name: &str) -> bool {
         && b[1].is_ascii_lowercase() | b[1].is_ascii_digit()
         && !name.ends_with('-')
         && !name.contains("--")
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// `sample-apps` → `sa`, `sdk-integration` → `si`, `probe` → `pr`.
@@ -166,7 +169,10 @@ pub async fn register(
     ))
 }
 
-pub async fn list(State(st): State<Arc<BrokerState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(st): State<Arc<BrokerState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     bearer(&st, &headers, "/v1/admin/apps", Some(MANAGE))?;
     let apps = st
         .store()
@@ -244,7 +250,10 @@ pub async fn update(
             .map_err(|_| ApiError::internal("failed to update app"))?;
         st.audit(NewEvent {
             event_type: "app_updated",
-            detail: format!("app_id={id} token_ttl={old}->{ttl} updated_by={}", admin.sub),
+            detail: format!(
+                "app_id={id} token_ttl={old}->{ttl} updated_by={}",
+                admin.sub
+            ),
             outcome: "success",
             ..NewEvent::default()
         });
@@ -267,7 +276,10 @@ pub async fn delete(
         .map_err(|_| ApiError::internal("failed to deregister app"))?;
     st.audit(NewEvent {
         event_type: "app_deregistered",
-        detail: format!("app_id={id} name={} deregistered_by={}", app.name, admin.sub),
+        detail: format!(
+            "app_id={id} name={} deregistered_by={}",
+            app.name, admin.sub
+        ),
         outcome: "success",
         ..NewEvent::default()
     });

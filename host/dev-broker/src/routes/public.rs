@@ -50,36 +50,73 @@ pub async fn metrics(State(st): State<Arc<BrokerState>>) -> impl IntoResponse {
     family(
         "tokens_issued_total",
         "counter",
-        labelled("scope", m.tokens_issued.iter().map(|(k, v)| (k.clone(), *v)).collect()),
+        labelled(
+            "scope",
+            m.tokens_issued
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        ),
     );
     family(
         "tokens_revoked_total",
         "counter",
-        labelled("level", m.tokens_revoked.iter().map(|(k, v)| (k.clone(), *v)).collect()),
+        labelled(
+            "level",
+            m.tokens_revoked
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        ),
     );
     family(
         "registrations_total",
         "counter",
-        labelled("status", m.registrations.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+        labelled(
+            "status",
+            m.registrations
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        ),
     );
     family(
         "admin_auth_total",
         "counter",
-        labelled("status", m.admin_auth.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+        labelled(
+            "status",
+            m.admin_auth
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        ),
     );
     family(
         "launch_tokens_created_total",
         "counter",
         vec![(String::new(), m.launch_tokens_created)],
     );
-    family("active_agents", "gauge", vec![(String::new(), m.active_agents)]);
+    family(
+        "active_agents",
+        "gauge",
+        vec![(String::new(), m.active_agents)],
+    );
     family(
         "audit_events_total",
         "counter",
-        labelled("event_type", m.audit_events.iter().map(|(k, v)| (k.clone(), *v)).collect()),
+        labelled(
+            "event_type",
+            m.audit_events
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        ),
     );
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
 }
