@@ -79,9 +79,13 @@ fn gated_calls() {
         assert!(outcome.is_ok(), "{:?}", outcome.result);
         outcome.elapsed
     };
-    let n = 1_000_000u64;
-    let base = median((0..5).map(|_| run(0)).collect());
-    let full = median((0..5).map(|_| run(n)).collect());
+    let n: u64 = std::env::var("SLUICE_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rounds = if n >= 1_000_000 { 5 } else { 1 };
+    let base = median((0..rounds).map(|_| run(0)).collect());
+    let full = median((0..rounds).map(|_| run(n)).collect());
     let per_call = full.saturating_sub(base).as_nanos() as f64 / n as f64;
     println!(
         "{n} calls: {:.1} ms, baseline run (0 calls): {:.1} ms => {per_call:.0} ns per gated call\n",
@@ -147,7 +151,15 @@ fn bank_guest_vs_native() {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run either way.
     demo_data();
-    instantiation();
-    gated_calls();
-    bank_guest_vs_native();
+    // `SLUICE_BENCH=gated` runs one part, e.g. under a profiler.
+    let only = std::env::var("SLUICE_BENCH").unwrap_or_default();
+    if only.is_empty() || only == "instantiation" {
+        instantiation();
+    }
+    if only.is_empty() || only == "gated" {
+        gated_calls();
+    }
+    if only.is_empty() || only == "bank" {
+        bank_guest_vs_native();
+    }
 }

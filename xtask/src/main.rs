@@ -169,12 +169,60 @@ fn demo() -> Result<(), String> {
     sluice(&["audit", "verify", &audit])
 }
 
-/// Every test: the Rust workspace, then the Python SDK conformance suite when present.
+/// Every test: the Rust workspace, then the official Python SDK against the dev broker.
 fn test(extra: &[String]) -> Result<(), String> {
     let cargo = cargo();
     let mut args = vec!["test"];
     args.extend(extra.iter().map(String::as_str));
-    run(&cargo, &args)
+    run(&cargo, &args)?;
+    run(&cargo, &["build", "--quiet", "--package", "sluice-cli"])?;
+    python_conformance()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `tests/python` in a virtualenv (`SLUICE_VENV`, default `target/venv`) with the pinned
+/// `agentwrit==0.3.0` from PyPI.
+fn python_conformance() -> Result<(), String> {
+    let root = workspace_root();
+    let venv = std::env::var_os("SLUICE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target").join("venv"));
+    let bin = venv.join("bin");
+    if !bin.join("python").exists() {
+        let venv_s = venv.display().to_string();
+        run("python3", &["-m", "venv", &venv_s])
+            .map_err(|e| format!("{e}: the Python SDK suite needs python3 with the venv module"))?;
+    }
+    let pip = bin.join("pip").display().to_string();
+    run(
+        &pip,
+        &[
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            "tests/python/requirements.txt",
+        ],
+    )?;
+    let sluice = target_dir().join("debug").join("sluice");
+    let status = Command::new(bin.join("pytest"))
+        .args(["tests/python", "-q"])
+        .current_dir(&root)
+        .env("SLUICE_BIN", &sluice)
+        .status()
+        .map_err(|e| format!("running pytest: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the Python SDK conformance suite failed ({status})"
+        ))
+    }
 }
 
 fn workspace_root() -> PathBuf {

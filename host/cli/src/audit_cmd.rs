@@ -48,12 +48,20 @@ pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
         }
         let seq = entry.get("seq").map(Value::to_string).unwrap_or_default();
         let what = match text(&entry, "event") {
-            "gate" => format!(
-                "{:<8} {} requires {}",
-                decision,
-                text(&entry, "call"),
-                text(&entry, "required")
-            ),
+            "gate" => {
+                let count = entry.get("count").and_then(Value::as_u64).unwrap_or(1);
+                let times = if count > 1 {
+                    format!(" ×{count}")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{:<8} {}{times} requires {}",
+                    decision,
+                    text(&entry, "call"),
+                    text(&entry, "required")
+                )
+            }
             other => format!("{other} {}", text(&entry, "detail")),
         };
         println!(

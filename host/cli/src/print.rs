@@ -8,21 +8,13 @@ pub fn scope_list<S: AsRef<str>>(scopes: &[S]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// Prints each gate decision; consecutive identical ones (a stream of `next-batch` reads)
-/// collapse into one line with a count.
+/// Prints each gate event; a run of identical decisions (a stream of `next-batch` reads) is one
+/// line with its count.
 pub fn gate_events(writ: &Writ, events: &[GateEvent], indent: &str) {
     let held = scope_list(&writ.held_strings());
-    let mut i = 0;
-    while i < events.len() {
-        let e = &events[i];
-        let run = events[i..]
-            .iter()
-            .take_while(|o| {
-                o.call == e.call && o.required == e.required && o.decision == e.decision
-            })
-            .count();
-        let times = if run > 1 {
-            format!(" ×{run}")
+    for e in events {
+        let times = if e.count > 1 {
+            format!(" ×{}", e.count)
         } else {
             String::new()
         };
@@ -39,7 +31,6 @@ pub fn gate_events(writ: &Writ, events: &[GateEvent], indent: &str) {
             );
             println!("{indent}          Held:     {held}");
         }
-        i += run;
     }
 }
 

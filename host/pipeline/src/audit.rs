@@ -138,9 +138,10 @@ impl AuditLog {
     }
 }
 
-/// One gate decision as an audit entry.
+/// One gate event as an audit entry: a decision, or `count` identical consecutive decisions
+/// made between `time` and `last_time`.
 pub fn gate_entry(writ: &Writ, event: &GateEvent) -> Value {
-    json!({
+    let mut entry = json!({
         "time": rfc3339(event.time),
         "event": "gate",
         "tenant": writ.tenant,
@@ -150,7 +151,12 @@ pub fn gate_entry(writ: &Writ, event: &GateEvent) -> Value {
         "required": event.required.as_str(),
         "held": writ.held_strings(),
         "decision": event.decision.as_str(),
-    })
+        "count": event.count,
+    });
+    if event.count > 1 {
+        entry["last_time"] = json!(rfc3339(event.last_time));
+    }
+    entry
 }
 
 impl AuditSink for AuditLog {
