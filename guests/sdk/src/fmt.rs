@@ -8,7 +8,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -26,7 +26,7 @@ pub fn compact(n: u64) -> String {
     };
     // Tenths of the unit, rounded half up.
     let tenths = (n * 10 + unit / 2) / unit;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{}{suffix}", tenths / 10)
     } else {
         format!("{}.{}{suffix}", tenths / 10, tenths % 10)

@@ -77,22 +77,22 @@ impl std::fmt::Display for ProblemDetail {
 pub enum Error {
     /// HTTP 401: bad credentials, or a dead (expired, released, revoked) token.
     #[error("authentication failed: {0}")]
-    Authentication(ProblemDetail),
+    Authentication(Box<ProblemDetail>),
     /// HTTP 403: the scopes asked for exceed what is allowed.
     #[error("not authorized: {0}")]
-    Authorization(ProblemDetail),
+    Authorization(Box<ProblemDetail>),
     /// HTTP 404.
     #[error("not found: {0}")]
-    NotFound(ProblemDetail),
+    NotFound(Box<ProblemDetail>),
     /// HTTP 429; `retry_after` from the `Retry-After` header.
     #[error("rate limited (retry after {retry_after:?}): {problem}")]
     RateLimited {
-        problem: ProblemDetail,
+        problem: Box<ProblemDetail>,
         retry_after: Option<Duration>,
     },
     /// Any other non-2xx response.
     #[error("broker error {status}: {0}", status = .0.status)]
-    Problem(ProblemDetail),
+    Problem(Box<ProblemDetail>),
     /// The broker could not be reached, or the exchange broke off.
     #[error("broker unreachable at {url}: {message}")]
     Transport { url: String, message: String },
@@ -127,6 +127,7 @@ impl Error {
         problem: ProblemDetail,
         retry_after: Option<Duration>,
     ) -> Error {
+        let problem = Box::new(problem);
         match status {
             401 => Error::Authentication(problem),
             403 => Error::Authorization(problem),

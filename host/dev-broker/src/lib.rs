@@ -84,6 +84,10 @@ impl DevBroker {
             .await
             .map_err(|e| anyhow::anyhow!("binding the dev broker to {addr}: {e}"))?;
         let addr = listener.local_addr()?;
+        // Small JSON exchanges: do not let Nagle hold responses back.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let app =
             routes::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();

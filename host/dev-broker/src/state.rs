@@ -83,6 +83,13 @@ pub struct Mem {
     pub app_limiter: RateLimiter,
 }
 
+/// A freshly signed token.
+pub struct Issued {
+    pub token: String,
+    pub ttl: i64,
+    pub jti: String,
+}
+
 pub struct BrokerState {
     pub config: BrokerConfig,
     pub keys: Keys,
@@ -212,7 +219,8 @@ impl BrokerState {
     }
 
     /// Issues a token with fresh `iat`/`nbf`/`exp`/`jti`; `ttl` is clamped.
-    pub fn issue(&self, mut claims: Claims, ttl: i64) -> (String, i64) {
+    /// Returns the token, its TTL and its `jti`.
+    pub fn issue(&self, mut claims: Claims, ttl: i64) -> Issued {
         let ttl = self.config.clamp_ttl(ttl);
         let iat = now();
         claims.iss = self.config.issuer.clone();
@@ -226,7 +234,11 @@ impl BrokerState {
             .cloned()
             .unwrap_or_else(|| "none".into());
         *self.mem().metrics.tokens_issued.entry(label).or_default() += 1;
-        (jwt::sign(&self.keys, &claims), ttl)
+        Issued {
+            token: jwt::sign(&self.keys, &claims),
+            ttl,
+            jti: claims.jti,
+        }
     }
 
     /// Persists and applies a revocation.

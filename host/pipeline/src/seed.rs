@@ -110,7 +110,7 @@ fn mirrored(rng: &mut Rng, index: u64, count: u64, mean: i64, max_dev: u64, pair
     if index + 1 == count && count % 2 == 1 {
         return mean;
     }
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         *pair = rng.upto(max_dev) as i64;
         mean + *pair
     } else {

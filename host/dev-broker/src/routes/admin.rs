@@ -96,7 +96,8 @@ pub async fn admin_auth(
         "admin",
         &["admin:launch-tokens:*", "admin:revoke:*", "admin:audit:*"],
     );
-    let (token, expires_in) = st.issue(claims, st.config.admin_token_ttl);
+    let issued = st.issue(claims, st.config.admin_token_ttl);
+    let (token, expires_in) = (issued.token, issued.ttl);
     *st.mem().metrics.admin_auth.entry("success").or_default() += 1;
     st.audit(NewEvent {
         event_type: "admin_auth",

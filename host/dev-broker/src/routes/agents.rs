@@ -181,10 +181,8 @@ pub async fn register(State(st): State<Arc<BrokerState>>, body: Bytes) -> ApiRes
         chain_hash: String::new(),
     };
     let ttl = if max_ttl <= 0 { 300 } else { max_ttl };
-    let (token, expires_in) = st.issue(claims, ttl);
-    let jti = crate::jwt::verify(&st.keys, &token, &st.config.issuer, now)
-        .map(|c| c.jti)
-        .unwrap_or_default();
+    let issued = st.issue(claims, ttl);
+    let (token, expires_in, jti) = (issued.token, issued.ttl, issued.jti);
     {
         let mut mem = st.mem();
         mem.agents.insert(
@@ -237,10 +235,8 @@ pub async fn renew(
     // Revoke the presented token first: it is dead even if issuing the new one fails.
     st.revoke("token", &old.jti);
     let ttl = old.exp - old.iat;
-    let (token, expires_in) = st.issue(old.clone(), ttl);
-    let new_jti = crate::jwt::verify(&st.keys, &token, &st.config.issuer, now())
-        .map(|c| c.jti)
-        .unwrap_or_default();
+    let issued = st.issue(old.clone(), ttl);
+    let (token, expires_in, new_jti) = (issued.token, issued.ttl, issued.jti);
     st.audit(NewEvent {
         event_type: "token_renewed",
         agent_id: &old.sub,
@@ -384,7 +380,8 @@ pub async fn delegate(
         delegation_chain: chain.clone(),
         chain_hash: hash.clone(),
     };
-    let (token, expires_in) = st.issue(claims, ttl);
+    let issued = st.issue(claims, ttl);
+    let (token, expires_in) = (issued.token, issued.ttl);
     st.audit(NewEvent {
         event_type: "delegation_created",
         agent_id: &r.delegate_to,

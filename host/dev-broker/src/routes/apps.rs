@@ -352,7 +352,8 @@ pub async fn auth(State(st): State<Arc<BrokerState>>, request: Request) -> ApiRe
     };
     let scopes = ["app:launch-tokens:*", "app:agents:*", "app:audit:read"];
     let claims = principal_claims(&st, &format!("app:{}", app.app_id), &scopes);
-    let (token, expires_in) = st.issue(claims, app.token_ttl);
+    let issued = st.issue(claims, app.token_ttl);
+    let (token, expires_in) = (issued.token, issued.ttl);
     st.audit(NewEvent {
         event_type: "app_authenticated",
         detail: format!("client_id={} app_id={}", app.client_id, app.app_id),
