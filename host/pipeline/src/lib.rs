@@ -2,6 +2,7 @@
 //! the hash-chained audit trail, demo data, and the runs that tie them to the sandbox.
 
 pub mod audit;
+pub mod config;
 pub mod local_run;
 pub mod report_dir;
 pub mod seed;

@@ -4,6 +4,7 @@
 //! before they reach a path or a query, and rows are read by rowid ranges so a cursor holds no
 //! statement between batches.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -61,12 +62,7 @@ impl SqliteSource {
         if !path.is_file() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("opening {}", path.display()))?;
-        Ok(Some(conn))
+        Ok(Some(open_read_only(&path)?))
     }
 }
 
@@ -116,49 +112,128 @@ impl DatasetSource for SqliteSource {
         name: &str,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
         check_name("dataset", name)?;
-        let not_found = || {
-            SourceError::NotFound(format!(
-                "tenant '{tenant}' has no dataset '{name}' in resource '{resource}'"
-            ))
-        };
-        let conn = self.connect(tenant, resource)?.ok_or_else(not_found)?;
-        if !tables(&conn)?.iter().any(|t| t == name) {
-            return Err(not_found());
+        let conn = self
+            .connect(tenant, resource)?
+            .ok_or_else(|| not_found(tenant, resource, name))?;
+        open_table(conn, tenant, resource, name)
+    }
+}
+
+fn not_found(tenant: &str, resource: &str, name: &str) -> SourceError {
+    SourceError::NotFound(format!(
+        "tenant '{tenant}' has no dataset '{name}' in resource '{resource}'"
+    ))
+}
+
+fn open_read_only(path: &Path) -> Result<Connection, SourceError> {
+    Ok(Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", path.display()))?)
+}
+
+/// A cursor over table `name` of an open database.
+fn open_table(
+    conn: Connection,
+    tenant: &str,
+    resource: &str,
+    name: &str,
+) -> Result<Box<dyn DatasetCursor>, SourceError> {
+    if !tables(&conn)?.iter().any(|t| t == name) {
+        return Err(not_found(tenant, resource, name));
+    }
+    let mut schema = Vec::new();
+    {
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA table_info(\"{name}\")"))
+            .context("reading the table's columns")?;
+        let mut rows = stmt.query([]).context("reading the table's columns")?;
+        while let Some(row) = rows.next().context("reading the table's columns")? {
+            let column: String = row.get(1).context("column name")?;
+            let declared: String = row.get(2).context("column type")?;
+            schema.push(Column {
+                name: column,
+                ty: column_type(&declared),
+            });
         }
-        let mut schema = Vec::new();
-        {
-            let mut stmt = conn
-                .prepare(&format!("PRAGMA table_info(\"{name}\")"))
-                .context("reading the table's columns")?;
-            let mut rows = stmt.query([]).context("reading the table's columns")?;
-            while let Some(row) = rows.next().context("reading the table's columns")? {
-                let column: String = row.get(1).context("column name")?;
-                let declared: String = row.get(2).context("column type")?;
-                schema.push(Column {
-                    name: column,
-                    ty: column_type(&declared),
-                });
+    }
+    let columns = schema
+        .iter()
+        .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql =
+        format!("SELECT rowid, {columns} FROM \"{name}\" WHERE rowid > ?1 ORDER BY rowid LIMIT ?2");
+    // Fail at open, not mid-stream, if the table has no rowid.
+    conn.prepare_cached(&sql)
+        .with_context(|| format!("dataset '{name}' cannot be read by rowid"))?;
+    Ok(Box::new(SqliteCursor {
+        conn,
+        sql,
+        schema,
+        last_rowid: i64::MIN,
+        done: false,
+        name: name.to_string(),
+    }))
+}
+
+/// Datasets a configuration lists explicitly (tenant, resource, name → database file), with the
+/// conventional layout as the fallback for tenants that list none.
+#[derive(Clone, Debug, Default)]
+pub struct CatalogSource {
+    listed: HashMap<String, Vec<(String, String, PathBuf)>>,
+    fallback: Option<SqliteSource>,
+}
+
+impl CatalogSource {
+    pub fn new(fallback: Option<SqliteSource>) -> CatalogSource {
+        CatalogSource {
+            listed: HashMap::new(),
+            fallback,
+        }
+    }
+
+    /// Adds dataset `name` of `tenant`'s `resource`, a table of the database at `path`.
+    pub fn add(&mut self, tenant: &str, resource: &str, name: &str, path: PathBuf) {
+        self.listed.entry(tenant.to_string()).or_default().push((
+            resource.to_string(),
+            name.to_string(),
+            path,
+        ));
+    }
+}
+
+impl DatasetSource for CatalogSource {
+    fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError> {
+        match (self.listed.get(tenant), &self.fallback) {
+            (Some(entries), _) => Ok(entries
+                .iter()
+                .filter(|(r, _, _)| r == resource)
+                .map(|(_, n, _)| n.clone())
+                .collect()),
+            (None, Some(fallback)) => fallback.list(tenant, resource),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    fn open(
+        &self,
+        tenant: &str,
+        resource: &str,
+        name: &str,
+    ) -> Result<Box<dyn DatasetCursor>, SourceError> {
+        match (self.listed.get(tenant), &self.fallback) {
+            (Some(entries), _) => {
+                let (_, _, path) = entries
+                    .iter()
+                    .find(|(r, n, _)| r == resource && n == name)
+                    .ok_or_else(|| not_found(tenant, resource, name))?;
+                open_table(open_read_only(path)?, tenant, resource, name)
             }
+            (None, Some(fallback)) => fallback.open(tenant, resource, name),
+            (None, None) => Err(not_found(tenant, resource, name)),
         }
-        let columns = schema
-            .iter()
-            .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT rowid, {columns} FROM \"{name}\" WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
-        );
-        // Fail at open, not mid-stream, if the table has no rowid.
-        conn.prepare_cached(&sql)
-            .with_context(|| format!("dataset '{name}' cannot be read by rowid"))?;
-        Ok(Box::new(SqliteCursor {
-            conn,
-            sql,
-            schema,
-            last_rowid: i64::MIN,
-            done: false,
-            name: name.to_string(),
-        }))
     }
 }
 

@@ -1,0 +1,433 @@
+//! The nightly pipeline's TOML configuration (`examples/nightly.toml` is the documented example).
+//!
+//! Parsing is strict: unknown keys, wrong types and bad values are errors that name the file, the
+//! key and its line. Relative paths are resolved against the config file's directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentwrit::Scope;
+use serde::Deserialize;
+use sluice_sandbox::Budget;
+use toml::Spanned;
+
+use crate::sqlite_source::is_plain_name;
+
+/// A configuration error: the file, the line, and what is wrong with which key.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_orch_id")]
+    orch_id: Spanned<String>,
+    #[serde(default = "default_ttl")]
+    agent_ttl: Spanned<u64>,
+    reports: Spanned<String>,
+    audit: Spanned<String>,
+    #[serde(default)]
+    data_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    concurrency: Option<Spanned<usize>>,
+    #[serde(default)]
+    broker: RawBroker,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    isolation: Option<RawIsolation>,
+    tenants: Vec<RawTenant>,
+}
+
+fn default_orch_id() -> Spanned<String> {
+    Spanned::new(0..0, "nightly-pipeline".into())
+}
+
+fn default_ttl() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBroker {
+    url: Option<Spanned<String>>,
+    client_id: Option<String>,
+    /// The name of the environment variable holding the client secret: secrets stay out of files.
+    client_secret_env: Option<Spanned<String>>,
+    /// The embedded broker's app ceiling.
+    ceiling: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    cpu_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    max_rows: Option<u64>,
+    max_bytes_read: Option<u64>,
+    max_report_bytes: Option<u64>,
+    max_host_calls: Option<u64>,
+    max_log_bytes: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawIsolation {
+    probe: Spanned<String>,
+    sha256: Spanned<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    id: Spanned<String>,
+    name: String,
+    data_type: String,
+    plugin: Spanned<String>,
+    sha256: Spanned<String>,
+    read_scope: Spanned<String>,
+    write_scope: Spanned<String>,
+    #[serde(default)]
+    datasets: Vec<RawDataset>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawDataset {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    resource: Spanned<String>,
+}
+
+/// Where agents come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BrokerSetting {
+    /// Start the embedded dev broker with an app of this ceiling.
+    Embedded { ceiling: Vec<String> },
+    /// A real broker; the secret is read from `client_secret_env` (or AGENTWRIT_CLIENT_SECRET).
+    External {
+        url: String,
+        client_id: Option<String>,
+        client_secret_env: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct DatasetConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub resource: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct TenantConfig {
+    pub id: String,
+    pub name: String,
+    pub data_type: String,
+    pub plugin: PathBuf,
+    /// Lowercase hex SHA-256 the plugin file must have.
+    pub sha256: String,
+    pub read_scope: String,
+    pub write_scope: String,
+    pub datasets: Vec<DatasetConfig>,
+    pub params: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct IsolationConfig {
+    pub probe: PathBuf,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    pub path: PathBuf,
+    pub orch_id: String,
+    pub agent_ttl: Duration,
+    pub reports: PathBuf,
+    pub audit: PathBuf,
+    /// The conventional layout `<data_dir>/<tenant>/<resource>.db`, for tenants listing no datasets.
+    pub data_dir: Option<PathBuf>,
+    pub concurrency: Option<usize>,
+    pub broker: BrokerSetting,
+    pub budget: Budget,
+    pub isolation: Option<IsolationConfig>,
+    pub tenants: Vec<TenantConfig>,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+    dir: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err<T>(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError {
+            file: self.file.to_string(),
+            line: self.line(span.start),
+            message: message.into(),
+        })
+    }
+
+    fn path(&self, value: &str) -> PathBuf {
+        let p = Path::new(value);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    fn scope(&self, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
+        match Scope::parse(value.get_ref()) {
+            Ok(_) => Ok(value.get_ref().clone()),
+            Err(e) => self.err(value.span(), format!("{key}: {e}")),
+        }
+    }
+}
+
+/// Reads and checks the configuration at `path`.
+pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        message: format!("cannot read the configuration: {e}"),
+    })?;
+    parse(&text, path)
+}
+
+/// Parses configuration `text` as if read from `path`.
+pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
+    let file = path.display().to_string();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let cx = Ctx {
+        file: &file,
+        text,
+        dir,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| cx.line(s.start));
+        ConfigError {
+            file: file.clone(),
+            line,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+
+    if !is_plain_name(raw.orch_id.get_ref()) {
+        return cx.err(raw.orch_id.span(), "orch_id: use letters, digits, '-' or '_' (it becomes part of each agent's SPIFFE ID)");
+    }
+    if *raw.agent_ttl.get_ref() < 10 {
+        return cx.err(raw.agent_ttl.span(), "agent_ttl: at least 10 seconds");
+    }
+    if let Some(c) = &raw.concurrency
+        && *c.get_ref() == 0
+    {
+        return cx.err(c.span(), "concurrency: at least 1");
+    }
+    if raw.tenants.is_empty() {
+        return cx.err(0..0, "no [[tenants]]: the pipeline needs at least one");
+    }
+
+    let broker = match (&raw.broker.url, &raw.broker.ceiling) {
+        (Some(url), _) => {
+            if !url.get_ref().starts_with("http://") && !url.get_ref().starts_with("https://") {
+                return cx.err(url.span(), "broker.url: expected http://HOST:PORT or https://...");
+            }
+            BrokerSetting::External {
+                url: url.get_ref().trim_end_matches('/').to_string(),
+                client_id: raw.broker.client_id.clone(),
+                client_secret_env: raw.broker.client_secret_env.as_ref().map(|s| s.get_ref().clone()),
+            }
+        }
+        (None, ceiling) => {
+            let ceiling = match ceiling {
+                Some(c) => c
+                    .iter()
+                    .map(|s| cx.scope("broker.ceiling", s))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => vec!["read:analytics:*".into(), "write:reports:*".into()],
+            };
+            BrokerSetting::Embedded { ceiling }
+        }
+    };
+
+    let d = Budget::default();
+    let l = &raw.limits;
+    let budget = Budget {
+        cpu_time: l.cpu_ms.map_or(d.cpu_time, Duration::from_millis),
+        memory_bytes: l.memory_mib.map_or(d.memory_bytes, |m| m << 20),
+        rows_read: l.max_rows.unwrap_or(d.rows_read),
+        bytes_read: l.max_bytes_read.unwrap_or(d.bytes_read),
+        report_bytes: l.max_report_bytes.unwrap_or(d.report_bytes),
+        host_calls: l.max_host_calls.unwrap_or(d.host_calls),
+        log_bytes: l.max_log_bytes.unwrap_or(d.log_bytes),
+    };
+
+    let mut tenants: Vec<TenantConfig> = Vec::new();
+    for t in &raw.tenants {
+        let id = t.id.get_ref();
+        if !is_plain_name(id) {
+            return cx.err(t.id.span(), format!("tenants.id '{id}': use 1-64 letters, digits, '-' or '_'"));
+        }
+        if tenants.iter().any(|o| &o.id == id) {
+            return cx.err(t.id.span(), format!("tenants.id '{id}' appears twice"));
+        }
+        let sha = t.sha256.get_ref().to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return cx.err(t.sha256.span(), format!("tenants.sha256 of '{id}': expected 64 hex digits (`sluice digest FILE` prints it)"));
+        }
+        let mut datasets = Vec::new();
+        for ds in &t.datasets {
+            for (key, v) in [("name", &ds.name), ("resource", &ds.resource)] {
+                if !is_plain_name(v.get_ref()) {
+                    return cx.err(v.span(), format!("tenants.datasets.{key} '{}': use letters, digits, '-' or '_'", v.get_ref()));
+                }
+            }
+            datasets.push(DatasetConfig {
+                name: ds.name.get_ref().clone(),
+                path: cx.path(ds.path.get_ref()),
+                resource: ds.resource.get_ref().clone(),
+            });
+        }
+        if datasets.is_empty() && raw.data_dir.is_none() {
+            return cx.err(t.id.span(), format!("tenant '{id}' lists no [[tenants.datasets]] and there is no data_dir"));
+        }
+        tenants.push(TenantConfig {
+            id: id.clone(),
+            name: t.name.clone(),
+            data_type: t.data_type.clone(),
+            plugin: cx.path(t.plugin.get_ref()),
+            sha256: sha,
+            read_scope: cx.scope("tenants.read_scope", &t.read_scope)?,
+            write_scope: cx.scope("tenants.write_scope", &t.write_scope)?,
+            datasets,
+            params: t.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        });
+    }
+
+    let isolation = match &raw.isolation {
+        Some(i) => {
+            let sha = i.sha256.get_ref().to_ascii_lowercase();
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return cx.err(i.sha256.span(), "isolation.sha256: expected 64 hex digits");
+            }
+            Some(IsolationConfig {
+                probe: cx.path(i.probe.get_ref()),
+                sha256: sha,
+            })
+        }
+        None => None,
+    };
+
+    Ok(PipelineConfig {
+        path: path.to_path_buf(),
+        orch_id: raw.orch_id.into_inner(),
+        agent_ttl: Duration::from_secs(raw.agent_ttl.into_inner()),
+        reports: cx.path(raw.reports.get_ref()),
+        audit: cx.path(raw.audit.get_ref()),
+        data_dir: raw.data_dir.map(|d| cx.path(d.get_ref())),
+        concurrency: raw.concurrency.map(Spanned::into_inner),
+        broker,
+        budget,
+        isolation,
+        tenants,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn config(tenant_extra: &str) -> String {
+        format!(
+            r#"reports = "reports"
+audit = "audit.jsonl"
+
+[[tenants]]
+id = "bank"
+name = "First National Bank"
+data_type = "financial analytics"
+plugin = "bank.wasm"
+sha256 = "{SHA}"
+read_scope = "read:analytics:bank"
+write_scope = "write:reports:bank"
+{tenant_extra}
+[[tenants.datasets]]
+name = "transactions"
+path = "data/bank/analytics.db"
+resource = "analytics"
+"#
+        )
+    }
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("/etc/sluice/nightly.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn parses_defaults_and_resolves_paths_against_the_file() {
+        let c = parse(&config(""), Path::new("/etc/sluice/nightly.toml")).unwrap();
+        assert_eq!(c.orch_id, "nightly-pipeline");
+        assert_eq!(c.agent_ttl, Duration::from_secs(300));
+        assert_eq!(c.reports, Path::new("/etc/sluice/reports"));
+        assert_eq!(c.tenants[0].plugin, Path::new("/etc/sluice/bank.wasm"));
+        assert_eq!(c.tenants[0].datasets[0].path, Path::new("/etc/sluice/data/bank/analytics.db"));
+        assert_eq!(
+            c.broker,
+            BrokerSetting::Embedded { ceiling: vec!["read:analytics:*".into(), "write:reports:*".into()] }
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let e = err(&config("colour = \"blue\""));
+        assert!(e.starts_with("/etc/sluice/nightly.toml:12: unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn bad_scope_names_the_key_value_and_line() {
+        let e = err(&config("").replace("read:analytics:bank", "read:analytics"));
+        assert_eq!(
+            e,
+            "/etc/sluice/nightly.toml:10: tenants.read_scope: invalid scope 'read:analytics': expected action:resource:identifier with three non-empty parts"
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_bad_digest_are_errors_with_lines() {
+        let e = err(&config("").replace("audit = \"audit.jsonl\"", "audit = 7"));
+        assert!(e.starts_with("/etc/sluice/nightly.toml:2: invalid type: integer `7`"), "{e}");
+        let e = err(&config("").replace(SHA, "abc"));
+        assert!(e.starts_with("/etc/sluice/nightly.toml:9: tenants.sha256 of 'bank': expected 64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_tenant_is_an_error() {
+        let text = config("") + &config("").split("[[tenants]]").nth(1).map(|t| format!("[[tenants]]{t}")).unwrap();
+        let e = err(&text);
+        assert!(e.contains("tenants.id 'bank' appears twice"), "{e}");
+    }
+}
