@@ -19,6 +19,13 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the nightly pipeline: one agent per tenant, each tenant's plugin sandboxed, then the
+    /// isolation proof.
+    Run(RunArgs),
+    /// Run only the isolation proof of a pipeline configuration.
+    VerifyIsolation(VerifyIsolationArgs),
+    /// Print the SHA-256 of plugin files, as the configuration pins them.
+    Digest(DigestArgs),
     /// Run one transform under scopes given on the command line, with no broker.
     Try(TryArgs),
     /// Manage tenant data.
@@ -159,4 +166,27 @@ pub struct BrokerDevArgs {
     /// The app's scope ceiling (repeat); default read:analytics:* write:reports:*.
     #[arg(long = "ceiling", value_name = "SCOPE")]
     pub ceiling: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The pipeline configuration, e.g. examples/nightly.toml.
+    pub config: PathBuf,
+    /// Print one JSON summary instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Tenants to run at once (default: the config's `concurrency`, else the number of cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyIsolationArgs {
+    pub config: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct DigestArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }

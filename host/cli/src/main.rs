@@ -6,6 +6,7 @@ mod audit_cmd;
 mod broker_cmd;
 mod data_cmd;
 mod print;
+mod run_cmd;
 mod try_cmd;
 
 use std::process::ExitCode;
@@ -38,6 +39,9 @@ fn main() -> ExitCode {
 fn run(cli: args::Cli) -> anyhow::Result<u8> {
     match cli.command {
         args::Command::Try(a) => try_cmd::run(a),
+        args::Command::Run(a) => run_cmd::run(a),
+        args::Command::VerifyIsolation(a) => run_cmd::verify_isolation(a),
+        args::Command::Digest(a) => run_cmd::digest(&a.files),
         args::Command::Broker(args::BrokerCommand::Dev(a)) => broker_cmd::dev(a),
         args::Command::Data(args::DataCommand::Seed(a)) => data_cmd::seed(a),
         args::Command::Audit(args::AuditCommand::Verify(a)) => audit_cmd::verify(a),

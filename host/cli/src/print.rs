@@ -66,3 +66,16 @@ pub fn logs(outcome: &RunOutcome, indent: &str) {
         );
     }
 }
+
+/// `12847` → `12,847`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -52,6 +52,11 @@ pub fn broker_state(config: BrokerConfig) -> anyhow::Result<Arc<BrokerState>> {
     Ok(Arc::new(BrokerState::new(config, keys, store)?))
 }
 
+/// A fresh random admin secret, for a broker nobody administers by hand.
+pub fn random_admin_secret() -> AdminSecret {
+    AdminSecret::new(state::random_hex(32))
+}
+
 /// Reads `<dir>/admin.secret`, or creates it (mode 0600) with 32 random bytes.
 pub fn load_or_create_admin_secret(dir: &Path) -> anyhow::Result<AdminSecret> {
     let path = dir.join("admin.secret");

@@ -178,7 +178,11 @@ impl Ctx<'_> {
             + 1
     }
 
-    fn err<T>(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
         Err(ConfigError {
             file: self.file.to_string(),
             line: self.line(span.start),
@@ -188,11 +192,28 @@ impl Ctx<'_> {
 
     fn path(&self, value: &str) -> PathBuf {
         let p = Path::new(value);
-        if p.is_absolute() {
+        let joined = if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.dir.join(p)
+        };
+        // `examples/../data` reads better as `data`; purely lexical, nothing is resolved on disk.
+        let mut clean = PathBuf::new();
+        for part in joined.components() {
+            match part {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir
+                    if matches!(
+                        clean.components().next_back(),
+                        Some(std::path::Component::Normal(_))
+                    ) =>
+                {
+                    clean.pop();
+                }
+                other => clean.push(other),
+            }
         }
+        clean
     }
 
     fn scope(&self, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
@@ -233,7 +254,10 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
     })?;
 
     if !is_plain_name(raw.orch_id.get_ref()) {
-        return cx.err(raw.orch_id.span(), "orch_id: use letters, digits, '-' or '_' (it becomes part of each agent's SPIFFE ID)");
+        return cx.err(
+            raw.orch_id.span(),
+            "orch_id: use letters, digits, '-' or '_' (it becomes part of each agent's SPIFFE ID)",
+        );
     }
     if *raw.agent_ttl.get_ref() < 10 {
         return cx.err(raw.agent_ttl.span(), "agent_ttl: at least 10 seconds");
@@ -250,12 +274,19 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
     let broker = match (&raw.broker.url, &raw.broker.ceiling) {
         (Some(url), _) => {
             if !url.get_ref().starts_with("http://") && !url.get_ref().starts_with("https://") {
-                return cx.err(url.span(), "broker.url: expected http://HOST:PORT or https://...");
+                return cx.err(
+                    url.span(),
+                    "broker.url: expected http://HOST:PORT or https://...",
+                );
             }
             BrokerSetting::External {
                 url: url.get_ref().trim_end_matches('/').to_string(),
                 client_id: raw.broker.client_id.clone(),
-                client_secret_env: raw.broker.client_secret_env.as_ref().map(|s| s.get_ref().clone()),
+                client_secret_env: raw
+                    .broker
+                    .client_secret_env
+                    .as_ref()
+                    .map(|s| s.get_ref().clone()),
             }
         }
         (None, ceiling) => {
@@ -286,7 +317,10 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
     for t in &raw.tenants {
         let id = t.id.get_ref();
         if !is_plain_name(id) {
-            return cx.err(t.id.span(), format!("tenants.id '{id}': use 1-64 letters, digits, '-' or '_'"));
+            return cx.err(
+                t.id.span(),
+                format!("tenants.id '{id}': use 1-64 letters, digits, '-' or '_'"),
+            );
         }
         if tenants.iter().any(|o| &o.id == id) {
             return cx.err(t.id.span(), format!("tenants.id '{id}' appears twice"));
@@ -299,7 +333,13 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         for ds in &t.datasets {
             for (key, v) in [("name", &ds.name), ("resource", &ds.resource)] {
                 if !is_plain_name(v.get_ref()) {
-                    return cx.err(v.span(), format!("tenants.datasets.{key} '{}': use letters, digits, '-' or '_'", v.get_ref()));
+                    return cx.err(
+                        v.span(),
+                        format!(
+                            "tenants.datasets.{key} '{}': use letters, digits, '-' or '_'",
+                            v.get_ref()
+                        ),
+                    );
                 }
             }
             datasets.push(DatasetConfig {
@@ -309,7 +349,10 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             });
         }
         if datasets.is_empty() && raw.data_dir.is_none() {
-            return cx.err(t.id.span(), format!("tenant '{id}' lists no [[tenants.datasets]] and there is no data_dir"));
+            return cx.err(
+                t.id.span(),
+                format!("tenant '{id}' lists no [[tenants.datasets]] and there is no data_dir"),
+            );
         }
         tenants.push(TenantConfig {
             id: id.clone(),
@@ -320,7 +363,11 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             read_scope: cx.scope("tenants.read_scope", &t.read_scope)?,
             write_scope: cx.scope("tenants.write_scope", &t.write_scope)?,
             datasets,
-            params: t.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            params: t
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         });
     }
 
@@ -394,17 +441,25 @@ resource = "analytics"
         assert_eq!(c.agent_ttl, Duration::from_secs(300));
         assert_eq!(c.reports, Path::new("/etc/sluice/reports"));
         assert_eq!(c.tenants[0].plugin, Path::new("/etc/sluice/bank.wasm"));
-        assert_eq!(c.tenants[0].datasets[0].path, Path::new("/etc/sluice/data/bank/analytics.db"));
+        assert_eq!(
+            c.tenants[0].datasets[0].path,
+            Path::new("/etc/sluice/data/bank/analytics.db")
+        );
         assert_eq!(
             c.broker,
-            BrokerSetting::Embedded { ceiling: vec!["read:analytics:*".into(), "write:reports:*".into()] }
+            BrokerSetting::Embedded {
+                ceiling: vec!["read:analytics:*".into(), "write:reports:*".into()]
+            }
         );
     }
 
     #[test]
     fn unknown_key_names_the_key_and_line() {
         let e = err(&config("colour = \"blue\""));
-        assert!(e.starts_with("/etc/sluice/nightly.toml:12: unknown field `colour`"), "{e}");
+        assert!(
+            e.starts_with("/etc/sluice/nightly.toml:12: unknown field `colour`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -419,14 +474,27 @@ resource = "analytics"
     #[test]
     fn wrong_type_and_bad_digest_are_errors_with_lines() {
         let e = err(&config("").replace("audit = \"audit.jsonl\"", "audit = 7"));
-        assert!(e.starts_with("/etc/sluice/nightly.toml:2: invalid type: integer `7`"), "{e}");
+        assert!(
+            e.starts_with("/etc/sluice/nightly.toml:2: invalid type: integer `7`"),
+            "{e}"
+        );
         let e = err(&config("").replace(SHA, "abc"));
-        assert!(e.starts_with("/etc/sluice/nightly.toml:9: tenants.sha256 of 'bank': expected 64 hex digits"), "{e}");
+        assert!(
+            e.starts_with(
+                "/etc/sluice/nightly.toml:9: tenants.sha256 of 'bank': expected 64 hex digits"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn duplicate_tenant_is_an_error() {
-        let text = config("") + &config("").split("[[tenants]]").nth(1).map(|t| format!("[[tenants]]{t}")).unwrap();
+        let text = config("")
+            + &config("")
+                .split("[[tenants]]")
+                .nth(1)
+                .map(|t| format!("[[tenants]]{t}"))
+                .unwrap();
         let e = err(&text);
         assert!(e.contains("tenants.id 'bank' appears twice"), "{e}");
     }

@@ -2,8 +2,13 @@
 //! the hash-chained audit trail, demo data, and the runs that tie them to the sandbox.
 
 pub mod audit;
+pub mod broker;
 pub mod config;
+mod isolation;
 pub mod local_run;
+pub mod nightly;
+pub mod outcome;
+pub mod plugins;
 pub mod report_dir;
 pub mod seed;
 pub mod sqlite_source;
