@@ -2,7 +2,8 @@
 //! - `cargo xtask guests`: builds every guest component for wasm32-wasip2 and puts it at
 //!   `target/guests/<name>.wasm`, the one place tests, the CLI and users look for them;
 //! - `cargo xtask demo`: guests, host, demo data, then the demo run;
-//! - `cargo xtask test`: guests, then every test.
+//! - `cargo xtask test`: guests, then every test;
+//! - `cargo xtask pin`: guests, then the plugin digests in `examples/nightly.toml` updated.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -48,10 +49,12 @@ fn main() -> ExitCode {
         Some("guests") => build_guests(),
         Some("demo") => build_guests().and_then(|()| demo()),
         Some("test") => build_guests().and_then(|()| test(&args[1..])),
+        Some("pin") => build_guests().and_then(|()| pin("examples/nightly.toml")),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n  guests  build every guest to target/guests/<name>.wasm\n  \
-                 demo    build everything and run the nightly demo\n  test    build guests and run every test"
+                 demo    build everything and run the nightly demo\n  test    build guests and run every test\n  \
+                 pin     build guests and update the plugin digests in examples/nightly.toml"
             );
             return ExitCode::from(2);
         }
@@ -100,8 +103,8 @@ fn ensure_target() -> Result<(), String> {
     run("rustup", &["target", "add", TARGET])
 }
 
-/// The demo: the seed's three tenants through `sluice try` under their own scopes, then the
-/// isolation probe under the hospital's scopes.
+/// The demo: seed the three tenants' data, then the nightly pipeline over them with the embedded
+/// broker, then a check of the audit chain it wrote.
 fn demo() -> Result<(), String> {
     let cargo = cargo();
     run(&cargo, &["build", "--quiet", "--package", "sluice-cli"])?;
@@ -110,63 +113,11 @@ fn demo() -> Result<(), String> {
         all.extend_from_slice(args);
         run(&cargo, &all)
     };
-    let dir = ".sluice/demo";
-    let (data, reports, audit) = (
-        format!("{dir}/data"),
-        format!("{dir}/reports"),
-        format!("{dir}/audit.jsonl"),
-    );
-    sluice(&["data", "seed", "--dir", &data])?;
+    sluice(&["data", "seed", "--dir", ".sluice/demo/data"])?;
     println!();
-    for tenant in ["hospital", "bank", "retail"] {
-        let component = format!("target/guests/{tenant}.wasm");
-        let (read, write) = (
-            format!("read:analytics:{tenant}"),
-            format!("write:reports:{tenant}"),
-        );
-        sluice(&[
-            "try",
-            &component,
-            "--tenant",
-            tenant,
-            "--scope",
-            &read,
-            "--scope",
-            &write,
-            "--data",
-            &data,
-            "--reports",
-            &reports,
-            "--audit",
-            &audit,
-        ])?;
-        println!();
-    }
-    println!("── Cross-tenant isolation: the probe under the hospital's scopes ──");
-    sluice(&[
-        "try",
-        "target/guests/probe.wasm",
-        "--tenant",
-        "hospital",
-        "--scope",
-        "read:analytics:hospital",
-        "--scope",
-        "write:reports:hospital",
-        "--data",
-        &data,
-        "--reports",
-        &reports,
-        "--audit",
-        &audit,
-        "--param",
-        "read-tenant=bank",
-        "--param",
-        "read-dataset=transactions",
-        "--param",
-        "write-tenant=retail",
-    ])?;
+    sluice(&["run", "examples/nightly.toml"])?;
     println!();
-    sluice(&["audit", "verify", &audit])
+    sluice(&["audit", "verify", ".sluice/demo/audit.jsonl"])
 }
 
 /// Every test: the Rust workspace, then the official Python SDK against the dev broker.
@@ -280,5 +231,39 @@ fn build_guests() -> Result<(), String> {
             dest.strip_prefix(&root).unwrap_or(&dest).display()
         );
     }
+    Ok(())
+}
+
+/// Rewrites each `sha256 = "..."` in `config` to the digest of the plugin or probe named just
+/// before it: after changing a guest, the example configuration pins the new build.
+fn pin(config: &str) -> Result<(), String> {
+    use sha2::Digest as _;
+    let root = workspace_root();
+    let path = root.join(config);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {config}: {e}"))?;
+    let dir = path.parent().unwrap_or(&root).to_path_buf();
+    let mut plugin: Option<PathBuf> = None;
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let value = |l: &str| l.split('"').nth(1).map(str::to_string);
+        if trimmed.starts_with("plugin =") || trimmed.starts_with("probe =") {
+            plugin = value(trimmed).map(|p| dir.join(p));
+        }
+        if trimmed.starts_with("sha256 =")
+            && let Some(p) = plugin.take()
+        {
+            let bytes = std::fs::read(&p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            out.push_str(&format!(
+                "sha256 = \"{}\"\n",
+                hex::encode(sha2::Sha256::digest(&bytes))
+            ));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    std::fs::write(&path, out).map_err(|e| format!("writing {config}: {e}"))?;
+    println!("pinned plugin digests in {config}");
     Ok(())
 }

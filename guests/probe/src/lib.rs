@@ -5,7 +5,9 @@
 //! Parameters: `read-tenant`, `write-tenant` (required); `resource` (default `analytics`);
 //! `read-dataset` (default `data`; the gate decides before any lookup, so the name only matters
 //! if isolation is broken). With `mode=gated-calls` and `calls=N` it instead drains its own first
-//! dataset and then makes N gated `next-batch` calls: the benchmark of the gate's cost.
+//! dataset and then makes N gated `next-batch` calls: the benchmark of the gate's cost. With
+//! `mode=slow-report` and `sleep-ms=N` it reads its own data, sleeps N ms, then writes its report:
+//! the test of an agent revoked mid-run.
 
 use sluice_guest::{
     Dataset, Error, Figures, Params, Report, RunError, Summary, Transform, describe, param,
@@ -44,12 +46,30 @@ fn gated_calls(params: &Params, tenant: &str, resource: &str) -> Result<Summary,
         .into_summary())
 }
 
+fn slow_report(params: &Params, tenant: &str, resource: &str) -> Result<Summary, RunError> {
+    let sleep_ms: u64 = required(params, "sleep-ms")?
+        .parse()
+        .map_err(|_| RunError::Failed("parameter 'sleep-ms' must be a number".into()))?;
+    let mut rows = 0u64;
+    for name in Dataset::list(tenant, resource)? {
+        for batch in Dataset::open(tenant, resource, &name)?.batches() {
+            rows += u64::from(batch?.rows());
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(sleep_ms));
+    let figures = Figures::new().add("rows", rows.to_string());
+    Report::create(tenant)?.write_json(&figures.to_json(tenant))?;
+    Ok(figures.into_summary())
+}
+
 impl Transform for Probe {
     fn run(params: Params) -> Result<Summary, RunError> {
         let me = sluice_guest::whoami();
         let resource = param(&params, "resource").unwrap_or("analytics");
-        if param(&params, "mode") == Some("gated-calls") {
-            return gated_calls(&params, &me.tenant, resource);
+        match param(&params, "mode") {
+            Some("gated-calls") => return gated_calls(&params, &me.tenant, resource),
+            Some("slow-report") => return slow_report(&params, &me.tenant, resource),
+            _ => {}
         }
         let read_tenant = required(&params, "read-tenant")?;
         let write_tenant = required(&params, "write-tenant")?;

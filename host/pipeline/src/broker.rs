@@ -17,6 +17,15 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// A broker the caller already connected to (e.g. an app built by hand).
+    pub fn external(app: AgentWritApp) -> Broker {
+        Broker {
+            description: format!("AgentWrit broker at {}", app.broker_url()),
+            app,
+            _embedded: None,
+        }
+    }
+
     pub fn is_embedded(&self) -> bool {
         self._embedded.is_some()
     }

@@ -63,9 +63,18 @@ impl Pipeline {
         config: PipelineConfig,
         concurrency: Option<usize>,
     ) -> anyhow::Result<Pipeline> {
+        let broker = broker::connect(&config.broker).await?;
+        Pipeline::with_broker(config, broker, concurrency)
+    }
+
+    /// [`start`](Self::start) with a broker connection of the caller's.
+    pub fn with_broker(
+        config: PipelineConfig,
+        broker: Broker,
+        concurrency: Option<usize>,
+    ) -> anyhow::Result<Pipeline> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let concurrency = concurrency.or(config.concurrency).unwrap_or(cores).max(1);
-        let broker = broker::connect(&config.broker).await?;
         let audit = AuditLog::open(&config.audit)?;
         let sandbox = Sandbox::new(SandboxOptions {
             // One slot per concurrent tenant plus the isolation probe.
