@@ -28,11 +28,11 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "trap-mid-report",
-        "guest trapped: wasm trap: wasm `unreachable` instruction executed; guest stderr: thread '<unnamed>' (1) panicked at guests/hostile/src/lib.rs:67:5: transform crashed half-way through its report",
+        "guest trapped: wasm trap: wasm `unreachable` instruction executed; guest stderr: thread '<unnamed>' (1) panicked at guests/hostile/src/lib.rs:72:5: transform crashed half-way through its report",
     ),
     (
         "trap-after-commit",
-        "guest trapped: wasm trap: wasm `unreachable` instruction executed; guest stderr: thread '<unnamed>' (1) panicked at guests/hostile/src/lib.rs:74:5: transform crashed after committing",
+        "guest trapped: wasm trap: wasm `unreachable` instruction executed; guest stderr: thread '<unnamed>' (1) panicked at guests/hostile/src/lib.rs:79:5: transform crashed after committing",
     ),
     (
         "flood",

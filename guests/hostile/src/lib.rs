@@ -1,6 +1,6 @@
-//! Hostile transforms for Sluice's tests, one attack per cargo feature. Each runs as tenant
-//! `hospital` with the hospital's scopes and must be stopped by the host with an error naming the
-//! cause, leaving every report untouched.
+//! Hostile transforms for Sluice's tests, one attack per cargo feature. Each runs with its own
+//! tenant's scopes (the tests use the hospital's) and must be stopped by the host with an error
+//! naming the cause, leaving every report untouched.
 
 use sluice_guest::{Params, RunError, Summary, Transform};
 
@@ -67,7 +67,7 @@ fn attack() -> Result<Summary, RunError> {
 /// Writes half of its own report, then panics.
 #[cfg(feature = "trap-mid-report")]
 fn attack() -> Result<Summary, RunError> {
-    let report = sluice_guest::Report::create("hospital")?;
+    let report = sluice_guest::Report::create(&sluice_guest::whoami().tenant)?;
     report.append(b"{\"tenant\":\"hospital\",\"figures\":{\"patient_visits\":")?;
     panic!("transform crashed half-way through its report");
 }
@@ -75,8 +75,7 @@ fn attack() -> Result<Summary, RunError> {
 /// Commits a bogus report of its own, then panics: the commit must not be published.
 #[cfg(feature = "trap-after-commit")]
 fn attack() -> Result<Summary, RunError> {
-    sluice_guest::Report::create("hospital")?
-        .write_json("{\"tenant\":\"hospital\",\"figures\":{}}")?;
+    sluice_guest::Report::create(&sluice_guest::whoami().tenant)?.write_json("{\"bogus\":true}")?;
     panic!("transform crashed after committing");
 }
 

@@ -114,7 +114,7 @@ fn failing_transform_exits_one_with_the_cause_on_one_line_and_keeps_the_old_repo
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.contains(
-            "panicked at guests/hostile/src/lib.rs:74:5: transform crashed after committing"
+            "panicked at guests/hostile/src/lib.rs:79:5: transform crashed after committing"
         ),
         "{stderr}"
     );

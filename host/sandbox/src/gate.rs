@@ -151,7 +151,11 @@ pub struct Denied {
 impl std::fmt::Display for Denied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.revoked {
-            write!(f, "agent no longer valid (revoked, released or expired); ")?;
+            return write!(
+                f,
+                "agent no longer valid (revoked, released or expired): '{}' refused",
+                self.required
+            );
         }
         write!(
             f,

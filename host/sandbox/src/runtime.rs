@@ -300,6 +300,17 @@ impl Transform {
             (Ok(Ok(summary)), None) => Ok(summary),
             (Ok(Err(error)), None) => Err(guest_failure(error)),
         };
+        // The guest only learns "denied"; the gate knows whether it was a revoked agent.
+        let result = match result {
+            Err(RunFailure::Denied(mut d)) => {
+                d.revoked = state.gate.events().iter().any(|e| {
+                    e.decision == crate::gate::Decision::Revoked
+                        && e.required.as_str() == d.required
+                });
+                Err(RunFailure::Denied(d))
+            }
+            other => other,
+        };
         let staged = if result.is_ok() {
             state.staged
         } else {

@@ -1,0 +1,304 @@
+//! The nightly pipeline end to end over HTTP against the dev broker: agents released on every path,
+//! revocation mid-run, tampered plugins, misconfigured tenants, reproducible reports.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentwrit::operator::AdminClient;
+use agentwrit::{AdminSecret, AgentWritApp};
+use serde_json::Value;
+use sluice_dev_broker::{AppCredentials, BrokerConfig, DevBroker, start_with_app};
+use sluice_pipeline::broker::Broker;
+use sluice_pipeline::config::{
+    BrokerSetting, DatasetConfig, IsolationConfig, PipelineConfig, TenantConfig,
+};
+use sluice_pipeline::nightly::{Pipeline, RunOptions};
+use sluice_pipeline::outcome::PipelineReport;
+use sluice_pipeline::plugins::file_digest;
+use sluice_sandbox::Budget;
+use sluice_tests::{demo_data, expected_report, guest};
+
+const ADMIN: &str = "pipeline-test-admin";
+
+async fn broker() -> (DevBroker, AppCredentials) {
+    let config = BrokerConfig::in_memory(AdminSecret::new(ADMIN));
+    let ceiling = [
+        "read:analytics:*".to_string(),
+        "write:reports:*".to_string(),
+    ];
+    start_with_app(
+        config,
+        "127.0.0.1:0".parse().unwrap(),
+        "pipeline-test",
+        &ceiling,
+    )
+    .await
+    .unwrap()
+}
+
+fn tenant(id: &str, plugin: &str, dataset: &str) -> TenantConfig {
+    let plugin_path = guest(plugin);
+    TenantConfig {
+        id: id.into(),
+        name: format!("{id} inc."),
+        data_type: "analytics".into(),
+        sha256: file_digest(&plugin_path).unwrap(),
+        plugin: plugin_path,
+        read_scope: format!("read:analytics:{id}"),
+        write_scope: format!("write:reports:{id}"),
+        datasets: vec![DatasetConfig {
+            name: dataset.into(),
+            path: demo_data().join(id).join("analytics.db"),
+            resource: "analytics".into(),
+        }],
+        params: vec![],
+    }
+}
+
+fn demo_tenants() -> Vec<TenantConfig> {
+    vec![
+        tenant("hospital", "hospital", "visits"),
+        tenant("bank", "bank", "transactions"),
+        tenant("retail", "retail", "orders"),
+    ]
+}
+
+fn config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig {
+    let probe = guest("probe");
+    PipelineConfig {
+        path: dir.join("nightly.toml"),
+        orch_id: "nightly-pipeline".into(),
+        agent_ttl: Duration::from_secs(300),
+        reports: dir.join("reports"),
+        audit: dir.join("audit.jsonl"),
+        data_dir: None,
+        concurrency: None,
+        broker: BrokerSetting::Embedded { ceiling: vec![] },
+        budget: Budget {
+            memory_bytes: 64 << 20,
+            cpu_time: Duration::from_secs(30),
+            ..Budget::default()
+        },
+        isolation: Some(IsolationConfig {
+            sha256: file_digest(&probe).unwrap(),
+            probe,
+        }),
+        tenants,
+    }
+}
+
+async fn run(config: PipelineConfig, creds: &AppCredentials, concurrency: usize) -> PipelineReport {
+    let app = AgentWritApp::new(
+        &creds.broker_url,
+        &creds.client_id,
+        creds.client_secret.clone(),
+    )
+    .unwrap();
+    let pipeline =
+        Arc::new(Pipeline::with_broker(config, Broker::external(app), Some(concurrency)).unwrap());
+    pipeline.run(RunOptions::default()).await
+}
+
+/// The broker's audit events for `agent_id`.
+async fn broker_events(admin: &AdminClient, agent_id: &str) -> Vec<String> {
+    admin
+        .audit_events(&[("agent_id", agent_id), ("limit", "1000")])
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn audit_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_agent_is_released_at_the_broker_even_when_its_guest_traps_or_hits_a_limit() {
+    let (b, creds) = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = vec![
+        tenant("hospital", "hospital", "visits"),
+        tenant("bank", "hostile-trap-mid-report", "transactions"),
+        tenant("retail", "hostile-memory-hog", "orders"),
+    ];
+    let report = run(config(dir.path(), tenants), &creds, 2).await;
+    assert_eq!(report.failed, 2);
+    assert!(report.tenants[0].ok(), "{:?}", report.tenants[0].error);
+    assert!(
+        report.tenants[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("transform crashed half-way")
+    );
+    assert!(
+        report.tenants[2]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("limit memory-bytes exceeded")
+    );
+
+    let admin = AdminClient::authenticate(&b.url(), &AdminSecret::new(ADMIN))
+        .await
+        .unwrap();
+    let mut agents: Vec<String> = report
+        .tenants
+        .iter()
+        .map(|t| t.agent_id.clone().unwrap())
+        .collect();
+    agents.push(report.isolation.as_ref().unwrap().agent_id.clone().unwrap());
+    for agent in &agents {
+        let events = broker_events(&admin, agent).await;
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("token_released"),
+            "{agent}: {events:?}"
+        );
+    }
+    for t in &report.tenants {
+        assert!(t.released, "{}", t.id);
+    }
+    // Nothing of the failed tenants reached the reports directory.
+    assert!(dir.path().join("reports/hospital/latest.json").exists());
+    assert!(!dir.path().join("reports/bank").exists());
+    assert!(!dir.path().join("reports/retail").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_revoked_mid_run_cannot_commit_and_the_previous_report_stays() {
+    let (b, creds) = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut slow = tenant("hospital", "probe", "visits");
+    slow.params = vec![
+        ("mode".into(), "slow-report".into()),
+        ("sleep-ms".into(), "4000".into()),
+    ];
+    let previous = dir.path().join("reports/hospital/latest.json");
+    std::fs::create_dir_all(previous.parent().unwrap()).unwrap();
+    std::fs::write(&previous, "{\"night\":\"previous\"}").unwrap();
+
+    let cfg = config(dir.path(), vec![slow]);
+    let audit_path = cfg.audit.clone();
+    let running = tokio::spawn({
+        let creds = creds.clone();
+        async move { run(cfg, &creds, 1).await }
+    });
+    let admin = AdminClient::authenticate(&b.url(), &AdminSecret::new(ADMIN))
+        .await
+        .unwrap();
+    let agent_id = loop {
+        let page = admin
+            .audit_events(&[("event_type", "agent_registered")])
+            .await
+            .unwrap();
+        if let Some(e) = page.events.iter().find(|e| {
+            e["task_id"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("etl-hospital-")
+        }) {
+            break e["agent_id"].as_str().unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    admin.revoke("agent", &agent_id).await.unwrap();
+    let report = running.await.unwrap();
+
+    let hospital = &report.tenants[0];
+    let error = hospital.error.as_deref().unwrap();
+    assert!(
+        error.contains("no longer valid"),
+        "the run must fail because the agent was revoked: {error}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&previous).unwrap(),
+        "{\"night\":\"previous\"}"
+    );
+    let audit = audit_lines(&audit_path);
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["event"] == "commit_refused" || e["decision"] == "REVOKED"),
+        "the refusal is audited"
+    );
+    assert!(hospital.released);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_plugin_is_refused_while_the_other_tenants_run() {
+    let (_b, creds) = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut tenants = demo_tenants();
+    let tampered: PathBuf = dir.path().join("retail.wasm");
+    let mut bytes = std::fs::read(guest("retail")).unwrap();
+    bytes.push(0);
+    std::fs::write(&tampered, bytes).unwrap();
+    tenants[2].plugin = tampered.clone();
+    let report = run(config(dir.path(), tenants), &creds, 2).await;
+    let error = report.tenants[2].error.as_deref().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "plugin {} refused: its sha256 is ",
+            tampered.display()
+        )),
+        "{error}"
+    );
+    assert!(error.contains("but the configuration pins"));
+    assert!(
+        report.tenants[2].agent_id.is_none(),
+        "no agent for a refused plugin"
+    );
+    assert!(report.tenants[0].ok() && report.tenants[1].ok());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("reports/bank/latest.json")).unwrap(),
+        expected_report("bank")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_outside_the_apps_ceiling_fails_alone_with_the_brokers_403_explained() {
+    let (_b, creds) = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut tenants = demo_tenants();
+    tenants[1].read_scope = "read:billing:bank".into();
+    let report = run(config(dir.path(), tenants), &creds, 2).await;
+    let error = report.tenants[1].error.as_deref().unwrap();
+    assert_eq!(
+        error,
+        "the broker refused an agent with scopes [read:billing:bank, write:reports:bank] (403 forbidden: requested scopes exceed app ceiling): the app's ceiling does not cover this tenant's read_scope/write_scope; fix them or widen the app's ceiling at the broker (it needs read:analytics:*, write:reports:* for the demo)"
+    );
+    assert!(report.tenants[0].ok() && report.tenants[2].ok());
+    assert!(!report.isolation_violated());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_one_and_four_write_byte_identical_reports() {
+    let (_b, creds) = broker().await;
+    let (one, four) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let r1 = run(config(one.path(), demo_tenants()), &creds, 1).await;
+    let r4 = run(config(four.path(), demo_tenants()), &creds, 4).await;
+    assert_eq!((r1.failed, r4.failed), (0, 0));
+    for t in ["hospital", "bank", "retail"] {
+        let path = format!("reports/{t}/latest.json");
+        let a = std::fs::read(one.path().join(&path)).unwrap();
+        assert_eq!(a, std::fs::read(four.path().join(&path)).unwrap(), "{t}");
+        assert_eq!(String::from_utf8(a).unwrap(), expected_report(t));
+    }
+    let isolation = r4.isolation.unwrap();
+    assert!(!isolation.violated);
+    let decisions: Vec<&str> = isolation
+        .checks
+        .iter()
+        .map(|c| c.decision.as_str())
+        .collect();
+    assert_eq!(decisions, ["BLOCKED", "BLOCKED", "ALLOWED"]);
+}
