@@ -1,0 +1,206 @@
+//! `sluice run`, `verify-isolation` and `audit verify` as a user runs them: the real binary, the
+//! shipped example configuration pointed at seeded data, the embedded broker.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sluice_tests::{demo_data, expected_report, root};
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        // The embedded broker is the point here, whatever the developer's shell exports.
+        .env_remove("AGENTWRIT_BROKER_URL")
+        .env_remove("AGENTWRIT_CLIENT_ID")
+        .env_remove("AGENTWRIT_CLIENT_SECRET")
+        .output()
+        .expect("running sluice")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `examples/nightly.toml`, with its data, report and audit paths moved into `dir`.
+fn example_config(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let example = std::fs::read_to_string(root().join("examples/nightly.toml")).unwrap();
+    let guests = root().join("target/guests");
+    let text = example
+        .replace("../target/guests", &guests.display().to_string())
+        .replace("../.sluice/demo/data", &demo_data().display().to_string())
+        .replace(
+            "../.sluice/demo/reports",
+            &dir.join("reports").display().to_string(),
+        )
+        .replace(
+            "../.sluice/demo/audit.jsonl",
+            &dir.join("audit.jsonl").display().to_string(),
+        );
+    let path = dir.join("nightly.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+#[test]
+fn the_example_pipeline_prints_the_seeds_run_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), |t| t);
+    let out = sluice(&["run", config.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    for want in [
+        "── Metro Health System (hospital) ──",
+        "{'patient_visits': '12,847', 'avg_stay': '3.2 days', 'readmit_rate': '4.1%'}",
+        "── First National Bank (bank) ──",
+        "{'transactions': '2.4M', 'avg_balance': '$8,420', 'fraud_rate': '0.02%'}",
+        "── ShopWave Corp (retail) ──",
+        "{'orders': '847K', 'avg_order': '$67.30', 'return_rate': '8.4%'}",
+        "  [BLOCKED] hospital agent cannot read bank data\n            Required: ['read:analytics:bank']\n            Held:     ['read:analytics:hospital', 'write:reports:hospital']",
+        "  [BLOCKED] hospital agent cannot write retail reports\n            Required: ['write:reports:retail']",
+        "  [ALLOWED] hospital agent can read its own data ✓",
+        "Cross-tenant isolation verified.",
+        "Pipeline complete. All tenants processed with isolated scopes.",
+    ] {
+        assert!(stdout.contains(want), "missing\n{want}\nin\n{stdout}");
+    }
+    let agents: HashSet<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Agent:    "))
+        .collect();
+    assert_eq!(agents.len(), 3, "three distinct SPIFFE ids: {agents:?}");
+    assert!(
+        agents
+            .iter()
+            .all(|a| a.starts_with("spiffe://agentwrit.local/agent/nightly-pipeline/etl-"))
+    );
+    assert_eq!(stdout.matches("[RELEASE]  Agent released for").count(), 3);
+    assert_eq!(stdout.matches("[BLOCKED]").count(), 2);
+    for tenant in ["hospital", "bank", "retail"] {
+        let report = dir.path().join(format!("reports/{tenant}/latest.json"));
+        assert_eq!(
+            std::fs::read_to_string(report).unwrap(),
+            expected_report(tenant)
+        );
+    }
+
+    // The audit trail it wrote verifies, and catches tampering.
+    let audit = dir.path().join("audit.jsonl");
+    let audit_s = audit.to_str().unwrap();
+    let verify = sluice(&["audit", "verify", audit_s]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stdout));
+    let original = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    assert!(lines.len() > 10);
+
+    let edited = original.replacen("\"decision\":\"BLOCKED\"", "\"decision\":\"BLOCKEd\"", 1);
+    let first_blocked = lines
+        .iter()
+        .position(|l| l.contains("\"decision\":\"BLOCKED\""))
+        .unwrap()
+        + 1;
+    std::fs::write(&audit, &edited).unwrap();
+    let out = text(&sluice(&["audit", "verify", audit_s]).stdout);
+    assert_eq!(
+        out,
+        format!(
+            "BROKEN at entry {first_blocked} of {audit_s}: its hash does not match its content: the entry was edited\n"
+        )
+    );
+
+    let mut deleted = lines.clone();
+    deleted.remove(4);
+    std::fs::write(&audit, deleted.join("\n") + "\n").unwrap();
+    let out = text(&sluice(&["audit", "verify", audit_s]).stdout);
+    assert!(
+        out.starts_with(&format!(
+            "BROKEN at entry 5 of {audit_s}: sequence number 6 where 5 was expected"
+        )),
+        "{out}"
+    );
+
+    let mut swapped = lines.clone();
+    swapped.swap(6, 7);
+    std::fs::write(&audit, swapped.join("\n") + "\n").unwrap();
+    let verdict = sluice(&["audit", "verify", audit_s]);
+    assert_eq!(verdict.status.code(), Some(1));
+    assert!(text(&verdict.stdout).starts_with(&format!("BROKEN at entry 7 of {audit_s}")));
+}
+
+#[test]
+fn json_summary_is_machine_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), |t| t);
+    let out = sluice(&[
+        "run",
+        config.to_str().unwrap(),
+        "--json",
+        "--concurrency",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["tenants"].as_array().unwrap().len(), 3);
+    assert_eq!(summary["tenants"][1]["figures"][0]["value"], "2.4M");
+    assert_eq!(summary["tenants"][1]["rows_read"], 2_400_000);
+    assert_eq!(summary["tenants"][1]["released"], true);
+    assert_eq!(summary["isolation"]["violated"], false);
+}
+
+#[test]
+fn a_tenant_granted_every_tenants_data_is_an_isolation_violation_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), |t| {
+        t.replacen(
+            "read_scope = \"read:analytics:hospital\"",
+            "read_scope = \"read:analytics:*\"",
+            1,
+        )
+    });
+    let out = sluice(&["verify-isolation", config.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout
+            .contains("[ALLOWED] VIOLATION: hospital agent cannot read bank data is NOT enforced"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CROSS-TENANT ISOLATION VIOLATED"));
+}
+
+#[test]
+fn a_bad_configuration_is_exit_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), |t| {
+        t.replacen("agent_ttl = 300", "agent_ttl = 300\nagent_tll = 5", 1)
+    });
+    let out = sluice(&["run", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "sluice: {}:12: unknown field `agent_tll`",
+            config.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn digest_prints_what_the_configuration_pins() {
+    let probe = root().join("target/guests/probe.wasm");
+    let out = sluice(&["digest", probe.to_str().unwrap()]);
+    let line = text(&out.stdout);
+    let example = std::fs::read_to_string(root().join("examples/nightly.toml")).unwrap();
+    let digest = line.split_whitespace().next().unwrap();
+    assert!(
+        example.contains(&format!("sha256 = \"{digest}\"")),
+        "examples/nightly.toml pins a stale probe digest: run `cargo xtask pin`"
+    );
+}
