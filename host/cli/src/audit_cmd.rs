@@ -62,7 +62,21 @@ pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
                     text(&entry, "required")
                 )
             }
-            other => format!("{other} {}", text(&entry, "detail")),
+            other => {
+                // Lifecycle events: show what they carry beyond the common members.
+                let common = [
+                    "seq", "prev", "hash", "time", "event", "tenant", "agent_id", "task_id",
+                ];
+                let extra: Vec<String> = entry
+                    .iter()
+                    .filter(|(k, _)| !common.contains(&k.as_str()))
+                    .map(|(k, v)| match v {
+                        Value::String(s) => format!("{k}={s}"),
+                        other => format!("{k}={other}"),
+                    })
+                    .collect();
+                format!("{other} {}", extra.join(" "))
+            }
         };
         println!(
             "#{seq:<5} {} {:<9} {}  agent={} task={}",
