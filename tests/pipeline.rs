@@ -10,14 +10,11 @@ use agentwrit::{AdminSecret, AgentWritApp};
 use serde_json::Value;
 use sluice_dev_broker::{AppCredentials, BrokerConfig, DevBroker, start_with_app};
 use sluice_pipeline::broker::Broker;
-use sluice_pipeline::config::{
-    BrokerSetting, DatasetConfig, IsolationConfig, PipelineConfig, TenantConfig,
-};
+use sluice_pipeline::config::{PipelineConfig, TenantConfig};
 use sluice_pipeline::nightly::{Pipeline, RunOptions};
 use sluice_pipeline::outcome::PipelineReport;
-use sluice_pipeline::plugins::file_digest;
 use sluice_sandbox::Budget;
-use sluice_tests::{demo_data, expected_report, guest};
+use sluice_tests::{demo_data, expected_report, guest, pipeline_config, pipeline_tenant};
 
 const ADMIN: &str = "pipeline-test-admin";
 
@@ -38,22 +35,7 @@ async fn broker() -> (DevBroker, AppCredentials) {
 }
 
 fn tenant(id: &str, plugin: &str, dataset: &str) -> TenantConfig {
-    let plugin_path = guest(plugin);
-    TenantConfig {
-        id: id.into(),
-        name: format!("{id} inc."),
-        data_type: "analytics".into(),
-        sha256: file_digest(&plugin_path).unwrap(),
-        plugin: plugin_path,
-        read_scope: format!("read:analytics:{id}"),
-        write_scope: format!("write:reports:{id}"),
-        datasets: vec![DatasetConfig {
-            name: dataset.into(),
-            path: demo_data().join(id).join("analytics.db"),
-            resource: "analytics".into(),
-        }],
-        params: vec![],
-    }
+    pipeline_tenant(id, plugin, dataset, demo_data())
 }
 
 fn demo_tenants() -> Vec<TenantConfig> {
@@ -65,27 +47,13 @@ fn demo_tenants() -> Vec<TenantConfig> {
 }
 
 fn config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig {
-    let probe = guest("probe");
-    PipelineConfig {
-        path: dir.join("nightly.toml"),
-        orch_id: "nightly-pipeline".into(),
-        agent_ttl: Duration::from_secs(300),
-        reports: dir.join("reports"),
-        audit: dir.join("audit.jsonl"),
-        data_dir: None,
-        concurrency: None,
-        broker: BrokerSetting::Embedded { ceiling: vec![] },
-        budget: Budget {
-            memory_bytes: 64 << 20,
-            cpu_time: Duration::from_secs(30),
-            ..Budget::default()
-        },
-        isolation: Some(IsolationConfig {
-            sha256: file_digest(&probe).unwrap(),
-            probe,
-        }),
-        tenants,
-    }
+    let mut config = pipeline_config(dir, tenants);
+    config.budget = Budget {
+        memory_bytes: 64 << 20,
+        cpu_time: Duration::from_secs(30),
+        ..Budget::default()
+    };
+    config
 }
 
 async fn run(config: PipelineConfig, creds: &AppCredentials, concurrency: usize) -> PipelineReport {

@@ -3,59 +3,13 @@
 //!
 //! Run: `cargo xtask guests && cargo bench -p sluice-tests --bench pipeline`
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_pipeline::config::{
-    BrokerSetting, DatasetConfig, IsolationConfig, PipelineConfig, TenantConfig,
-};
+use sluice_pipeline::config::{PipelineConfig, TenantConfig};
 use sluice_pipeline::nightly::{Pipeline, RunOptions};
-use sluice_pipeline::plugins::file_digest;
 use sluice_pipeline::seed::seed_orders;
-use sluice_sandbox::Budget;
-use sluice_tests::{demo_data, guest};
-
-fn tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> TenantConfig {
-    let plugin_path = guest(plugin);
-    TenantConfig {
-        id: id.into(),
-        name: id.into(),
-        data_type: "analytics".into(),
-        sha256: file_digest(&plugin_path).unwrap(),
-        plugin: plugin_path,
-        read_scope: format!("read:analytics:{id}"),
-        write_scope: format!("write:reports:{id}"),
-        datasets: vec![DatasetConfig {
-            name: dataset.into(),
-            path: data.join(id).join("analytics.db"),
-            resource: "analytics".into(),
-        }],
-        params: vec![],
-    }
-}
-
-fn config(out: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig {
-    let probe = guest("probe");
-    PipelineConfig {
-        path: out.join("nightly.toml"),
-        orch_id: "nightly-pipeline".into(),
-        agent_ttl: Duration::from_secs(300),
-        reports: out.join("reports"),
-        audit: out.join("audit.jsonl"),
-        data_dir: None,
-        concurrency: None,
-        broker: BrokerSetting::Embedded {
-            ceiling: vec!["read:analytics:*".into(), "write:reports:*".into()],
-        },
-        budget: Budget::default(),
-        isolation: Some(IsolationConfig {
-            sha256: file_digest(&probe).unwrap(),
-            probe,
-        }),
-        tenants,
-    }
-}
+use sluice_tests::{demo_data, pipeline_config as config, pipeline_tenant as tenant};
 
 /// Broker start, tenants and isolation proof, as `sluice run` does them.
 async fn night(config: PipelineConfig, concurrency: Option<usize>) -> Duration {

@@ -3,6 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use sluice_pipeline::config::{
+    BrokerSetting, DatasetConfig, IsolationConfig, PipelineConfig, TenantConfig,
+};
+use sluice_pipeline::plugins::file_digest;
 use sluice_pipeline::{SEED_SCALE, SqliteSource, seed_demo};
 use sluice_sandbox::{Budget, RunOutcome, RunRequest, Sandbox, SandboxOptions, Transform, Writ};
 
@@ -137,4 +141,49 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
+}
+
+/// A pipeline tenant running guest `plugin` (pinned to its current digest) over its `dataset`,
+/// a table of `<data>/<id>/analytics.db`, with the tenant's own two scopes.
+pub fn pipeline_tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> TenantConfig {
+    let plugin_path = guest(plugin);
+    TenantConfig {
+        id: id.into(),
+        name: format!("{id} inc."),
+        data_type: "analytics".into(),
+        sha256: file_digest(&plugin_path).expect("digest of a built guest"),
+        plugin: plugin_path,
+        read_scope: format!("read:analytics:{id}"),
+        write_scope: format!("write:reports:{id}"),
+        datasets: vec![DatasetConfig {
+            name: dataset.into(),
+            path: data.join(id).join("analytics.db"),
+            resource: "analytics".into(),
+        }],
+        params: vec![],
+    }
+}
+
+/// A pipeline over `tenants` writing into `dir`, with the embedded broker, default budgets and
+/// the shipped probe.
+pub fn pipeline_config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig {
+    let probe = guest("probe");
+    PipelineConfig {
+        path: dir.join("nightly.toml"),
+        orch_id: "nightly-pipeline".into(),
+        agent_ttl: std::time::Duration::from_secs(300),
+        reports: dir.join("reports"),
+        audit: dir.join("audit.jsonl"),
+        data_dir: None,
+        concurrency: None,
+        broker: BrokerSetting::Embedded {
+            ceiling: vec!["read:analytics:*".into(), "write:reports:*".into()],
+        },
+        budget: Budget::default(),
+        isolation: Some(IsolationConfig {
+            sha256: file_digest(&probe).expect("digest of the probe"),
+            probe,
+        }),
+        tenants,
+    }
 }

@@ -56,19 +56,11 @@ impl Pipeline {
         let target_write = format!("write:reports:{}", writer.id);
         let own_read = format!("read:{own_resource}:{}", owner.id);
 
-        let transform = {
-            let (p, path, sha) = (Arc::clone(self), probe.probe.clone(), probe.sha256.clone());
-            match tokio::task::spawn_blocking(move || p.plugins.load(&p.sandbox, &path, &sha)).await
-            {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    result.error = Some(e);
-                    return result;
-                }
-                Err(e) => {
-                    result.error = Some(e.to_string());
-                    return result;
-                }
+        let transform = match self.load_plugin(&probe.probe, &probe.sha256).await {
+            Ok(t) => t,
+            Err(e) => {
+                result.error = Some(e);
+                return result;
             }
         };
         let task_id = format!("isolation-{}-{}", owner.id, unix_now());

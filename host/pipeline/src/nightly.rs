@@ -99,6 +99,18 @@ impl Pipeline {
         })
     }
 
+    /// The plugin at `path` if its digest is `sha256`, compiled once per digest, off the runtime.
+    pub(crate) async fn load_plugin(
+        self: &Arc<Self>,
+        path: &std::path::Path,
+        sha256: &str,
+    ) -> Result<Transform, String> {
+        let (pipeline, path, sha) = (Arc::clone(self), path.to_path_buf(), sha256.to_string());
+        tokio::task::spawn_blocking(move || pipeline.plugins.load(&pipeline.sandbox, &path, &sha))
+            .await
+            .unwrap_or_else(|e| Err(format!("loading the plugin failed: {e}")))
+    }
+
     fn app(&self) -> &AgentWritApp {
         &self.broker.app
     }
@@ -185,23 +197,9 @@ impl Pipeline {
         result.error = None;
         result.task_id = format!("etl-{}-{}", tenant.id, unix_now());
 
-        let transform = {
-            let (pipeline, plugin, sha) = (
-                Arc::clone(self),
-                tenant.plugin.clone(),
-                tenant.sha256.clone(),
-            );
-            match tokio::task::spawn_blocking(move || {
-                pipeline.plugins.load(&pipeline.sandbox, &plugin, &sha)
-            })
-            .await
-            {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => return self.fail(result, e, started),
-                Err(e) => {
-                    return self.fail(result, format!("loading the plugin failed: {e}"), started);
-                }
-            }
+        let transform = match self.load_plugin(&tenant.plugin, &tenant.sha256).await {
+            Ok(t) => t,
+            Err(e) => return self.fail(result, e, started),
         };
 
         let request = AgentRequest::new(
