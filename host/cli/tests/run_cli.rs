@@ -204,3 +204,76 @@ fn digest_prints_what_the_configuration_pins() {
         "examples/nightly.toml pins a stale probe digest: run `cargo xtask pin`"
     );
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_releases_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = root().join("target/guests/probe.wasm");
+    let digest = text(&sluice(&["digest", probe.to_str().unwrap()]).stdout);
+    let digest = digest.split_whitespace().next().unwrap();
+    let config = dir.path().join("slow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"reports = "reports"
+audit = "audit.jsonl"
+
+[[tenants]]
+id = "hospital"
+name = "Metro Health System"
+data_type = "patient analytics"
+plugin = "{probe}"
+sha256 = "{digest}"
+read_scope = "read:analytics:hospital"
+write_scope = "write:reports:hospital"
+params = {{ mode = "slow-report", sleep-ms = "4000" }}
+
+[[tenants.datasets]]
+name = "visits"
+path = "{data}/hospital/analytics.db"
+resource = "analytics"
+"#,
+            probe = probe.display(),
+            data = demo_data().display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", config.to_str().unwrap()])
+        .env_remove("AGENTWRIT_BROKER_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&audit)
+        .unwrap_or_default()
+        .contains("agent_created")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent was never created"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        text(&out.stderr)
+            .contains("interrupted: finishing running tenants and releasing their agents")
+    );
+    assert!(
+        stdout.contains("[RELEASE]  Agent released for hospital"),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("reports/hospital/latest.json").exists());
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    assert!(trail.contains("\"event\":\"agent_released\""));
+}
