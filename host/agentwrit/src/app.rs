@@ -182,6 +182,12 @@ impl AgentWritApp {
         Ok(token)
     }
 
+    /// Authenticates the app now (the first agent would otherwise do it): a way to find out that
+    /// the credentials are wrong before doing any work.
+    pub async fn authenticate(&self) -> Result<()> {
+        self.app_token().await.map(drop)
+    }
+
     /// Creates an agent: app session → launch token → challenge → Ed25519 signature → register.
     pub async fn create_agent(&self, request: AgentRequest) -> Result<Agent> {
         self.create_agent_with_key(request, SigningKey::generate(&mut rand::rngs::OsRng))

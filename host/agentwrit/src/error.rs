@@ -85,7 +85,7 @@ pub enum Error {
     #[error("not found: {0}")]
     NotFound(Box<ProblemDetail>),
     /// HTTP 429; `retry_after` from the `Retry-After` header.
-    #[error("rate limited (retry after {retry_after:?}): {problem}")]
+    #[error("rate limited{}: {problem}", retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default())]
     RateLimited {
         problem: Box<ProblemDetail>,
         retry_after: Option<Duration>,

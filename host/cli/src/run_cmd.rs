@@ -207,8 +207,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             exit::ISOLATION_VIOLATED => println!("Pipeline FAILED: tenant isolation is violated."),
             _ => {
                 let failed: Vec<&str> = report.tenants.iter().filter(|t| !t.ok()).map(|t| t.id.as_str()).collect();
+                let others = if failed.len() < report.tenants.len() {
+                    "; the others ran"
+                } else {
+                    ""
+                };
+                let unreleased = report
+                    .tenants
+                    .iter()
+                    .filter(|t| t.agent_id.is_some() && !t.released)
+                    .count();
+                let agents = if unreleased == 0 {
+                    "every agent created was released".to_string()
+                } else {
+                    format!("{unreleased} agent(s) could NOT be released: revoke them at the broker")
+                };
                 println!(
-                    "Pipeline finished with failures: {} of {} tenants failed{}; the others ran and released their agents.",
+                    "Pipeline finished with failures: {} of {} tenants failed{}{others}; {agents}.",
                     failed.len(),
                     report.tenants.len(),
                     if failed.is_empty() { String::new() } else { format!(" ({})", failed.join(", ")) }

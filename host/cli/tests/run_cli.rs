@@ -277,3 +277,30 @@ resource = "analytics"
     let trail = std::fs::read_to_string(&audit).unwrap();
     assert!(trail.contains("\"event\":\"agent_released\""));
 }
+
+#[test]
+fn an_unreachable_external_broker_stops_the_run_before_any_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), |t| t);
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", config.to_str().unwrap()])
+        .env("AGENTWRIT_BROKER_URL", "http://127.0.0.1:1")
+        .env("AGENTWRIT_CLIENT_ID", "sa-000000000000")
+        .env("AGENTWRIT_CLIENT_SECRET", "not-a-real-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "sluice: cannot authenticate the app at AgentWrit broker at http://127.0.0.1:1"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("broker unreachable at http://127.0.0.1:1: connection failed"));
+    assert!(
+        !stderr.contains("not-a-real-secret"),
+        "the secret never appears in errors"
+    );
+    assert!(!dir.path().join("reports").exists());
+}

@@ -64,6 +64,13 @@ impl Pipeline {
         concurrency: Option<usize>,
     ) -> anyhow::Result<Pipeline> {
         let broker = broker::connect(&config.broker).await?;
+        // Wrong credentials or an unreachable broker stop the night before any tenant starts.
+        broker.app.authenticate().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot authenticate the app at {} ({e}): check AGENTWRIT_BROKER_URL, AGENTWRIT_CLIENT_ID and AGENTWRIT_CLIENT_SECRET",
+                broker.description
+            )
+        })?;
         Pipeline::with_broker(config, broker, concurrency)
     }
 
