@@ -432,6 +432,17 @@ async fn malformed_requests_get_the_contracts_answers() {
         .unwrap();
     assert_eq!(r.status(), 405);
     assert!(r.headers()["allow"].to_str().unwrap().contains("POST"));
+    assert_eq!(r.text().await.unwrap(), "Method Not Allowed\n");
+
+    let r = raw(&b, Method::GET, "/v1/health")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.text().await.unwrap().ends_with("}\n"),
+        "JSON bodies end with a newline, as Go's encoder writes them"
+    );
 
     let r = raw(&b, Method::GET, "/v1/nothing")
         .await

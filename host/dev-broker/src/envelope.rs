@@ -66,6 +66,28 @@ pub async fn envelope(request: Request, next: Next) -> Response {
         .await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         response = problem_response(&error, &path, &request_id);
+    } else if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        // Go's router answers a wrong method in plain text.
+        let (mut head, _) = response.into_parts();
+        head.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response = Response::from_parts(head, Body::from("Method Not Allowed\n"));
+    } else if response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json")
+    {
+        // Go's JSON encoder ends every body with a newline; so do we.
+        let (mut head, body) = response.into_parts();
+        let mut bytes = to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default()
+            .to_vec();
+        bytes.push(b'\n');
+        head.headers.remove(header::CONTENT_LENGTH);
+        response = Response::from_parts(head, Body::from(bytes));
     }
     let headers = response.headers_mut();
     headers.insert(
