@@ -56,6 +56,27 @@ pub struct Claims {
     pub chain_hash: String,
 }
 
+impl Claims {
+    /// Claims for `sub` holding `scope`; times and `jti` are set when the token is issued.
+    pub fn new(sub: impl Into<String>, scope: Vec<String>, aud: Vec<String>) -> Claims {
+        Claims {
+            iss: String::new(),
+            sub: sub.into(),
+            aud,
+            exp: 0,
+            nbf: 0,
+            iat: 0,
+            jti: String::new(),
+            sid: String::new(),
+            scope,
+            task_id: String::new(),
+            orch_id: String::new(),
+            delegation_chain: Vec::new(),
+            chain_hash: String::new(),
+        }
+    }
+}
+
 pub fn sign(keys: &Keys, claims: &Claims) -> String {
     let header = Header {
         alg: "EdDSA",

@@ -114,21 +114,8 @@ pub async fn admin_auth(
 
 /// Claims of an admin or app token: no task, orch or chain.
 pub fn principal_claims(st: &BrokerState, sub: &str, scopes: &[&str]) -> Claims {
-    Claims {
-        iss: String::new(),
-        sub: sub.to_string(),
-        aud: st.audience(),
-        exp: 0,
-        nbf: 0,
-        iat: 0,
-        jti: String::new(),
-        sid: String::new(),
-        scope: scopes.iter().map(|s| s.to_string()).collect(),
-        task_id: String::new(),
-        orch_id: String::new(),
-        delegation_chain: vec![],
-        chain_hash: String::new(),
-    }
+    let scopes = scopes.iter().map(|s| s.to_string()).collect();
+    Claims::new(sub, scopes, st.audience())
 }
 
 #[derive(Deserialize, Default)]

@@ -166,19 +166,9 @@ pub async fn register(State(st): State<Arc<BrokerState>>, body: Bytes) -> ApiRes
         random_hex(8)
     );
     let claims = Claims {
-        iss: String::new(),
-        sub: agent_id.clone(),
-        aud: st.audience(),
-        exp: 0,
-        nbf: 0,
-        iat: 0,
-        jti: String::new(),
-        sid: String::new(),
-        scope: r.requested_scope.clone(),
         task_id: r.task_id.clone(),
         orch_id: r.orch_id.clone(),
-        delegation_chain: vec![],
-        chain_hash: String::new(),
+        ..Claims::new(&agent_id, r.requested_scope.clone(), st.audience())
     };
     let ttl = if max_ttl <= 0 { 300 } else { max_ttl };
     let issued = st.issue(claims, ttl);
@@ -366,19 +356,11 @@ pub async fn delegate(
     let remaining = (caller.exp - now()).max(1);
     let ttl = if r.ttl <= 0 { 60 } else { r.ttl }.min(remaining);
     let claims = Claims {
-        iss: String::new(),
-        sub: r.delegate_to.clone(),
-        aud: caller.aud.clone(),
-        exp: 0,
-        nbf: 0,
-        iat: 0,
-        jti: String::new(),
-        sid: String::new(),
-        scope: r.scope.clone(),
         task_id: caller.task_id.clone(),
         orch_id: caller.orch_id.clone(),
         delegation_chain: chain.clone(),
         chain_hash: hash.clone(),
+        ..Claims::new(&r.delegate_to, r.scope.clone(), caller.aud.clone())
     };
     let issued = st.issue(claims, ttl);
     let (token, expires_in) = (issued.token, issued.ttl);
