@@ -125,14 +125,17 @@ pub struct SeedArgs {
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Check the hash chain: prints OK or the first broken entry.
-    Verify(AuditFileArgs),
+    Verify(AuditVerifyArgs),
     /// Print the trail readably.
     Show(AuditShowArgs),
 }
 
 #[derive(Args, Debug)]
-pub struct AuditFileArgs {
+pub struct AuditVerifyArgs {
     pub file: PathBuf,
+    /// The head hash a run printed: also prove no entry was removed from the end.
+    #[arg(long)]
+    pub head: Option<String>,
 }
 
 #[derive(Args, Debug)]

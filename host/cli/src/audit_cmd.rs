@@ -2,13 +2,17 @@
 
 use serde_json::Value;
 use sluice_pipeline::Verdict;
-use sluice_pipeline::audit::{read_entries, verify as verify_chain};
+use sluice_pipeline::audit::{read_entries, verify as verify_chain, verify_head};
 
-use crate::args::{AuditFileArgs, AuditShowArgs};
+use crate::args::{AuditShowArgs, AuditVerifyArgs};
 use crate::exit;
 
-pub fn verify(args: AuditFileArgs) -> anyhow::Result<u8> {
-    match verify_chain(&args.file)? {
+pub fn verify(args: AuditVerifyArgs) -> anyhow::Result<u8> {
+    let verdict = match &args.head {
+        Some(head) => verify_head(&args.file, head)?,
+        None => verify_chain(&args.file)?,
+    };
+    match verdict {
         Verdict::Intact(count) => {
             println!(
                 "OK: {} entries, chain intact ({})",

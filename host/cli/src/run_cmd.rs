@@ -201,6 +201,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             print_isolation(isolation);
         }
         println!();
+        println!(
+            "Audit trail: {} entries, head {} (check: sluice audit verify {} --head {})",
+            report.audit.entries,
+            report.audit.hash,
+            shown(&pipeline.config.audit),
+            report.audit.hash
+        );
         let code = exit_code(&report);
         match code {
             exit::OK => println!("Pipeline complete. All tenants processed with isolated scopes."),

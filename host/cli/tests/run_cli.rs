@@ -124,6 +124,33 @@ fn the_example_pipeline_prints_the_seeds_run_and_exits_zero() {
         "{out}"
     );
 
+    let head = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Audit trail: "))
+        .and_then(|l| l.split(", head ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the run prints the audit head");
+    std::fs::write(&audit, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
+    assert_eq!(
+        sluice(&["audit", "verify", audit_s]).status.code(),
+        Some(0),
+        "cut at a line boundary, the chain alone looks intact"
+    );
+    let cut = sluice(&["audit", "verify", audit_s, "--head", head]);
+    assert_eq!(cut.status.code(), Some(1));
+    assert!(
+        text(&cut.stdout).contains("without reaching the expected head"),
+        "{}",
+        text(&cut.stdout)
+    );
+    std::fs::write(&audit, &original).unwrap();
+    assert_eq!(
+        sluice(&["audit", "verify", audit_s, "--head", head])
+            .status
+            .code(),
+        Some(0)
+    );
+
     let mut swapped = lines.clone();
     swapped.swap(6, 7);
     std::fs::write(&audit, swapped.join("\n") + "\n").unwrap();

@@ -104,6 +104,16 @@ impl AuditLog {
         &self.path
     }
 
+    /// The chain's current end: keep it elsewhere (a run summary, a ticket) and `verify_head`
+    /// later proves nothing was cut from the end of the file.
+    pub fn head(&self) -> AuditHead {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        AuditHead {
+            entries: state.seq,
+            hash: state.last_hash.clone(),
+        }
+    }
+
     /// Appends entries built from `fields` (each a JSON object), chaining them, in one write.
     pub fn append_all(&self, fields: impl IntoIterator<Item = Value>) -> anyhow::Result<()> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -189,6 +199,41 @@ fn last_entry(path: &Path) -> anyhow::Result<Option<Map<String, Value>>> {
             ),
         },
     }
+}
+
+/// Where a chain ends: its entry count and last hash.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AuditHead {
+    pub entries: u64,
+    pub hash: String,
+}
+
+/// [`verify`], and then that the chain still contains the entry whose hash is `head`, recorded
+/// earlier: without it, deleting whole entries from the end of the file goes unnoticed.
+/// Entries appended after that head are fine.
+pub fn verify_head(path: &Path, head: &str) -> anyhow::Result<Verdict> {
+    let verdict = verify(path)?;
+    let Verdict::Intact(count) = verdict else {
+        return Ok(verdict);
+    };
+    let file =
+        File::open(path).with_context(|| format!("opening audit file {}", path.display()))?;
+    for line in BufReader::new(file).lines() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|v| v.get("hash").and_then(Value::as_str).map(|h| h == head))
+            .unwrap_or(false)
+        {
+            return Ok(Verdict::Intact(count));
+        }
+    }
+    Ok(Verdict::Broken {
+        line: count + 1,
+        reason: format!(
+            "the trail ends after {count} intact entries without reaching the expected head {head}: entries were removed from its end"
+        ),
+    })
 }
 
 /// The result of checking a chain.
@@ -327,6 +372,31 @@ mod tests {
         assert!(matches!(
             verify(&path).unwrap(),
             Verdict::Broken { line: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn removing_trailing_entries_is_caught_against_a_recorded_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample(dir.path());
+        let head = AuditLog::open(&path).unwrap().head();
+        assert_eq!(head.entries, 4);
+        AuditLog::open(&path)
+            .unwrap()
+            .append(json!({"event": "later"}))
+            .unwrap();
+        assert_eq!(verify_head(&path, &head.hash).unwrap(), Verdict::Intact(5));
+        let mut l = lines(&path);
+        l.truncate(3);
+        write(&path, &l);
+        assert_eq!(
+            verify(&path).unwrap(),
+            Verdict::Intact(3),
+            "the chain alone cannot tell"
+        );
+        assert!(matches!(
+            verify_head(&path, &head.hash).unwrap(),
+            Verdict::Broken { line: 4, .. }
         ));
     }
 

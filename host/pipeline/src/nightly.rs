@@ -426,6 +426,7 @@ impl Pipeline {
         };
         PipelineReport {
             broker: self.broker.description.clone(),
+            audit: self.audit.head(),
             failed: tenants.iter().filter(|t| !t.ok()).count(),
             tenants,
             isolation,

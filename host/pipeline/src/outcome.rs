@@ -104,6 +104,8 @@ pub struct IsolationResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct PipelineReport {
     pub broker: String,
+    /// Where the audit trail ends after this run: keep it to prove later that nothing was cut.
+    pub audit: crate::audit::AuditHead,
     pub tenants: Vec<TenantResult>,
     pub isolation: Option<IsolationResult>,
     pub failed: usize,
