@@ -229,6 +229,54 @@ async fn delegation_narrows_and_refuses_to_widen_with_a_full_problem() {
 }
 
 #[tokio::test]
+async fn chain_revocation_kills_delegated_tokens_but_not_the_roots_own() {
+    let (b, creds) = broker().await;
+    let app = app(&creds);
+    let root = app
+        .create_agent(AgentRequest::new("o", "root", ["read:data:*"]))
+        .await
+        .unwrap();
+    let leaf = app
+        .create_agent(AgentRequest::new("o", "leaf", ["read:data:x"]))
+        .await
+        .unwrap();
+    let delegated = root
+        .delegate(leaf.agent_id(), &["read:data:x".into()], None)
+        .await
+        .unwrap();
+    assert!(
+        app.validate(delegated.access_token.secret())
+            .await
+            .unwrap()
+            .valid
+    );
+    admin(&b.url())
+        .await
+        .revoke("chain", root.agent_id())
+        .await
+        .unwrap();
+    assert!(
+        !app.validate(delegated.access_token.secret())
+            .await
+            .unwrap()
+            .valid
+    );
+    assert!(
+        app.validate(root.access_token().secret())
+            .await
+            .unwrap()
+            .valid,
+        "contract 8: the root's own token survives"
+    );
+    assert!(
+        app.validate(leaf.access_token().secret())
+            .await
+            .unwrap()
+            .valid
+    );
+}
+
+#[tokio::test]
 async fn delegation_chains_stop_at_depth_five() {
     let (b, creds) = broker().await;
     let app = app(&creds);

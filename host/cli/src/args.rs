@@ -86,6 +86,9 @@ pub struct LimitArgs {
     /// Host calls the transform may make.
     #[arg(long, default_value_t = Budget::default().host_calls)]
     pub max_host_calls: u64,
+    /// Bytes of log output (log interface, stdout, stderr) kept.
+    #[arg(long, default_value_t = Budget::default().log_bytes)]
+    pub max_log_bytes: u64,
 }
 
 impl LimitArgs {
@@ -97,7 +100,7 @@ impl LimitArgs {
             bytes_read: self.max_bytes_read,
             report_bytes: self.max_report_bytes,
             host_calls: self.max_host_calls,
-            ..Budget::default()
+            log_bytes: self.max_log_bytes,
         }
     }
 }
