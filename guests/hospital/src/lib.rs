@@ -23,6 +23,7 @@ impl Transform for Hospital {
             readmits += flags.iter().filter(|&&r| r).count() as u64;
         }
 
+        sluice_guest::log::info(&format!("{rows} visits, {stays} with a length of stay"));
         let avg_stay = if stays == 0 {
             0.0
         } else {

@@ -65,6 +65,17 @@ fn try_writes_the_tenant_report_and_exits_zero() {
 }
 
 #[test]
+fn the_transforms_log_lines_are_shown() {
+    let reports = tempfile::tempdir().unwrap();
+    let component = guest("hospital").display().to_string();
+    let out = run(&try_args(&component, "hospital", reports.path(), &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("   [log info] 12847 visits, 12719 with a length of stay\n")
+    );
+}
+
+#[test]
 fn cross_tenant_probe_prints_blocked_with_required_and_held_and_audits_it() {
     let reports = tempfile::tempdir().unwrap();
     let audit = reports.path().join("audit.jsonl");

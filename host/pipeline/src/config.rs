@@ -14,9 +14,10 @@ use toml::Spanned;
 
 use crate::sqlite_source::is_plain_name;
 
-/// A configuration error: the file, the line, and what is wrong with which key.
+/// A configuration error: the file, the line (0 when it is about the whole file), and what is
+/// wrong with which key.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[error("{file}{}: {message}", if *line > 0 { format!(":{line}") } else { String::new() })]
 pub struct ConfigError {
     pub file: String,
     pub line: usize,
@@ -230,7 +231,7 @@ pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: file.clone(),
         line: 0,
-        message: format!("cannot read the configuration: {e}"),
+        message: format!("cannot read the pipeline configuration ({e}); see examples/nightly.toml"),
     })?;
     parse(&text, path)
 }
