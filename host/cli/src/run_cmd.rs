@@ -154,9 +154,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         let pipeline = Arc::new(Pipeline::start(config, args.concurrency).await?);
         let cancel = Arc::new(AtomicBool::new(false));
         {
+            // Registered here, before any agent exists, not when the task first runs.
+            let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
             let cancel = Arc::clone(&cancel);
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
+                if interrupt.recv().await.is_some() {
                     cancel.store(true, Ordering::Release);
                     eprintln!("\nsluice: interrupted: finishing running tenants and releasing their agents");
                 }
