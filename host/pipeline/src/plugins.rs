@@ -1,8 +1,8 @@
-//! Tenant plugins: checked against their pinned SHA-256 before anything else, compiled once per
-//! distinct digest (a thousand tenants sharing one transform compile it once).
+//! Tenant plugins: checked against their pinned SHA-256 before anything else, and read, hashed and
+//! compiled once per file per run (a thousand tenants sharing one transform pay for it once).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -13,23 +13,48 @@ pub fn file_digest(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(Sha256::digest(std::fs::read(path)?)))
 }
 
-/// Compiled plugins by digest; failures are remembered too, so each is reported once per tenant
-/// without being retried.
+/// What one plugin file turned out to be the first time a tenant needed it.
+#[derive(Clone)]
+struct Loaded {
+    /// The file's actual digest, or why it could not be read.
+    digest: Result<String, String>,
+    /// The bytes that were hashed, until they are compiled.
+    bytes: Option<Vec<u8>>,
+    /// The compiled component (compiled only when the first tenant's pinned digest matched).
+    compiled: Option<Result<Transform, String>>,
+}
+
+/// Plugins by path, for one run: files are read and hashed once, and compiled once, so tenants
+/// see the same bytes even if the file is replaced mid-run.
 #[derive(Default)]
 pub struct PluginCache {
-    compiled: Mutex<HashMap<String, Result<Transform, String>>>,
+    loaded: Mutex<HashMap<PathBuf, Loaded>>,
 }
 
 impl PluginCache {
     /// The transform at `path`, if its digest is `sha256`; otherwise why not, in one line.
     pub fn load(&self, sandbox: &Sandbox, path: &Path, sha256: &str) -> Result<Transform, String> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            format!(
-                "plugin {} cannot be read ({e}); build guests with `cargo xtask guests`",
-                path.display()
-            )
-        })?;
-        let actual = hex::encode(Sha256::digest(&bytes));
+        // One lock for the whole load: a second tenant of the same plugin waits for the first
+        // compile instead of compiling it again.
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = loaded
+            .entry(path.to_path_buf())
+            .or_insert_with(|| match std::fs::read(path) {
+                Ok(bytes) => Loaded {
+                    digest: Ok(hex::encode(Sha256::digest(&bytes))),
+                    bytes: Some(bytes),
+                    compiled: None,
+                },
+                Err(e) => Loaded {
+                    digest: Err(format!(
+                        "plugin {} cannot be read ({e}); build guests with `cargo xtask guests`",
+                        path.display()
+                    )),
+                    bytes: None,
+                    compiled: None,
+                },
+            });
+        let actual = entry.digest.clone()?;
         if actual != sha256 {
             return Err(format!(
                 "plugin {} refused: its sha256 is {actual} but the configuration pins {sha256}; \
@@ -38,17 +63,15 @@ impl PluginCache {
                 path.display()
             ));
         }
-        if let Some(known) = self.lock().get(sha256) {
-            return known.clone();
+        if let Some(compiled) = &entry.compiled {
+            return compiled.clone();
         }
+        // Compile the bytes that were hashed, not whatever the file holds now.
+        let bytes = entry.bytes.take().unwrap_or_default();
         let compiled = sandbox
             .load(&bytes, &path.display().to_string())
             .map_err(|e| format!("{e:#}"));
-        self.lock().insert(sha256.to_string(), compiled.clone());
+        entry.compiled = Some(compiled.clone());
         compiled
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Result<Transform, String>>> {
-        self.compiled.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
