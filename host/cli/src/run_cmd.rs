@@ -199,8 +199,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             }
             println!();
         }
-        if let Some(isolation) = &report.isolation {
-            print_isolation(isolation);
+        match &report.isolation {
+            Some(isolation) => print_isolation(isolation),
+            None if pipeline.config.isolation.is_none() => println!(
+                "Isolation not checked: the configuration has no [isolation] probe (see examples/nightly.toml)."
+            ),
+            None => println!("Isolation not checked: the run was interrupted."),
         }
         println!();
         println!(
@@ -245,6 +249,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 
 pub fn verify_isolation(args: VerifyIsolationArgs) -> anyhow::Result<u8> {
     let config = config::load(&args.config)?;
+    if config.isolation.is_none() {
+        anyhow::bail!(
+            "{} has no [isolation] section naming the probe (see examples/nightly.toml)",
+            args.config.display()
+        );
+    }
     runtime()?.block_on(async move {
         let pipeline = Arc::new(Pipeline::start(config, Some(1)).await?);
         println!("Broker: {}", pipeline.broker.description);

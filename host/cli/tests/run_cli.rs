@@ -331,3 +331,47 @@ fn an_unreachable_external_broker_stops_the_run_before_any_tenant() {
     );
     assert!(!dir.path().join("reports").exists());
 }
+
+#[test]
+fn many_tenants_on_a_terminal_get_a_progress_line_and_a_compact_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let retail = root().join("target/guests/retail.wasm");
+    let digest = text(&sluice(&["digest", retail.to_str().unwrap()]).stdout);
+    let digest = digest.split_whitespace().next().unwrap().to_string();
+    let mut config = String::from("reports = \"reports\"\naudit = \"audit.jsonl\"\n");
+    for i in 0..21 {
+        let id = format!("shop{i:02}");
+        sluice_pipeline::seed::seed_orders(&data, &id, 100).unwrap();
+        config.push_str(&format!(
+            "\n[[tenants]]\nid = \"{id}\"\nname = \"Shop {i}\"\ndata_type = \"sales analytics\"\n\
+             plugin = \"{}\"\nsha256 = \"{digest}\"\nread_scope = \"read:analytics:{id}\"\n\
+             write_scope = \"write:reports:{id}\"\n\n[[tenants.datasets]]\nname = \"orders\"\n\
+             path = \"{}/{id}/analytics.db\"\nresource = \"analytics\"\n",
+            retail.display(),
+            data.display()
+        ));
+    }
+    let path = dir.path().join("shops.toml");
+    std::fs::write(&path, config).unwrap();
+    // `script` gives the run a terminal, as a user's shell would.
+    let command = format!("{} run {}", env!("CARGO_BIN_EXE_sluice"), path.display());
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("AGENTWRIT_BROKER_URL")
+        .output()
+        .expect("running script(1)");
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("[21/21] tenants done"), "{shown}");
+    assert!(
+        shown.contains("  ok     shop00 (100 rows, report "),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("── Shop 0 (shop00) ──"),
+        "no per-tenant blocks under a progress line"
+    );
+    assert!(shown.contains("Isolation not checked: the configuration has no [isolation] probe"));
+    assert!(shown.contains("Pipeline complete."));
+}

@@ -419,7 +419,9 @@ impl Pipeline {
     pub async fn run(self: &Arc<Self>, mut options: RunOptions) -> PipelineReport {
         let started = Instant::now();
         let tenants = self.run_tenants(&mut options).await;
-        let isolation = if options.cancel.load(Ordering::Acquire) {
+        // Without an [isolation] probe in the configuration there is nothing to prove with.
+        let isolation = if options.cancel.load(Ordering::Acquire) || self.config.isolation.is_none()
+        {
             None
         } else {
             Some(self.verify_isolation().await)
