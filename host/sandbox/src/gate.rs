@@ -116,7 +116,8 @@ impl Decision {
 pub struct GateEvent {
     /// When the first decision of the run was made.
     pub time: SystemTime,
-    /// When the last one was made (equal to `time` when `count` is 1).
+    /// When the run was seen to end (the next different decision, or the end of the run): an
+    /// upper bound on the last call's time, equal to `time` when `count` is 1.
     pub last_time: SystemTime,
     pub call: HostCall,
     pub required: Arc<Scope>,
@@ -194,24 +195,32 @@ impl Gate {
         } else {
             Decision::Blocked
         };
-        let now = coarse_now();
         match self.events.last_mut() {
+            // The hot path of a stream of reads: count it, read no clock. The run's end is
+            // stamped when it closes (the next different decision, or the end of the run).
             Some(last)
                 if last.call == call
                     && last.decision == decision
                     && (Arc::ptr_eq(&last.required, required) || *last.required == **required) =>
             {
                 last.count += 1;
-                last.last_time = now;
             }
-            _ => self.events.push(GateEvent {
-                time: now,
-                last_time: now,
-                call,
-                required: Arc::clone(required),
-                decision,
-                count: 1,
-            }),
+            Some(_) | None => {
+                let now = coarse_now();
+                if let Some(last) = self.events.last_mut()
+                    && last.count > 1
+                {
+                    last.last_time = now;
+                }
+                self.events.push(GateEvent {
+                    time: now,
+                    last_time: now,
+                    call,
+                    required: Arc::clone(required),
+                    decision,
+                    count: 1,
+                });
+            }
         }
         match decision {
             Decision::Allowed => Ok(()),
@@ -228,7 +237,13 @@ impl Gate {
         &self.events
     }
 
-    pub fn into_parts(self) -> (Writ, Vec<GateEvent>) {
+    /// The writ and every decision, the last run of identical decisions stamped as ending now.
+    pub fn into_parts(mut self) -> (Writ, Vec<GateEvent>) {
+        if let Some(last) = self.events.last_mut()
+            && last.count > 1
+        {
+            last.last_time = coarse_now();
+        }
         (self.writ, self.events)
     }
 }
