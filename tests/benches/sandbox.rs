@@ -44,8 +44,13 @@ fn instantiation() {
         let samples: Vec<Duration> = (0..50)
             .map(|_| per_iteration(200, || transform.instantiate_once().expect("instantiate")))
             .collect();
+        let min = samples.iter().min().copied().unwrap_or_default();
         let m = median(samples);
-        println!("{label:>10}: median {:.1} µs", m.as_nanos() as f64 / 1000.0);
+        println!(
+            "{label:>10}: median {:.1} µs (min {:.1} µs)",
+            m.as_nanos() as f64 / 1000.0,
+            min.as_nanos() as f64 / 1000.0
+        );
         results.push(m);
     }
     println!(
@@ -83,14 +88,18 @@ fn gated_calls() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let rounds = if n >= 1_000_000 { 5 } else { 1 };
+    // Per-call cost of each round against the median baseline; a noisy VM neighbour only ever
+    // adds time, so the minimum is the cost and the median shows the noise.
+    let rounds = if n >= 1_000_000 { 7 } else { 1 };
     let base = median((0..rounds).map(|_| run(0)).collect());
-    let full = median((0..rounds).map(|_| run(n)).collect());
-    let per_call = full.saturating_sub(base).as_nanos() as f64 / n as f64;
+    let mut per_call: Vec<f64> = (0..rounds)
+        .map(|_| run(n).saturating_sub(base).as_nanos() as f64 / n as f64)
+        .collect();
+    per_call.sort_by(f64::total_cmp);
     println!(
-        "{n} calls: {:.1} ms, baseline run (0 calls): {:.1} ms => {per_call:.0} ns per gated call\n",
-        full.as_secs_f64() * 1e3,
-        base.as_secs_f64() * 1e3
+        "{n} calls per round, {rounds} rounds: {:.0} ns per gated call (min), {:.0} ns (median)\n",
+        per_call[0],
+        per_call[per_call.len() / 2]
     );
 }
 
