@@ -183,21 +183,10 @@ impl Pipeline {
             }
             Err(e) => result.error = Some(format!("the probe's sandbox thread failed: {e}")),
         }
-        match agent.release().await {
-            Ok(()) => {
-                result.released = true;
-                self.audit_event(
-                    "agent_released",
-                    &owner.id,
-                    agent.agent_id(),
-                    &task_id,
-                    json!({}),
-                );
-            }
+        match self.release(&mut agent, &owner.id, &task_id).await {
+            Ok(()) => result.released = true,
             Err(e) => {
-                result
-                    .error
-                    .get_or_insert(format!("releasing the probe's agent failed: {e}"));
+                result.error.get_or_insert(e);
             }
         }
         result

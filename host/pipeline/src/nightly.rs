@@ -242,31 +242,10 @@ impl Pipeline {
         }
 
         let mut agent = agent.lock().await;
-        match agent.release().await {
-            Ok(()) => {
-                result.released = true;
-                self.audit_event(
-                    "agent_released",
-                    &tenant.id,
-                    agent.agent_id(),
-                    &result.task_id,
-                    json!({}),
-                );
-            }
-            // A revoked or expired agent is already dead at the broker: that is released too.
-            Err(BrokerError::Authentication(_)) => {
-                result.released = true;
-                self.audit_event(
-                    "agent_released",
-                    &tenant.id,
-                    agent.agent_id(),
-                    &result.task_id,
-                    json!({ "detail": "token was already invalid at the broker" }),
-                );
-            }
+        match self.release(&mut agent, &tenant.id, &result.task_id).await {
+            Ok(()) => result.released = true,
             Err(e) => {
-                let message = format!("releasing the agent failed: {e}");
-                result.error.get_or_insert(message);
+                result.error.get_or_insert(e);
             }
         }
         if let Some(error) = &result.error {
@@ -399,6 +378,25 @@ impl Pipeline {
             );
             result.report = Some(path);
         }
+        Ok(())
+    }
+
+    /// Releases `agent` and audits it. A token the broker already rejects (revoked, expired)
+    /// counts as released: the agent is dead either way.
+    pub(crate) async fn release(
+        &self,
+        agent: &mut Agent,
+        tenant: &str,
+        task_id: &str,
+    ) -> Result<(), String> {
+        let detail = match agent.release().await {
+            Ok(()) => json!({}),
+            Err(BrokerError::Authentication(_)) => {
+                json!({ "detail": "token was already invalid at the broker" })
+            }
+            Err(e) => return Err(format!("releasing agent {} failed: {e}", agent.agent_id())),
+        };
+        self.audit_event("agent_released", tenant, agent.agent_id(), task_id, detail);
         Ok(())
     }
 
