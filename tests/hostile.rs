@@ -39,6 +39,10 @@ const CASES: &[(&str, &str)] = &[
         "limit host-calls exceeded: limit is 2000, run needed 2001",
     ),
     (
+        "handle-hoard",
+        "limit open-datasets exceeded: limit is 16, run needed 17",
+    ),
+    (
         "filesystem",
         "imports wasi:filesystem/types@0.2.6, wasi:filesystem/preopens@0.2.6, which Sluice does not provide",
     ),

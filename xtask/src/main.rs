@@ -39,6 +39,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "hostile-trap-after-commit",
     ),
     ("guest-hostile", "flood", "hostile-flood"),
+    ("guest-hostile", "handle-hoard", "hostile-handle-hoard"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

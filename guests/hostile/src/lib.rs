@@ -87,6 +87,20 @@ fn attack() -> Result<Summary, RunError> {
     }
 }
 
+/// Opens its own dataset over and over, keeping every handle (each holds a host file descriptor).
+#[cfg(feature = "handle-hoard")]
+fn attack() -> Result<Summary, RunError> {
+    let me = sluice_guest::whoami();
+    let mut hoard = Vec::new();
+    loop {
+        hoard.push(sluice_guest::Dataset::open(
+            &me.tenant,
+            "analytics",
+            "visits",
+        )?);
+    }
+}
+
 /// Built without an attack feature: does nothing, so the crate still compiles in the workspace.
 #[cfg(not(any(
     feature = "read-other-tenant",
@@ -97,7 +111,8 @@ fn attack() -> Result<Summary, RunError> {
     feature = "sockets",
     feature = "trap-mid-report",
     feature = "trap-after-commit",
-    feature = "flood"
+    feature = "flood",
+    feature = "handle-hoard"
 )))]
 fn attack() -> Result<Summary, RunError> {
     Err(RunError::Failed("built without an attack feature".into()))

@@ -101,6 +101,7 @@ impl LimitArgs {
             report_bytes: self.max_report_bytes,
             host_calls: self.max_host_calls,
             log_bytes: self.max_log_bytes,
+            ..Budget::default()
         }
     }
 }

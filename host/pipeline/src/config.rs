@@ -75,6 +75,7 @@ struct RawLimits {
     max_report_bytes: Option<u64>,
     max_host_calls: Option<u64>,
     max_log_bytes: Option<u64>,
+    max_open_datasets: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -312,6 +313,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         report_bytes: l.max_report_bytes.unwrap_or(d.report_bytes),
         host_calls: l.max_host_calls.unwrap_or(d.host_calls),
         log_bytes: l.max_log_bytes.unwrap_or(d.log_bytes),
+        open_datasets: l.max_open_datasets.unwrap_or(d.open_datasets),
     };
 
     let mut tenants: Vec<TenantConfig> = Vec::new();

@@ -23,6 +23,9 @@ pub struct Budget {
     /// Bytes of log output (the log interface plus stdout/stderr) kept; the rest is dropped.
     /// Default 64 KiB.
     pub log_bytes: u64,
+    /// Datasets open at once. Each holds a database connection (a file descriptor of the host
+    /// process), so a guest hoarding handles must not starve other tenants. Default 16.
+    pub open_datasets: u64,
 }
 
 impl Default for Budget {
@@ -35,6 +38,7 @@ impl Default for Budget {
             report_bytes: 16 << 20,
             host_calls: 100_000,
             log_bytes: 64 << 10,
+            open_datasets: 16,
         }
     }
 }
@@ -48,6 +52,7 @@ pub enum Limit {
     BytesRead,
     ReportBytes,
     HostCalls,
+    OpenDatasets,
 }
 
 impl Limit {
@@ -59,6 +64,7 @@ impl Limit {
             Limit::BytesRead => "bytes-read",
             Limit::ReportBytes => "report-bytes",
             Limit::HostCalls => "host-calls",
+            Limit::OpenDatasets => "open-datasets",
         }
     }
 }

@@ -242,6 +242,7 @@ impl Transform {
             datasets: Arc::new(crate::source::NoDatasets),
             staged: Vec::new(),
             log: LogBuffer::new(0),
+            open_datasets: 0,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.memory);
@@ -280,6 +281,7 @@ impl Transform {
             datasets,
             staged: Vec::new(),
             log: log.clone(),
+            open_datasets: 0,
         };
         let engine = self.pre.engine();
         let mut store = Store::new(engine, state);

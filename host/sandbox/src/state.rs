@@ -31,6 +31,8 @@ pub struct HostState {
     pub(crate) datasets: Arc<dyn DatasetSource>,
     pub(crate) staged: Vec<StagedReport>,
     pub(crate) log: LogBuffer,
+    /// Dataset handles currently open (bounded by `budget.open_datasets`).
+    pub(crate) open_datasets: u64,
 }
 
 impl HostState {

@@ -10,7 +10,7 @@ use agentwrit::Scope;
 use wasmtime::component::Resource;
 
 use crate::bindings::sluice::etl::datasets::{self, Batch, Column};
-use crate::budget::Counter;
+use crate::budget::{Counter, Limit, LimitExceeded};
 use crate::error::HostError;
 use crate::gate::HostCall;
 use crate::source::{DatasetCursor, SourceError, batch_bytes};
@@ -51,8 +51,17 @@ impl datasets::Host for HostState {
         self.enter()?;
         let required = read_scope(&tenant, &resource)?;
         self.gate.check(HostCall::DatasetsOpen, &required)?;
+        if self.open_datasets >= self.budget.open_datasets {
+            return Err(HostError::Limit(LimitExceeded {
+                limit: Limit::OpenDatasets,
+                value: self.budget.open_datasets,
+                requested: self.open_datasets + 1,
+            }));
+        }
         let cursor = self.datasets.open(&tenant, &resource, &name)?;
-        Ok(self.table.push(OpenDataset { cursor, required })?)
+        let handle = self.table.push(OpenDataset { cursor, required })?;
+        self.open_datasets += 1;
+        Ok(handle)
     }
 
     fn list(&mut self, tenant: String, resource: String) -> Result<Vec<String>, HostError> {
@@ -92,6 +101,7 @@ impl datasets::HostDataset for HostState {
 
     fn drop(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<()> {
         self.table.delete(dataset)?;
+        self.open_datasets = self.open_datasets.saturating_sub(1);
         Ok(())
     }
 }
