@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use agentwrit::{AgentRequest, Scope};
 use serde_json::json;
-use sluice_sandbox::{AuditSink, Decision, GateEvent, HostCall, RunRequest, Writ};
+use sluice_sandbox::{AuditSink, Decision, GateEvent, HostCall, Writ};
 
 use crate::nightly::{Pipeline, unix_now};
 use crate::outcome::{IsolationCheck, IsolationResult};
@@ -112,18 +112,7 @@ impl Pipeline {
             ("read-dataset".to_string(), dataset),
             ("write-tenant".to_string(), writer.id.clone()),
         ];
-        let run = {
-            let (source, budget) = (Arc::clone(&self.source), self.config.budget.clone());
-            tokio::task::spawn_blocking(move || {
-                transform.run(RunRequest {
-                    writ,
-                    budget,
-                    datasets: source,
-                    params,
-                })
-            })
-            .await
-        };
+        let run = self.run_sandboxed(transform, writ, params).await;
         match run {
             Ok(outcome) => {
                 if let Err(e) = self

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agentwrit::{Agent, AgentRequest, AgentWritApp, Error as BrokerError, Scope};
 use serde_json::json;
-use sluice_sandbox::{AuditSink, RunRequest, Sandbox, SandboxOptions, Transform, Writ};
+use sluice_sandbox::{AuditSink, RunOutcome, RunRequest, Sandbox, SandboxOptions, Transform, Writ};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::audit::{AuditLog, rfc3339};
@@ -116,6 +116,24 @@ impl Pipeline {
         tokio::task::spawn_blocking(move || pipeline.plugins.load(&pipeline.sandbox, &path, &sha))
             .await
             .unwrap_or_else(|e| Err(format!("loading the plugin failed: {e}")))
+    }
+
+    /// Runs `transform` under `writ` on a blocking thread, with the pipeline's data and budget.
+    pub(crate) fn run_sandboxed(
+        &self,
+        transform: Transform,
+        writ: Writ,
+        params: Vec<(String, String)>,
+    ) -> tokio::task::JoinHandle<RunOutcome> {
+        let (source, budget) = (Arc::clone(&self.source), self.config.budget.clone());
+        tokio::task::spawn_blocking(move || {
+            transform.run(RunRequest {
+                writ,
+                budget,
+                datasets: source,
+                params,
+            })
+        })
     }
 
     fn app(&self) -> &AgentWritApp {
@@ -297,22 +315,7 @@ impl Pipeline {
         let writ = Writ::new(&tenant.id, &agent_id, &result.task_id, held);
         let revoked = Arc::clone(&writ.revoked);
 
-        let run = {
-            let (transform, source, budget, params) = (
-                transform.clone(),
-                Arc::clone(&self.source),
-                self.config.budget.clone(),
-                tenant.params.clone(),
-            );
-            tokio::task::spawn_blocking(move || {
-                transform.run(RunRequest {
-                    writ,
-                    budget,
-                    datasets: source,
-                    params,
-                })
-            })
-        };
+        let run = self.run_sandboxed(transform.clone(), writ, tenant.params.clone());
         let keeper = tokio::spawn(keep_alive(
             Arc::clone(self),
             Arc::clone(agent),

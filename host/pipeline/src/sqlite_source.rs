@@ -114,15 +114,9 @@ impl DatasetSource for SqliteSource {
         check_name("dataset", name)?;
         let conn = self
             .connect(tenant, resource)?
-            .ok_or_else(|| not_found(tenant, resource, name))?;
+            .ok_or_else(|| SourceError::not_found(tenant, resource, name))?;
         open_table(conn, tenant, resource, name)
     }
-}
-
-fn not_found(tenant: &str, resource: &str, name: &str) -> SourceError {
-    SourceError::NotFound(format!(
-        "tenant '{tenant}' has no dataset '{name}' in resource '{resource}'"
-    ))
 }
 
 fn open_read_only(path: &Path) -> Result<Connection, SourceError> {
@@ -141,7 +135,7 @@ fn open_table(
     name: &str,
 ) -> Result<Box<dyn DatasetCursor>, SourceError> {
     if !tables(&conn)?.iter().any(|t| t == name) {
-        return Err(not_found(tenant, resource, name));
+        return Err(SourceError::not_found(tenant, resource, name));
     }
     let mut schema = Vec::new();
     {
@@ -228,11 +222,11 @@ impl DatasetSource for CatalogSource {
                 let (_, _, path) = entries
                     .iter()
                     .find(|(r, n, _)| r == resource && n == name)
-                    .ok_or_else(|| not_found(tenant, resource, name))?;
+                    .ok_or_else(|| SourceError::not_found(tenant, resource, name))?;
                 open_table(open_read_only(path)?, tenant, resource, name)
             }
             (None, Some(fallback)) => fallback.open(tenant, resource, name),
-            (None, None) => Err(not_found(tenant, resource, name)),
+            (None, None) => Err(SourceError::not_found(tenant, resource, name)),
         }
     }
 }

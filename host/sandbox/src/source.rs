@@ -19,6 +19,15 @@ pub enum SourceError {
     Store(#[from] anyhow::Error),
 }
 
+impl SourceError {
+    /// The one wording of "no such dataset", for every source.
+    pub fn not_found(tenant: &str, resource: &str, name: &str) -> SourceError {
+        SourceError::NotFound(format!(
+            "tenant '{tenant}' has no dataset '{name}' in resource '{resource}'"
+        ))
+    }
+}
+
 /// Tenant datasets, looked up by tenant, resource and name. Called only after the gate allowed
 /// `read:<resource>:<tenant>`.
 pub trait DatasetSource: Send + Sync {
@@ -68,8 +77,6 @@ impl DatasetSource for NoDatasets {
         resource: &str,
         name: &str,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
-        Err(SourceError::NotFound(format!(
-            "tenant '{tenant}' has no dataset '{name}' in resource '{resource}'"
-        )))
+        Err(SourceError::not_found(tenant, resource, name))
     }
 }
