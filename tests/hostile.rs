@@ -20,7 +20,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "spin",
-        "limit cpu-time-ms exceeded: limit is 500, the guest was still running",
+        "limit wall-time-ms exceeded: limit is 500, the guest was still running",
     ),
     (
         "memory-hog",
@@ -28,11 +28,11 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "trap-mid-report",
-        "guest trapped: wasm trap: wasm `unreachable` instruction executed; guest stderr: thread '<unnamed>' (1) panicked at guests/hostile/src/lib.rs:72:5: transform crashed half-way through its report",
+        "guest panicked: transform crashed half-way through its report",
     ),
     (
         "trap-after-commit",
-        "guest trapped: wasm trap: wasm `unreachable` instruction executed; guest stderr: thread '<unnamed>' (1) panicked at guests/hostile/src/lib.rs:79:5: transform crashed after committing",
+        "guest panicked: transform crashed after committing",
     ),
     (
         "flood",
@@ -52,7 +52,7 @@ const CASES: &[(&str, &str)] = &[
 /// Limits low enough for the attacks to hit them quickly.
 fn hostile_budget() -> Budget {
     Budget {
-        cpu_time: std::time::Duration::from_millis(500),
+        wall_time: std::time::Duration::from_millis(500),
         memory_bytes: 64 << 20,
         host_calls: 2_000,
         ..Budget::default()

@@ -52,6 +52,7 @@ fn figures_follow_the_data_not_a_constant() {
         budget: Budget::default(),
         datasets: std::sync::Arc::new(sluice_pipeline::SqliteSource::new(dir.path())),
         params: vec![],
+        interrupt: sluice_sandbox::Interrupt::new(),
     });
     let report = String::from_utf8(outcome.staged[0].bytes.clone()).unwrap();
     assert_eq!(
@@ -118,10 +119,11 @@ fn probe_under_hospital_scopes_is_blocked_from_bank_and_retail_and_allowed_its_o
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let log = AuditLog::open(&path).unwrap();
-    log.record_gate_events(&outcome.writ, &outcome.events)
+    log.record_gate_events(&outcome.writ, &outcome.events, &outcome.overflow)
         .unwrap();
+    log.flush().unwrap();
     assert_eq!(audit::verify(&path).unwrap(), Verdict::Intact(5));
-    let entries = audit::read_entries(&path).unwrap();
+    let entries = audit::read_entries(&path).unwrap().entries;
     assert_eq!(entries[0]["decision"], "BLOCKED");
     assert_eq!(entries[0]["required"], "read:analytics:bank");
     assert_eq!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_pipeline::SqliteSource;
-use sluice_sandbox::{Budget, DatasetSource, RunRequest, Sandbox, SandboxOptions};
+use sluice_sandbox::{Budget, DatasetSource, Interrupt, RunRequest, Sandbox, SandboxOptions};
 use sluice_tests::{demo_data, guest, writ};
 
 // The very source the bank guest compiles, compiled here natively.
@@ -80,6 +80,7 @@ fn gated_calls() {
                 ("mode".into(), "gated-calls".into()),
                 ("calls".into(), calls_s),
             ],
+            interrupt: Interrupt::new(),
         });
         assert!(outcome.is_ok(), "{:?}", outcome.result);
         outcome.elapsed
@@ -139,6 +140,7 @@ fn bank_guest_vs_native() {
             budget: Budget::default(),
             datasets: Arc::new(source.clone()),
             params: vec![],
+            interrupt: Interrupt::new(),
         });
         assert!(outcome.is_ok(), "{:?}", outcome.result);
         guest_t.push(outcome.elapsed);

@@ -4,11 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use sluice_pipeline::config::{
-    BrokerSetting, DatasetConfig, IsolationConfig, PipelineConfig, TenantConfig,
+    BrokerSetting, DatasetConfig, IsolationConfig, PipelineConfig, TenantConfig, default_ceiling,
 };
 use sluice_pipeline::plugins::file_digest;
 use sluice_pipeline::{SEED_SCALE, SqliteSource, seed_demo};
-use sluice_sandbox::{Budget, RunOutcome, RunRequest, Sandbox, SandboxOptions, Transform, Writ};
+use sluice_sandbox::{
+    Budget, Interrupt, RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform,
+    Writ,
+};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -65,6 +68,11 @@ pub fn transform(name: &str) -> Transform {
     t
 }
 
+/// `text` as a scope; panics on a malformed one (tests only build valid ones).
+pub fn scope(text: &str) -> agentwrit::Scope {
+    agentwrit::Scope::parse(text).expect("test scope")
+}
+
 /// A writ for `tenant` holding `scopes`.
 pub fn writ(tenant: &str, scopes: &[&str]) -> Writ {
     Writ::new(
@@ -103,6 +111,7 @@ pub fn run_with(guest: &str, writ: Writ, budget: Budget, params: &[(&str, &str)]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        interrupt: Interrupt::new(),
     })
 }
 
@@ -153,8 +162,8 @@ pub fn pipeline_tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> Te
         data_type: "analytics".into(),
         sha256: file_digest(&plugin_path).expect("digest of a built guest"),
         plugin: plugin_path,
-        read_scope: format!("read:analytics:{id}"),
-        write_scope: format!("write:reports:{id}"),
+        read_scope: scope(&format!("read:analytics:{id}")),
+        write_scope: scope(&format!("write:reports:{id}")),
         datasets: vec![DatasetConfig {
             name: dataset.into(),
             path: data.join(id).join("analytics.db"),
@@ -177,9 +186,11 @@ pub fn pipeline_config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig
         data_dir: None,
         concurrency: None,
         broker: BrokerSetting::Embedded {
-            ceiling: vec!["read:analytics:*".into(), "write:reports:*".into()],
+            ceiling: default_ceiling(),
         },
+        broker_timeout: agentwrit::DEFAULT_TIMEOUT,
         budget: Budget::default(),
+        share: TenantShare::default(),
         isolation: Some(IsolationConfig {
             sha256: file_digest(&probe).expect("digest of the probe"),
             probe,

@@ -140,13 +140,23 @@ impl AgentWritApp {
     /// Reads `AGENTWRIT_BROKER_URL`, `AGENTWRIT_CLIENT_ID` and `AGENTWRIT_CLIENT_SECRET`; `None`
     /// when any is unset or empty.
     pub fn from_env() -> Option<Result<AgentWritApp>> {
+        AgentWritApp::from_env_with_timeout(DEFAULT_TIMEOUT)
+    }
+
+    /// [`from_env`](Self::from_env) with a request timeout of the caller's.
+    pub fn from_env_with_timeout(timeout: Duration) -> Option<Result<AgentWritApp>> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let (url, id, secret) = (
             var("AGENTWRIT_BROKER_URL")?,
             var("AGENTWRIT_CLIENT_ID")?,
             var("AGENTWRIT_CLIENT_SECRET")?,
         );
-        Some(AgentWritApp::new(&url, id, ClientSecret::new(secret)))
+        Some(AgentWritApp::with_timeout(
+            &url,
+            id,
+            ClientSecret::new(secret),
+            timeout,
+        ))
     }
 
     pub fn broker_url(&self) -> &str {

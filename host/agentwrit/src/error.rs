@@ -122,6 +122,12 @@ impl Error {
         self.problem().map(|p| p.status)
     }
 
+    /// Whether the broker could not be asked at all (down, unreachable, timed out): the one
+    /// kind of failure worth retrying as it is.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Error::Transport { .. })
+    }
+
     pub(crate) fn from_status(
         status: u16,
         problem: ProblemDetail,

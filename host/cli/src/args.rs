@@ -68,9 +68,9 @@ pub struct TryArgs {
 /// Per-run limits; the defaults are Sluice's defaults.
 #[derive(Args, Debug, Clone)]
 pub struct LimitArgs {
-    /// CPU (wall-clock) time the transform may run, in milliseconds.
-    #[arg(long, default_value_t = Budget::default().cpu_time.as_millis() as u64)]
-    pub cpu_ms: u64,
+    /// Wall-clock time the transform may take, waiting included, in milliseconds.
+    #[arg(long, default_value_t = Budget::default().wall_time.as_millis() as u64)]
+    pub wall_time_ms: u64,
     /// Linear memory the transform may use, in MiB.
     #[arg(long, default_value_t = Budget::default().memory_bytes >> 20)]
     pub memory_mib: u64,
@@ -89,18 +89,26 @@ pub struct LimitArgs {
     /// Bytes of log output (log interface, stdout, stderr) kept.
     #[arg(long, default_value_t = Budget::default().log_bytes)]
     pub max_log_bytes: u64,
+    /// Bytes the transform may hand the host in one call.
+    #[arg(long, default_value_t = Budget::default().call_bytes)]
+    pub max_call_bytes: u64,
+    /// Host resource handles the transform may hold at once.
+    #[arg(long, default_value_t = Budget::default().handles)]
+    pub max_handles: u64,
 }
 
 impl LimitArgs {
     pub fn budget(&self) -> Budget {
         Budget {
-            cpu_time: std::time::Duration::from_millis(self.cpu_ms),
+            wall_time: std::time::Duration::from_millis(self.wall_time_ms),
             memory_bytes: self.memory_mib << 20,
             rows_read: self.max_rows,
             bytes_read: self.max_bytes_read,
             report_bytes: self.max_report_bytes,
             host_calls: self.max_host_calls,
             log_bytes: self.max_log_bytes,
+            call_bytes: self.max_call_bytes,
+            handles: self.max_handles,
             ..Budget::default()
         }
     }

@@ -1,4 +1,5 @@
-//! `sluice audit verify|show`.
+//! `sluice audit verify|show`. The file is evidence, not trusted input: everything shown from it
+//! is escaped, so an entry cannot pose as another or as this command's own output.
 
 use serde_json::Value;
 use sluice_pipeline::Verdict;
@@ -6,26 +7,28 @@ use sluice_pipeline::audit::{read_entries, verify as verify_chain, verify_head};
 
 use crate::args::{AuditShowArgs, AuditVerifyArgs};
 use crate::exit;
+use crate::print::safe;
 
 pub fn verify(args: AuditVerifyArgs) -> anyhow::Result<u8> {
     let verdict = match &args.head {
         Some(head) => verify_head(&args.file, head)?,
         None => verify_chain(&args.file)?,
     };
+    let file = safe(&args.file.display().to_string()).into_owned();
     match verdict {
         Verdict::Intact(count) => {
-            println!(
-                "OK: {} entries, chain intact ({})",
-                count,
-                args.file.display()
-            );
+            println!("OK: {count} entries, chain intact ({file})");
             Ok(exit::OK)
         }
-        Verdict::Broken { line, reason } => {
+        Verdict::Torn { intact, bytes } => {
             println!(
-                "BROKEN at entry {line} of {}: {reason}",
-                args.file.display()
+                "TORN: {intact} entries intact, then {bytes} bytes of an entry cut short (a run was \
+                 killed while writing it) in {file}; the next run seals it and records what it cut"
             );
+            Ok(exit::FAILED)
+        }
+        Verdict::Broken { line, reason } => {
+            println!("BROKEN at entry {line} of {file}: {reason}");
             Ok(exit::FAILED)
         }
     }
@@ -35,8 +38,17 @@ fn text<'a>(entry: &'a serde_json::Map<String, Value>, key: &str) -> &'a str {
     entry.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A member's value, shown on one line.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(s) => safe(s).into_owned(),
+        other => safe(&other.to_string()).into_owned(),
+    }
+}
+
 pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
-    for entry in read_entries(&args.file)? {
+    let trail = read_entries(&args.file)?;
+    for entry in trail.entries {
         if args
             .tenant
             .as_deref()
@@ -45,12 +57,13 @@ pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
             continue;
         }
         let decision = text(&entry, "decision");
-        let denied =
-            matches!(decision, "BLOCKED" | "REVOKED") || text(&entry, "outcome") == "denied";
+        let denied = matches!(decision, "BLOCKED" | "REVOKED")
+            || text(&entry, "outcome") == "denied"
+            || entry.get("denied").and_then(Value::as_u64).unwrap_or(0) > 0;
         if args.denied && !denied {
             continue;
         }
-        let seq = entry.get("seq").map(Value::to_string).unwrap_or_default();
+        let seq = entry.get("seq").map(shown).unwrap_or_default();
         let what = match text(&entry, "event") {
             "gate" => {
                 let count = entry.get("count").and_then(Value::as_u64).unwrap_or(1);
@@ -61,9 +74,9 @@ pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
                 };
                 format!(
                     "{:<8} {}{times} requires {}",
-                    decision,
-                    text(&entry, "call"),
-                    text(&entry, "required")
+                    safe(decision),
+                    safe(text(&entry, "call")),
+                    safe(text(&entry, "required"))
                 )
             }
             other => {
@@ -74,22 +87,22 @@ pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
                 let extra: Vec<String> = entry
                     .iter()
                     .filter(|(k, _)| !common.contains(&k.as_str()))
-                    .map(|(k, v)| match v {
-                        Value::String(s) => format!("{k}={s}"),
-                        other => format!("{k}={other}"),
-                    })
+                    .map(|(k, v)| format!("{}={}", safe(k), shown(v)))
                     .collect();
-                format!("{other} {}", extra.join(" "))
+                format!("{} {}", safe(other), extra.join(" "))
             }
         };
         println!(
             "#{seq:<5} {} {:<9} {}  agent={} task={}",
-            text(&entry, "time"),
-            text(&entry, "tenant"),
+            safe(text(&entry, "time")),
+            safe(text(&entry, "tenant")),
             what,
-            text(&entry, "agent_id"),
-            text(&entry, "task_id"),
+            safe(text(&entry, "agent_id")),
+            safe(text(&entry, "task_id")),
         );
+    }
+    if let Some(bytes) = trail.torn {
+        println!("(the file ends in {bytes} bytes of an entry cut short: not shown)");
     }
     Ok(exit::OK)
 }

@@ -1,15 +1,26 @@
-//! Human output in the seed sample's shape.
+//! Human output in the seed sample's shape. Every string that did not come from this binary is
+//! shown through [`safe`], so a guest (or a tampered audit file) cannot draw a line of it.
 
-use sluice_sandbox::{Decision, GateEvent, RunOutcome, Writ};
+use std::borrow::Cow;
+
+use sluice_sandbox::{Decision, Figure, GateEvent, RunOutcome, Writ, escape};
+
+/// `text` with control characters escaped: for anything read from a guest, a broker, a config or
+/// an audit file.
+pub fn safe(text: &str) -> Cow<'_, str> {
+    escape(text)
+}
 
 /// `['a', 'b']`, as the seed prints scope lists.
 pub fn scope_list<S: AsRef<str>>(scopes: &[S]) -> String {
-    let items: Vec<String> = scopes.iter().map(|s| format!("'{}'", s.as_ref())).collect();
+    let items: Vec<String> = scopes
+        .iter()
+        .map(|s| format!("'{}'", safe(s.as_ref())))
+        .collect();
     format!("[{}]", items.join(", "))
 }
 
-/// Prints each gate event; a run of identical decisions (a stream of `next-batch` reads) is one
-/// line with its count.
+/// Prints each kind of gate decision with its count.
 pub fn gate_events(writ: &Writ, events: &[GateEvent], indent: &str) {
     let held = scope_list(&writ.held_strings());
     for e in events {
@@ -22,7 +33,7 @@ pub fn gate_events(writ: &Writ, events: &[GateEvent], indent: &str) {
             "{indent}[{}] {}{times} on {}",
             e.decision.as_str(),
             e.call.name(),
-            e.required
+            safe(e.required.as_str())
         );
         if e.decision != Decision::Allowed {
             println!(
@@ -34,17 +45,19 @@ pub fn gate_events(writ: &Writ, events: &[GateEvent], indent: &str) {
     }
 }
 
-/// The figures of a successful run: `{'a': '1', 'b': '2'}`.
+/// `{'a': '1', 'b': '2'}`, the guest's text escaped.
+pub fn figure_map(figures: &[Figure]) -> String {
+    let items: Vec<String> = figures
+        .iter()
+        .map(|f| format!("'{}': '{}'", f.name, f.value))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+/// The figures of a successful run.
 pub fn figures(outcome: &RunOutcome) -> String {
     match &outcome.result {
-        Ok(summary) => {
-            let items: Vec<String> = summary
-                .figures
-                .iter()
-                .map(|f| format!("'{}': '{}'", f.name, f.value))
-                .collect();
-            format!("{{{}}}", items.join(", "))
-        }
+        Ok(summary) => figure_map(&summary.figures),
         Err(_) => String::new(),
     }
 }

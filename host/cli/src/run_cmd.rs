@@ -3,15 +3,16 @@
 use std::io::IsTerminal as _;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use sluice_pipeline::config;
 use sluice_pipeline::nightly::{Pipeline, RunOptions};
-use sluice_pipeline::outcome::{IsolationResult, PipelineReport, TenantResult};
+use sluice_pipeline::outcome::{AgentEnd, IsolationResult, PipelineReport, TenantResult};
+use sluice_sandbox::{Decision, HostCall};
 
 use crate::args::{RunArgs, VerifyIsolationArgs};
 use crate::exit;
-use crate::print::{scope_list, thousands};
+use crate::print::{figure_map, safe, scope_list, thousands};
 
 /// Shows `path` relative to the working directory when it is below it.
 fn shown(path: &Path) -> String {
@@ -24,10 +25,10 @@ fn shown(path: &Path) -> String {
 }
 
 fn print_tenant(t: &TenantResult) {
-    println!("── {} ({}) ──", t.name, t.id);
-    println!("   Data type: {}", t.data_type);
+    println!("── {} ({}) ──", safe(&t.name), safe(&t.id));
+    println!("   Data type: {}", safe(&t.data_type));
     if let Some(agent) = &t.agent_id {
-        println!("   Agent:    {agent}");
+        println!("   Agent:    {}", safe(agent));
         println!("   Scope:    {}", scope_list(&t.scope));
         if let Some(e) = t.expires_in {
             println!("   Expires:  {e}s");
@@ -36,33 +37,45 @@ fn print_tenant(t: &TenantResult) {
     let reads: u64 = t
         .gate
         .iter()
-        .filter(|g| g.call == "dataset.next-batch" && g.decision == "ALLOWED")
+        .filter(|g| g.call == HostCall::DatasetNextBatch && g.decision == Decision::Allowed)
         .map(|g| g.count)
         .sum();
     if t.rows_read > 0 || reads > 0 {
         println!(
             "   [EXTRACT] Read {} rows of {} in {reads} gated batches",
             thousands(t.rows_read),
-            t.data_type
+            safe(&t.data_type)
         );
     }
-    for g in t.gate.iter().filter(|g| g.decision != "ALLOWED") {
-        println!("   [{}] {} on {}", g.decision, g.call, g.required);
+    for g in t.gate.iter().filter(|g| g.decision != Decision::Allowed) {
+        let times = if g.count > 1 {
+            format!(" ×{}", g.count)
+        } else {
+            String::new()
+        };
+        println!(
+            "   [{}] {}{times} on {}",
+            g.decision.as_str(),
+            g.call.name(),
+            safe(&g.required)
+        );
         println!(
             "             Required: {}",
             scope_list(&[g.required.as_str()])
         );
         println!("             Held:     {}", scope_list(&t.scope));
     }
-    if !t.figures.is_empty() {
-        let figures: Vec<String> = t
-            .figures
-            .iter()
-            .map(|f| format!("'{}': '{}'", f.name, f.value))
-            .collect();
+    if t.gate_overflow.total() > 0 {
         println!(
-            "   [TRANSFORM] Processed data for report: {{{}}}",
-            figures.join(", ")
+            "   [AUDIT]   {} more decisions ({} denied) counted, not itemized",
+            t.gate_overflow.total(),
+            t.gate_overflow.denied
+        );
+    }
+    if !t.figures.is_empty() {
+        println!(
+            "   [TRANSFORM] Processed data for report: {}",
+            figure_map(&t.figures)
         );
     }
     if t.renewals > 0 {
@@ -72,12 +85,22 @@ fn print_tenant(t: &TenantResult) {
         );
     }
     match (&t.report, &t.error) {
-        (Some(report), None) => println!("   [LOAD]     Report written to {}", shown(report)),
-        (_, Some(error)) => println!("   [FAILED]   {error}"),
+        (Some(report), None) => {
+            println!("   [LOAD]     Report written to {}", safe(&shown(report)))
+        }
+        (_, Some(error)) => println!("   [FAILED]   {}", safe(error)),
         (None, None) => println!("   [LOAD]     no report committed"),
     }
-    if t.released {
-        println!("   [RELEASE]  Agent released for {}", t.id);
+    match &t.agent_end {
+        Some(AgentEnd::Released) => println!("   [RELEASE]  Agent released for {}", safe(&t.id)),
+        Some(AgentEnd::Revoked) => {
+            println!("   [REVOKED]  Agent was revoked at the broker during the run")
+        }
+        Some(AgentEnd::Expired) => {
+            println!("   [EXPIRED]  Agent expired before it could be released")
+        }
+        Some(AgentEnd::NotReleased(why)) => println!("   [UNRELEASED] {}", safe(why)),
+        None => {}
     }
     println!();
 }
@@ -86,20 +109,24 @@ fn print_isolation(i: &IsolationResult) {
     println!("── Cross-Tenant Isolation Test ──");
     println!();
     if let Some(agent) = &i.agent_id {
-        println!("{} agent: {agent}", i.tenant);
-        println!("{} agent scope: {}", i.tenant, scope_list(&i.held));
+        println!("{} agent: {}", safe(&i.tenant), safe(agent));
+        println!("{} agent scope: {}", safe(&i.tenant), scope_list(&i.held));
         println!();
     }
     for c in &i.checks {
+        let decision = c.decision.map_or("NOT ATTEMPTED", Decision::as_str);
         let mark = if !c.must_block && c.holds() {
             " ✓"
         } else {
             ""
         };
         if c.must_block && !c.holds() {
-            println!("  [{}] VIOLATION: {} is NOT enforced", c.decision, c.claim);
+            println!(
+                "  [{decision}] VIOLATION: {} is NOT enforced",
+                safe(&c.claim)
+            );
         } else {
-            println!("  [{}] {}{mark}", c.decision, c.claim);
+            println!("  [{decision}] {}{mark}", safe(&c.claim));
         }
         if c.must_block {
             println!(
@@ -109,7 +136,7 @@ fn print_isolation(i: &IsolationResult) {
             println!("            Held:     {}", scope_list(&i.held));
         }
     }
-    if i.released {
+    if i.released() {
         println!("  [RELEASE] Probe agent released");
     }
     println!();
@@ -121,7 +148,7 @@ fn print_isolation(i: &IsolationResult) {
             "!!! Check the tenants' scopes and the broker's ceiling before running again.      !!!"
         );
     } else if let Some(e) = &i.error {
-        println!("Isolation NOT verified: {e}");
+        println!("Isolation NOT verified: {}", safe(e));
     } else {
         println!("Cross-tenant isolation verified.");
     }
@@ -130,7 +157,11 @@ fn print_isolation(i: &IsolationResult) {
 fn exit_code(report: &PipelineReport) -> u8 {
     if report.isolation_violated() {
         exit::ISOLATION_VIOLATED
-    } else if report.failed > 0 || report.isolation.as_ref().is_some_and(|i| i.error.is_some()) {
+    } else if report.failed > 0
+        || report.interrupted
+        || report.audit_error.is_some()
+        || report.isolation.as_ref().is_some_and(|i| i.error.is_some())
+    {
         exit::FAILED
     } else {
         exit::OK
@@ -143,6 +174,40 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// How long a second Ctrl-C waits for each live agent's release before exiting.
+const LAST_RELEASE: Duration = Duration::from_secs(2);
+
+/// Stops the night on the first SIGINT or SIGTERM (what Kubernetes sends), and on a second one
+/// releases what it can and exits at once. Registered before any agent exists.
+fn watch_signals(pipeline: &Arc<Pipeline>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let pipeline = Arc::clone(pipeline);
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = sigint.recv() => "interrupted (Ctrl-C)",
+            _ = sigterm.recv() => "terminated (SIGTERM)",
+        };
+        pipeline.interrupt.trigger();
+        eprintln!(
+            "\nsluice: {name}: starting no new tenant, stopping running guests, releasing every \
+             agent; signal again to exit at once"
+        );
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+        let live = pipeline.live_agents().await;
+        let released = pipeline.release_live_agents(LAST_RELEASE).await;
+        eprintln!(
+            "sluice: exiting now: released {released} of {live} live agent(s); any other expires on its own"
+        );
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let config = config::load(&args.config)?;
     if args.concurrency == Some(0) {
@@ -152,27 +217,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     runtime()?.block_on(async move {
         let total = config.tenants.len();
         let pipeline = Arc::new(Pipeline::start(config, args.concurrency).await?);
-        let cancel = Arc::new(AtomicBool::new(false));
-        {
-            // Registered here, before any agent exists, not when the task first runs.
-            let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-            let cancel = Arc::clone(&cancel);
-            tokio::spawn(async move {
-                if interrupt.recv().await.is_some() {
-                    cancel.store(true, Ordering::Release);
-                    eprintln!("\nsluice: interrupted: finishing running tenants and releasing their agents");
-                }
-            });
-        }
+        watch_signals(&pipeline)?;
         let progress = !json && total > 20 && std::io::stderr().is_terminal();
         if !json {
             println!("Nightly Analytics Pipeline");
             println!("{}", "=".repeat(55));
-            println!("Broker: {}", pipeline.broker.description);
+            println!("Broker: {}", safe(&pipeline.broker.description));
             println!();
         }
         let options = RunOptions {
-            concurrency: None,
             on_tenant: (!json && !progress).then(|| Box::new(print_tenant) as _),
             on_progress: progress.then(|| {
                 Box::new(|done: usize, total: usize| {
@@ -182,7 +235,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                     }
                 }) as _
             }),
-            cancel,
         };
         let report = pipeline.run(options).await;
         if json {
@@ -193,8 +245,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             // With a progress bar, tenants are listed after it, failures in full.
             for t in &report.tenants {
                 match &t.error {
-                    None => println!("  ok     {} ({} rows, report {})", t.id, t.rows_read, t.report.as_deref().map(shown).unwrap_or_default()),
-                    Some(e) => println!("  FAILED {}: {e}", t.id),
+                    None => println!(
+                        "  ok     {} ({} rows, report {})",
+                        safe(&t.id),
+                        t.rows_read,
+                        safe(&t.report.as_deref().map(shown).unwrap_or_default())
+                    ),
+                    Some(e) => println!("  FAILED {}: {}", safe(&t.id), safe(e)),
                 }
             }
             println!();
@@ -207,44 +264,61 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             None => println!("Isolation not checked: the run was interrupted."),
         }
         println!();
-        println!(
-            "Audit trail: {} entries, head {} (check: sluice audit verify {} --head {})",
-            report.audit.entries,
-            report.audit.hash,
-            shown(&pipeline.config.audit),
-            report.audit.hash
-        );
-        let code = exit_code(&report);
-        match code {
-            exit::OK => println!("Pipeline complete. All tenants processed with isolated scopes."),
-            exit::ISOLATION_VIOLATED => println!("Pipeline FAILED: tenant isolation is violated."),
-            _ => {
-                let failed: Vec<&str> = report.tenants.iter().filter(|t| !t.ok()).map(|t| t.id.as_str()).collect();
-                let others = if failed.len() < report.tenants.len() {
-                    "; the others ran"
-                } else {
-                    ""
-                };
-                let unreleased = report
-                    .tenants
-                    .iter()
-                    .filter(|t| t.agent_id.is_some() && !t.released)
-                    .count();
-                let agents = if unreleased == 0 {
-                    "every agent created was released".to_string()
-                } else {
-                    format!("{unreleased} agent(s) could NOT be released: revoke them at the broker")
-                };
-                println!(
-                    "Pipeline finished with failures: {} of {} tenants failed{}{others}; {agents}.",
-                    failed.len(),
-                    report.tenants.len(),
-                    if failed.is_empty() { String::new() } else { format!(" ({})", failed.join(", ")) }
-                );
-            }
+        match &report.audit_error {
+            None => println!(
+                "Audit trail: {} entries, head {} (check: sluice audit verify {} --head {})",
+                report.audit.entries,
+                report.audit.hash,
+                safe(&shown(&pipeline.config.audit)),
+                report.audit.hash
+            ),
+            Some(e) => println!("Audit trail INCOMPLETE: {}", safe(e)),
         }
+        let code = exit_code(&report);
+        println!("{}", verdict(&report, code));
         Ok(code)
     })
+}
+
+/// The last line of a run: what happened to the tenants and to their agents.
+fn verdict(report: &PipelineReport, code: u8) -> String {
+    match code {
+        exit::OK => return "Pipeline complete. All tenants processed with isolated scopes.".into(),
+        exit::ISOLATION_VIOLATED => return "Pipeline FAILED: tenant isolation is violated.".into(),
+        _ => {}
+    }
+    let failed: Vec<String> = report
+        .tenants
+        .iter()
+        .filter(|t| !t.ok())
+        .map(|t| safe(&t.id).into_owned())
+        .collect();
+    let unsettled = report.tenants.iter().filter(|t| !t.agent_settled()).count();
+    let agents = if unsettled == 0 {
+        "every agent created was released or is dead at the broker".to_string()
+    } else {
+        format!("{unsettled} agent(s) could NOT be released: revoke them at the broker")
+    };
+    let head = if report.interrupted {
+        "Pipeline INTERRUPTED"
+    } else {
+        "Pipeline finished with failures"
+    };
+    let others = if failed.len() < report.tenants.len() {
+        "; the others ran"
+    } else {
+        ""
+    };
+    let listed = if failed.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", failed.join(", "))
+    };
+    format!(
+        "{head}: {} of {} tenants did not complete{listed}{others}; {agents}.",
+        failed.len(),
+        report.tenants.len(),
+    )
 }
 
 pub fn verify_isolation(args: VerifyIsolationArgs) -> anyhow::Result<u8> {
@@ -257,7 +331,8 @@ pub fn verify_isolation(args: VerifyIsolationArgs) -> anyhow::Result<u8> {
     }
     runtime()?.block_on(async move {
         let pipeline = Arc::new(Pipeline::start(config, Some(1)).await?);
-        println!("Broker: {}", pipeline.broker.description);
+        watch_signals(&pipeline)?;
+        println!("Broker: {}", safe(&pipeline.broker.description));
         println!();
         let isolation = pipeline.verify_isolation().await;
         print_isolation(&isolation);

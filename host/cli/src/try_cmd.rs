@@ -20,22 +20,40 @@ pub fn run(args: TryArgs) -> anyhow::Result<u8> {
     let result = run_local(&run)?;
     let outcome = &result.outcome;
     let writ = &outcome.writ;
-    println!("── {} ({}) ──", run.component.display(), writ.tenant);
-    println!("   Agent:    {} (local: no broker)", writ.agent_id);
+    println!(
+        "── {} ({}) ──",
+        print::safe(&run.component.display().to_string()),
+        print::safe(&writ.tenant)
+    );
+    println!(
+        "   Agent:    {} (local: no broker)",
+        print::safe(&writ.agent_id)
+    );
     println!("   Scope:    {}", print::scope_list(&writ.held_strings()));
     print::gate_events(writ, &outcome.events, "   ");
     print::logs(outcome, "   ");
+    if outcome.overflow.total() > 0 {
+        println!(
+            "   [AUDIT]   {} more decisions ({} denied) counted, not itemized",
+            outcome.overflow.total(),
+            outcome.overflow.denied
+        );
+    }
     println!(
-        "   [USAGE]   rows read {}, host calls {}, {} ms",
+        "   [USAGE]   rows read {}, host calls {}, invalid calls {}, {} ms",
         outcome.usage.rows_read,
         outcome.usage.host_calls,
+        outcome.usage.invalid_calls,
         outcome.elapsed.as_millis()
     );
     match &outcome.result {
         Ok(_) => {
             println!("   [RESULT]  ok: {}", print::figures(outcome));
             for path in &result.published {
-                println!("   [LOAD]     Report written to {}", path.display());
+                println!(
+                    "   [LOAD]     Report written to {}",
+                    print::safe(&path.display().to_string())
+                );
             }
             if result.published.is_empty() {
                 println!("   [LOAD]     no report committed");
@@ -47,7 +65,7 @@ pub fn run(args: TryArgs) -> anyhow::Result<u8> {
             println!("   [LOAD]     nothing written; previous reports left as they were");
             eprintln!(
                 "sluice: transform {} failed: {failure}",
-                run.component.display()
+                print::safe(&run.component.display().to_string())
             );
             Ok(exit::FAILED)
         }

@@ -176,7 +176,7 @@ fn json_summary_is_machine_readable() {
     assert_eq!(summary["tenants"].as_array().unwrap().len(), 3);
     assert_eq!(summary["tenants"][1]["figures"][0]["value"], "2.4M");
     assert_eq!(summary["tenants"][1]["rows_read"], 2_400_000);
-    assert_eq!(summary["tenants"][1]["released"], true);
+    assert_eq!(summary["tenants"][1]["agent_end"], "released");
     assert_eq!(summary["isolation"]["violated"], false);
 }
 
@@ -293,8 +293,16 @@ resource = "analytics"
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
+        text(&out.stderr).contains(
+            "interrupted (Ctrl-C): starting no new tenant, stopping running guests, releasing every agent"
+        ),
+        "{}",
         text(&out.stderr)
-            .contains("interrupted: finishing running tenants and releasing their agents")
+    );
+    // The guest was asleep for 4 s: it was woken and stopped, not waited for.
+    assert!(
+        stdout.contains("[FAILED]   interrupted: the run was stopped before it finished"),
+        "{stdout}"
     );
     assert!(
         stdout.contains("[RELEASE]  Agent released for hospital"),

@@ -2,6 +2,7 @@
 //! configuration, or else the embedded dev broker started in process.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use agentwrit::{AgentWritApp, ClientSecret};
 use anyhow::Context as _;
@@ -33,8 +34,8 @@ impl Broker {
 
 /// `AGENTWRIT_BROKER_URL` + `AGENTWRIT_CLIENT_ID` + `AGENTWRIT_CLIENT_SECRET` win; then the
 /// configuration's `[broker] url`; else an embedded dev broker on an ephemeral loopback port.
-pub async fn connect(setting: &BrokerSetting) -> anyhow::Result<Broker> {
-    if let Some(app) = AgentWritApp::from_env() {
+pub async fn connect(setting: &BrokerSetting, timeout: Duration) -> anyhow::Result<Broker> {
+    if let Some(app) = AgentWritApp::from_env_with_timeout(timeout) {
         let app = app.context("AGENTWRIT_BROKER_URL")?;
         return Ok(Broker {
             description: format!(
@@ -65,7 +66,7 @@ pub async fn connect(setting: &BrokerSetting) -> anyhow::Result<Broker> {
                 .with_context(|| {
                     format!("[broker] url is set but ${var} (the client secret) is not")
                 })?;
-            let app = AgentWritApp::new(url, id, ClientSecret::new(secret))?;
+            let app = AgentWritApp::with_timeout(url, id, ClientSecret::new(secret), timeout)?;
             Ok(Broker {
                 description: format!("AgentWrit broker at {url}"),
                 app,
@@ -77,10 +78,16 @@ pub async fn connect(setting: &BrokerSetting) -> anyhow::Result<Broker> {
             // The embedded broker serves only this process's pipeline: no client is throttled.
             config.rate_limits = false;
             let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-            let (broker, creds) = start_with_app(config, addr, "sluice-pipeline", ceiling)
+            let ceiling: Vec<String> = ceiling.iter().map(|s| s.as_str().to_string()).collect();
+            let (broker, creds) = start_with_app(config, addr, "sluice-pipeline", &ceiling)
                 .await
                 .context("starting the embedded AgentWrit dev broker")?;
-            let app = AgentWritApp::new(&creds.broker_url, creds.client_id, creds.client_secret)?;
+            let app = AgentWritApp::with_timeout(
+                &creds.broker_url,
+                creds.client_id,
+                creds.client_secret,
+                timeout,
+            )?;
             Ok(Broker {
                 description: format!("embedded AgentWrit dev broker at {}", broker.url()),
                 app,

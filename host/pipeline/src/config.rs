@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use agentwrit::Scope;
 use serde::Deserialize;
-use sluice_sandbox::Budget;
+use sluice_sandbox::{Budget, TenantShare};
 use toml::Spanned;
 
-use crate::sqlite_source::is_plain_name;
+use sluice_sandbox::is_plain_name;
 
 /// A configuration error: the file, the line (0 when it is about the whole file), and what is
 /// wrong with which key.
@@ -62,20 +62,30 @@ struct RawBroker {
     /// The name of the environment variable holding the client secret: secrets stay out of files.
     client_secret_env: Option<Spanned<String>>,
     /// The embedded broker's app ceiling.
-    ceiling: Option<Vec<Spanned<String>>>,
+    ceiling: Option<Spanned<Vec<Spanned<String>>>>,
+    /// How long one request to the broker may take.
+    timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
-    cpu_ms: Option<u64>,
-    memory_mib: Option<u64>,
+    /// The old name of `wall_time_ms`: refused with a hint, since it never measured CPU time.
+    cpu_ms: Option<Spanned<u64>>,
+    wall_time_ms: Option<Spanned<u64>>,
+    memory_mib: Option<Spanned<u64>>,
     max_rows: Option<u64>,
     max_bytes_read: Option<u64>,
     max_report_bytes: Option<u64>,
     max_host_calls: Option<u64>,
+    max_call_bytes: Option<Spanned<u64>>,
     max_log_bytes: Option<u64>,
     max_open_datasets: Option<u64>,
+    max_handles: Option<Spanned<u64>>,
+    max_audit_entries: Option<Spanned<u64>>,
+    max_core_instances: Option<Spanned<u32>>,
+    max_memories: Option<Spanned<u32>>,
+    max_tables: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -113,7 +123,7 @@ struct RawDataset {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerSetting {
     /// Start the embedded dev broker with an app of this ceiling.
-    Embedded { ceiling: Vec<String> },
+    Embedded { ceiling: Vec<Scope> },
     /// A real broker; the secret is read from `client_secret_env` (or AGENTWRIT_CLIENT_SECRET).
     External {
         url: String,
@@ -137,8 +147,8 @@ pub struct TenantConfig {
     pub plugin: PathBuf,
     /// Lowercase hex SHA-256 the plugin file must have.
     pub sha256: String,
-    pub read_scope: String,
-    pub write_scope: String,
+    pub read_scope: Scope,
+    pub write_scope: Scope,
     pub datasets: Vec<DatasetConfig>,
     pub params: Vec<(String, String)>,
 }
@@ -160,7 +170,11 @@ pub struct PipelineConfig {
     pub data_dir: Option<PathBuf>,
     pub concurrency: Option<usize>,
     pub broker: BrokerSetting,
+    /// How long one request to the broker may take before the tenant waiting on it fails.
+    pub broker_timeout: Duration,
     pub budget: Budget,
+    /// What one tenant may take of the shared engine.
+    pub share: TenantShare,
     pub isolation: Option<IsolationConfig>,
     pub tenants: Vec<TenantConfig>,
 }
@@ -218,12 +232,21 @@ impl Ctx<'_> {
         clean
     }
 
-    fn scope(&self, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
+    fn scope(&self, key: &str, value: &Spanned<String>) -> Result<Scope, ConfigError> {
         match Scope::parse(value.get_ref()) {
-            Ok(_) => Ok(value.get_ref().clone()),
+            Ok(scope) => Ok(scope),
             Err(e) => self.err(value.span(), format!("{key}: {e}")),
         }
     }
+}
+
+/// The embedded broker's ceiling when the configuration names none: every tenant's analytics and
+/// reports, as the seed's universal sample app.
+pub fn default_ceiling() -> Vec<Scope> {
+    ["read:analytics:*", "write:reports:*"]
+        .iter()
+        .filter_map(|s| Scope::parse(s).ok())
+        .collect()
 }
 
 /// Reads and checks the configuration at `path`.
@@ -274,7 +297,14 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
     }
 
     let broker = match (&raw.broker.url, &raw.broker.ceiling) {
-        (Some(url), _) => {
+        (Some(_), Some(ceiling)) => {
+            return cx.err(
+                ceiling.span(),
+                "broker.ceiling applies only to the embedded dev broker; with broker.url the app's \
+                 ceiling is set at that broker when the app is registered: remove one of them",
+            );
+        }
+        (Some(url), None) => {
             if !url.get_ref().starts_with("http://") && !url.get_ref().starts_with("https://") {
                 return cx.err(
                     url.span(),
@@ -294,26 +324,68 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         (None, ceiling) => {
             let ceiling = match ceiling {
                 Some(c) => c
+                    .get_ref()
                     .iter()
                     .map(|s| cx.scope("broker.ceiling", s))
                     .collect::<Result<Vec<_>, _>>()?,
-                None => vec!["read:analytics:*".into(), "write:reports:*".into()],
+                None => default_ceiling(),
             };
             BrokerSetting::Embedded { ceiling }
         }
     };
 
+    let broker_timeout = match &raw.broker.timeout_ms {
+        Some(t) if *t.get_ref() == 0 => return cx.err(t.span(), "broker.timeout_ms: at least 1"),
+        Some(t) => Duration::from_millis(*t.get_ref()),
+        None => agentwrit::DEFAULT_TIMEOUT,
+    };
+
     let d = Budget::default();
     let l = &raw.limits;
+    if let Some(old) = &l.cpu_ms {
+        return cx.err(
+            old.span(),
+            "limits.cpu_ms was renamed limits.wall_time_ms: the limit has always been wall-clock \
+             time, including time spent waiting in the host",
+        );
+    }
+    let at_least_one = |key: &str, v: &Option<Spanned<u64>>| -> Result<Option<u64>, ConfigError> {
+        match v {
+            Some(v) if *v.get_ref() == 0 => cx.err(v.span(), format!("limits.{key}: at least 1")),
+            Some(v) => Ok(Some(*v.get_ref())),
+            None => Ok(None),
+        }
+    };
     let budget = Budget {
-        cpu_time: l.cpu_ms.map_or(d.cpu_time, Duration::from_millis),
-        memory_bytes: l.memory_mib.map_or(d.memory_bytes, |m| m << 20),
+        wall_time: at_least_one("wall_time_ms", &l.wall_time_ms)?
+            .map_or(d.wall_time, Duration::from_millis),
+        memory_bytes: at_least_one("memory_mib", &l.memory_mib)?
+            .map_or(d.memory_bytes, |m| m.saturating_mul(1 << 20)),
         rows_read: l.max_rows.unwrap_or(d.rows_read),
         bytes_read: l.max_bytes_read.unwrap_or(d.bytes_read),
         report_bytes: l.max_report_bytes.unwrap_or(d.report_bytes),
         host_calls: l.max_host_calls.unwrap_or(d.host_calls),
+        call_bytes: at_least_one("max_call_bytes", &l.max_call_bytes)?.unwrap_or(d.call_bytes),
         log_bytes: l.max_log_bytes.unwrap_or(d.log_bytes),
         open_datasets: l.max_open_datasets.unwrap_or(d.open_datasets),
+        handles: at_least_one("max_handles", &l.max_handles)?.unwrap_or(d.handles),
+        audit_entries: at_least_one("max_audit_entries", &l.max_audit_entries)?
+            .unwrap_or(d.audit_entries),
+    };
+    let ds = TenantShare::default();
+    let share_key = |key: &str, v: &Option<Spanned<u32>>, default: u32| match v {
+        Some(v) if *v.get_ref() == 0 => cx.err(v.span(), format!("limits.{key}: at least 1")),
+        Some(v) => Ok(*v.get_ref()),
+        None => Ok(default),
+    };
+    let share = TenantShare {
+        core_instances: share_key(
+            "max_core_instances",
+            &l.max_core_instances,
+            ds.core_instances,
+        )?,
+        memories: share_key("max_memories", &l.max_memories, ds.memories)?,
+        tables: share_key("max_tables", &l.max_tables, ds.tables)?,
     };
 
     let mut tenants: Vec<TenantConfig> = Vec::new();
@@ -397,7 +469,9 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         data_dir: raw.data_dir.map(|d| cx.path(d.get_ref())),
         concurrency: raw.concurrency.map(Spanned::into_inner),
         broker,
+        broker_timeout,
         budget,
+        share,
         isolation,
         tenants,
     })
@@ -451,7 +525,7 @@ resource = "analytics"
         assert_eq!(
             c.broker,
             BrokerSetting::Embedded {
-                ceiling: vec!["read:analytics:*".into(), "write:reports:*".into()]
+                ceiling: default_ceiling()
             }
         );
     }
@@ -488,6 +562,43 @@ resource = "analytics"
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_ceiling_next_to_a_broker_url_is_rejected_not_ignored() {
+        let text = config("").replace(
+            "audit = \"audit.jsonl\"",
+            "audit = \"audit.jsonl\"\n[broker]\nurl = \"http://127.0.0.1:8080\"\nceiling = [\"read:analytics:*\"]",
+        );
+        let e = err(&text);
+        assert!(
+            e.starts_with(
+                "/etc/sluice/nightly.toml:5: broker.ceiling applies only to the embedded dev broker"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_old_cpu_limit_name_is_refused_with_the_new_one() {
+        let text = config("").replace(
+            "audit = \"audit.jsonl\"",
+            "audit = \"audit.jsonl\"\n[limits]\ncpu_ms = 1000",
+        );
+        let e = err(&text);
+        assert!(
+            e.starts_with(
+                "/etc/sluice/nightly.toml:4: limits.cpu_ms was renamed limits.wall_time_ms"
+            ),
+            "{e}"
+        );
+        let text = config("").replace(
+            "audit = \"audit.jsonl\"",
+            "audit = \"audit.jsonl\"\n[limits]\nwall_time_ms = 1500\nmax_core_instances = 4",
+        );
+        let c = parse(&text, Path::new("/etc/sluice/nightly.toml")).unwrap();
+        assert_eq!(c.budget.wall_time, Duration::from_millis(1500));
+        assert_eq!(c.share.core_instances, 4);
     }
 
     #[test]

@@ -5,12 +5,14 @@ pub mod audit;
 pub mod broker;
 pub mod config;
 mod isolation;
+pub mod keeper;
 pub mod local_run;
 pub mod nightly;
 pub mod outcome;
 pub mod plugins;
 pub mod report_dir;
 pub mod seed;
+pub mod session;
 pub mod sqlite_source;
 
 pub use audit::{AuditLog, Verdict};

@@ -6,9 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use agentwrit::Scope;
 use anyhow::Context as _;
-use sluice_sandbox::{AuditSink, Budget, RunOutcome, RunRequest, Sandbox, SandboxOptions, Writ};
+use sluice_sandbox::{Budget, Interrupt, RunOutcome, RunRequest, Sandbox, SandboxOptions, Writ};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Lifecycle, gate_entries, writ_subject};
 use crate::report_dir::ReportDir;
 use crate::sqlite_source::SqliteSource;
 
@@ -49,6 +49,7 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
     let sandbox = Sandbox::new(SandboxOptions {
         pooling_slots: None,
         max_memory_bytes: run.budget.memory_bytes,
+        ..SandboxOptions::default()
     })?;
     let transform = sandbox.load_file(&run.component)?;
     let now = SystemTime::now()
@@ -62,15 +63,26 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
         task_id,
         held,
     );
-    let outcome = transform.run(RunRequest {
+    let request = RunRequest {
         writ,
         budget: run.budget.clone(),
         datasets: Arc::new(SqliteSource::new(&run.data)),
         params: run.params.clone(),
-    });
+        interrupt: Interrupt::new(),
+    };
+    let outcome = transform.spawn(request, ()).wait();
     if let Some(audit) = &audit {
+        audit.append_all(gate_entries(
+            &outcome.writ,
+            &outcome.events,
+            &outcome.overflow,
+        ));
+        audit.record(
+            &writ_subject(&outcome.writ),
+            Lifecycle::run_finished(&outcome),
+        );
         audit
-            .record_gate_events(&outcome.writ, &outcome.events)
+            .flush()
             .with_context(|| format!("writing audit {}", audit.path().display()))?;
     }
     let reports = ReportDir::new(&run.reports);

@@ -1,16 +1,19 @@
 //! What a pipeline run reports, tenant by tenant: printed by the CLI, or serialized with `--json`.
+//!
+//! Decisions and calls are the gate's own types, and guest-written text is [`GuestText`], so
+//! nothing downstream re-derives a verdict from strings or prints a guest's bytes raw.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
-use sluice_sandbox::GateEvent;
+use sluice_sandbox::{Decision, Figure, GateEvent, GateOverflow, GuestText, HostCall};
 
-/// A gate event as reported.
+/// One kind of gate decision as reported.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct GateLine {
-    pub call: String,
+    pub call: HostCall,
     pub required: String,
-    pub decision: String,
+    pub decision: Decision,
     pub count: u64,
 }
 
@@ -19,19 +22,27 @@ impl GateLine {
         events
             .iter()
             .map(|e| GateLine {
-                call: e.call.name().to_string(),
+                call: e.call,
                 required: e.required.as_str().to_string(),
-                decision: e.decision.as_str().to_string(),
+                decision: e.decision,
                 count: e.count,
             })
             .collect()
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Figure {
-    pub name: String,
-    pub value: String,
+/// How a tenant's agent ended.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentEnd {
+    /// Released at the broker by the pipeline.
+    Released,
+    /// The broker revoked it during the run (or someone else released it).
+    Revoked,
+    /// Its lifetime ran out before the pipeline released it.
+    Expired,
+    /// Release failed (broker unreachable): it lives until it expires.
+    NotReleased(String),
 }
 
 /// One tenant's night.
@@ -50,19 +61,57 @@ pub struct TenantResult {
     pub host_calls: u64,
     pub figures: Vec<Figure>,
     pub gate: Vec<GateLine>,
+    /// Decisions past the itemized kinds, counted.
+    pub gate_overflow: GateOverflow,
+    /// What the guest logged, as it wrote it (shown escaped).
+    pub log: Vec<GuestText>,
     /// Where the report was committed.
     pub report: Option<PathBuf>,
     pub renewals: u32,
-    /// Whether the agent was released (true on every path once it existed).
-    pub released: bool,
+    /// How the agent ended, once it existed.
+    pub agent_end: Option<AgentEnd>,
     /// Why the tenant failed, in one line.
     pub error: Option<String>,
     pub elapsed_ms: u64,
 }
 
 impl TenantResult {
+    /// A tenant that has not run (yet).
+    pub(crate) fn new(id: &str, name: &str, data_type: &str) -> TenantResult {
+        TenantResult {
+            id: id.to_string(),
+            name: name.to_string(),
+            data_type: data_type.to_string(),
+            task_id: String::new(),
+            agent_id: None,
+            scope: Vec::new(),
+            expires_in: None,
+            rows_read: 0,
+            host_calls: 0,
+            figures: Vec::new(),
+            gate: Vec::new(),
+            gate_overflow: GateOverflow::default(),
+            log: Vec::new(),
+            report: None,
+            renewals: 0,
+            agent_end: None,
+            error: None,
+            elapsed_ms: 0,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.error.is_none()
+    }
+
+    /// Whether the pipeline released the agent at the broker.
+    pub fn released(&self) -> bool {
+        self.agent_end == Some(AgentEnd::Released)
+    }
+
+    /// Whether the agent is accounted for: released, or dead at the broker already.
+    pub fn agent_settled(&self) -> bool {
+        self.agent_id.is_none() || !matches!(self.agent_end, None | Some(AgentEnd::NotReleased(_)))
     }
 }
 
@@ -72,8 +121,8 @@ pub struct IsolationCheck {
     /// e.g. `hospital agent cannot read bank data`.
     pub claim: String,
     pub required: String,
-    /// `BLOCKED`, `ALLOWED`, or `NOT ATTEMPTED` if the probe never asked.
-    pub decision: String,
+    /// What the gate decided; `None` if the probe never asked.
+    pub decision: Option<Decision>,
     /// Whether this access must be blocked (cross-tenant) or allowed (own data).
     pub must_block: bool,
 }
@@ -81,9 +130,9 @@ pub struct IsolationCheck {
 impl IsolationCheck {
     pub fn holds(&self) -> bool {
         if self.must_block {
-            self.decision == "BLOCKED"
+            self.decision == Some(Decision::Blocked)
         } else {
-            self.decision == "ALLOWED"
+            self.decision == Some(Decision::Allowed)
         }
     }
 }
@@ -96,9 +145,15 @@ pub struct IsolationResult {
     pub checks: Vec<IsolationCheck>,
     /// A cross-tenant access was allowed.
     pub violated: bool,
-    pub released: bool,
+    pub agent_end: Option<AgentEnd>,
     /// The proof could not be run, or its own-data check failed.
     pub error: Option<String>,
+}
+
+impl IsolationResult {
+    pub fn released(&self) -> bool {
+        self.agent_end == Some(AgentEnd::Released)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -106,9 +161,13 @@ pub struct PipelineReport {
     pub broker: String,
     /// Where the audit trail ends after this run: keep it to prove later that nothing was cut.
     pub audit: crate::audit::AuditHead,
+    /// Why the audit trail could not be written completely, if it could not.
+    pub audit_error: Option<String>,
     pub tenants: Vec<TenantResult>,
     pub isolation: Option<IsolationResult>,
     pub failed: usize,
+    /// The run was stopped (Ctrl-C, SIGTERM) before every tenant finished.
+    pub interrupted: bool,
     pub elapsed_ms: u64,
 }
 

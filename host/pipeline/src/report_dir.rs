@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 
-use crate::sqlite_source::is_plain_name;
+use sluice_sandbox::is_plain_name;
 
 #[derive(Clone, Debug)]
 pub struct ReportDir {

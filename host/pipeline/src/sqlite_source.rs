@@ -12,6 +12,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sluice_sandbox::{
     Batch, Column, ColumnData, ColumnType, ColumnValues, DatasetCursor, DatasetSource, SourceError,
+    cut, escape, is_plain_name,
 };
 
 /// The directory holding every tenant's databases.
@@ -20,23 +21,15 @@ pub struct SqliteSource {
     root: PathBuf,
 }
 
-/// Whether `name` may be used as a tenant, resource or dataset name: ASCII letters, digits, `_`
-/// and `-`, not starting with `-`, at most 64 bytes.
-pub fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
+/// Names reach a path and a query here: checked again, whoever calls (the sandbox checks them
+/// at its boundary first).
 fn check_name(kind: &str, name: &str) -> Result<(), SourceError> {
     if is_plain_name(name) {
         Ok(())
     } else {
         Err(SourceError::Invalid(format!(
-            "{kind} name '{name}' must be 1-64 ASCII letters, digits, '_' or '-'"
+            "{kind} name '{}' must be 1-64 ASCII letters, digits, '_' or '-'",
+            escape(&cut(name, 32))
         )))
     }
 }

@@ -4,12 +4,17 @@ use std::fmt;
 use std::time::Duration;
 
 /// Limits for one tenant run. `Budget::default()` is what the pipeline uses unless configured.
+///
+/// Every quantity a guest can drive is here, so a hostile transform fails itself and nothing
+/// else: time, memory, data read, bytes handed to the host, host calls, handles, log and audit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Budget {
-    /// Wall-clock time the guest may run, enforced by epoch interruption, so a loop that never
-    /// calls the host still stops. Default 60 s: the bank transform reads 2.4 M rows in ~1 s.
-    pub cpu_time: Duration,
-    /// Linear memory the guest may grow to. Default 256 MiB.
+    /// Wall-clock time the run may take, from instantiation to `run` returning, enforced while
+    /// the guest computes (epoch interruption), while it waits in a host call (clock pollables
+    /// end at the deadline) and, as a last line, by a watchdog. Default 60 s: the bank transform
+    /// reads 2.4 M rows in ~1 s.
+    pub wall_time: Duration,
+    /// Linear memory the guest may grow to, across all its memories. Default 256 MiB.
     pub memory_bytes: u64,
     /// Rows the guest may read across all datasets. Default 50 M.
     pub rows_read: u64,
@@ -17,54 +22,71 @@ pub struct Budget {
     pub bytes_read: u64,
     /// Bytes the guest may append to reports. Default 16 MiB.
     pub report_bytes: u64,
-    /// Calls into the host (every import of the `transform` world). Default 100,000: the bank
-    /// transform makes ~300.
+    /// Transitions into the host: every `sluice:etl` and WASI call, and runtime intrinsics such
+    /// as memory growth. Default 100,000: the bank transform makes ~300.
     pub host_calls: u64,
-    /// Bytes of log output (the log interface plus stdout/stderr) kept; the rest is dropped.
-    /// Default 64 KiB.
+    /// Bytes a guest may hand the host in one call (strings, lists, the summary it returns),
+    /// checked by Wasmtime before anything is copied. Default 1 MiB: the SDK appends reports in
+    /// 64 KiB chunks and a summary is a few hundred bytes.
+    pub call_bytes: u64,
+    /// Bytes of log output (the log interface plus stdout/stderr) kept; the rest is counted and
+    /// dropped. Default 64 KiB.
     pub log_bytes: u64,
     /// Datasets open at once. Each holds a database connection (a file descriptor of the host
     /// process), so a guest hoarding handles must not starve other tenants. Default 16.
     pub open_datasets: u64,
+    /// Host resource handles alive at once (datasets, reports, pollables, streams). Default 1,024.
+    pub handles: u64,
+    /// Distinct gate decisions (host call, scope, decision) itemized in the audit trail per run;
+    /// repeats are counted in their entry, and decisions beyond this many distinct kinds are
+    /// counted in one overflow entry. Default 64.
+    pub audit_entries: u64,
 }
 
 impl Default for Budget {
     fn default() -> Self {
         Budget {
-            cpu_time: Duration::from_secs(60),
+            wall_time: Duration::from_secs(60),
             memory_bytes: 256 << 20,
             rows_read: 50_000_000,
             bytes_read: 4 << 30,
             report_bytes: 16 << 20,
             host_calls: 100_000,
+            call_bytes: 1 << 20,
             log_bytes: 64 << 10,
             open_datasets: 16,
+            handles: 1024,
+            audit_entries: 64,
         }
     }
 }
 
-/// The budgeted quantities, named as they appear in errors and configuration.
+/// The budgeted quantities, named as they appear in errors, configuration and documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
-    CpuTime,
+    WallTime,
     Memory,
     RowsRead,
     BytesRead,
     ReportBytes,
     HostCalls,
+    CallBytes,
     OpenDatasets,
+    Handles,
 }
 
 impl Limit {
     pub fn name(self) -> &'static str {
         match self {
-            Limit::CpuTime => "cpu-time-ms",
+            Limit::WallTime => "wall-time-ms",
             Limit::Memory => "memory-bytes",
             Limit::RowsRead => "rows-read",
             Limit::BytesRead => "bytes-read",
             Limit::ReportBytes => "report-bytes",
             Limit::HostCalls => "host-calls",
+            Limit::CallBytes => "call-bytes",
             Limit::OpenDatasets => "open-datasets",
+            Limit::Handles => "handles",
         }
     }
 }
@@ -75,32 +97,38 @@ pub struct LimitExceeded {
     pub limit: Limit,
     /// The configured value.
     pub value: u64,
-    /// What the run would have used had the host allowed it.
-    pub requested: u64,
+    /// What the run would have used had the host allowed it; `None` when unknowable (a guest
+    /// stopped by the clock, or one call that wanted more than the limit).
+    pub requested: Option<u64>,
 }
 
 impl fmt::Display for LimitExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.limit.name();
-        if self.limit == Limit::CpuTime {
-            // Epoch interruption stops the guest; how much more it wanted is unknowable.
-            return write!(
+        match (self.limit, self.requested) {
+            (_, Some(requested)) => write!(
+                f,
+                "limit {name} exceeded: limit is {}, run needed {requested}",
+                self.value
+            ),
+            (Limit::WallTime, None) => write!(
                 f,
                 "limit {name} exceeded: limit is {}, the guest was still running",
                 self.value
-            );
+            ),
+            (Limit::CallBytes, None) => write!(
+                f,
+                "limit {name} exceeded: limit is {}, the guest passed more in one call",
+                self.value
+            ),
+            (_, None) => write!(f, "limit {name} exceeded: limit is {}", self.value),
         }
-        write!(
-            f,
-            "limit {name} exceeded: limit is {}, run needed {}",
-            self.value, self.requested
-        )
     }
 }
 
 impl std::error::Error for LimitExceeded {}
 
-/// The limits the host counts itself (CPU time and memory are enforced by Wasmtime).
+/// The limits the host counts itself (time, memory and call bytes are enforced by Wasmtime).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
     RowsRead,
@@ -116,6 +144,8 @@ pub struct Usage {
     pub bytes_read: u64,
     pub report_bytes: u64,
     pub host_calls: u64,
+    /// Calls refused as malformed (`error::invalid`): a bad name, a handle used after commit.
+    pub invalid_calls: u64,
 }
 
 impl Usage {
@@ -141,7 +171,7 @@ impl Usage {
             return Err(LimitExceeded {
                 limit,
                 value,
-                requested,
+                requested: Some(requested),
             });
         }
         *used = requested;

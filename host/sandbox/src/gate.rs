@@ -11,6 +11,8 @@ use std::time::SystemTime;
 
 use agentwrit::Scope;
 
+use crate::text::escape;
+
 /// The credential a run holds: who the agent is and what it may do.
 ///
 /// The default `Writ` holds no scopes, so a gate built from it allows nothing.
@@ -89,6 +91,12 @@ impl HostCall {
     }
 }
 
+impl serde::Serialize for HostCall {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     Allowed,
@@ -108,22 +116,54 @@ impl Decision {
     }
 }
 
-/// Decisions of the gate: one call, or a run of identical consecutive calls (the same host
-/// function, required scope and decision, e.g. a stream of `next-batch` reads) counted in
-/// `count`. Tenant, agent, task and held scopes are the gate's [`Writ`]; they are not copied into
-/// every event because the gate sits on the hot path of every data call.
+impl serde::Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Decisions of the gate of one kind: the same host function, required scope and decision,
+/// however often and in whatever order the guest made them, counted in `count`. Tenant, agent,
+/// task and held scopes are the gate's [`Writ`]; they are not copied into every event because
+/// the gate sits on the hot path of every data call.
 #[derive(Clone, Debug)]
 pub struct GateEvent {
-    /// When the first decision of the run was made.
+    /// When the first decision of this kind was made.
     pub time: SystemTime,
-    /// When the run was seen to end (the next different decision, or the end of the run): an
-    /// upper bound on the last call's time, equal to `time` when `count` is 1.
+    /// An upper bound on when the last one was made (stamped when the guest moves on to another
+    /// kind, or the run ends), equal to `time` when `count` is 1.
     pub last_time: SystemTime,
     pub call: HostCall,
     pub required: Arc<Scope>,
     pub decision: Decision,
-    /// How many identical consecutive decisions this event stands for; at least 1.
+    /// How many decisions of this kind were made; at least 1.
     pub count: u64,
+}
+
+/// Decisions beyond the run's `audit_entries` distinct kinds: counted, not itemized, so a guest
+/// varying its requests cannot grow the audit trail, and no denial goes uncounted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GateOverflow {
+    pub allowed: u64,
+    /// Blocked and revoked decisions.
+    pub denied: u64,
+    pub first_time: Option<SystemTime>,
+    pub last_time: Option<SystemTime>,
+}
+
+impl GateOverflow {
+    pub fn total(&self) -> u64 {
+        self.allowed + self.denied
+    }
+
+    fn count(&mut self, decision: Decision, now: SystemTime) {
+        match decision {
+            Decision::Allowed => self.allowed += 1,
+            Decision::Blocked | Decision::Revoked => self.denied += 1,
+        }
+        self.first_time.get_or_insert(now);
+        self.last_time = Some(now);
+    }
 }
 
 /// The wall clock at the kernel's tick resolution (a few ms): cheap enough to stamp every gated
@@ -141,43 +181,69 @@ fn coarse_now() -> SystemTime {
     SystemTime::UNIX_EPOCH + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// The gate said no: the guest sees this as `error::denied`.
+/// The gate said no: what the guest sees as `error::denied`, exactly as the gate decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denied {
-    pub required: String,
-    pub held: Vec<String>,
-    pub revoked: bool,
+    pub required: Arc<Scope>,
+    pub held: Vec<Scope>,
+    /// [`Decision::Blocked`] or [`Decision::Revoked`].
+    pub decision: Decision,
+}
+
+impl Denied {
+    pub fn revoked(&self) -> bool {
+        self.decision == Decision::Revoked
+    }
+
+    pub fn held_strings(&self) -> Vec<String> {
+        self.held.iter().map(|s| s.as_str().to_string()).collect()
+    }
 }
 
 impl std::fmt::Display for Denied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.revoked {
+        // Scopes come from the broker and from guest-chosen names: shown escaped.
+        let required = escape(self.required.as_str());
+        if self.revoked() {
             return write!(
                 f,
-                "agent no longer valid (revoked, released or expired): '{}' refused",
-                self.required
+                "agent no longer valid (revoked, released or expired): '{required}' refused"
             );
         }
+        let held: Vec<String> = self
+            .held
+            .iter()
+            .map(|s| escape(s.as_str()).into_owned())
+            .collect();
         write!(
             f,
-            "scope '{}' is not covered by held scopes [{}]",
-            self.required,
-            self.held.join(", ")
+            "scope '{required}' is not covered by held scopes [{}]",
+            held.join(", ")
         )
     }
 }
 
-/// Decides scope questions for one run and remembers every decision.
+/// Decides scope questions for one run and remembers every decision, bounded.
 pub struct Gate {
     writ: Writ,
     events: Vec<GateEvent>,
+    /// The event the previous decision went to: a stream of identical decisions is one compare.
+    last: usize,
+    max_events: usize,
+    overflow: GateOverflow,
+    last_denial: Option<Denied>,
 }
 
 impl Gate {
-    pub fn new(writ: Writ) -> Gate {
+    /// A gate for `writ` that itemizes at most `max_events` distinct kinds of decision.
+    pub fn new(writ: Writ, max_events: usize) -> Gate {
         Gate {
             writ,
             events: Vec::new(),
+            last: 0,
+            max_events,
+            overflow: GateOverflow::default(),
+            last_denial: None,
         }
     }
 
@@ -195,9 +261,8 @@ impl Gate {
         } else {
             Decision::Blocked
         };
-        match self.events.last_mut() {
-            // The hot path of a stream of reads: count it, read no clock. The run's end is
-            // stamped when it closes (the next different decision, or the end of the run).
+        match self.events.get_mut(self.last) {
+            // The hot path of a stream of reads: count it, read no clock.
             Some(last)
                 if last.call == call
                     && last.decision == decision
@@ -205,53 +270,83 @@ impl Gate {
             {
                 last.count += 1;
             }
-            Some(_) | None => {
-                let now = coarse_now();
-                if let Some(last) = self.events.last_mut()
-                    && last.count > 1
-                {
-                    last.last_time = now;
-                }
-                self.events.push(GateEvent {
-                    time: now,
-                    last_time: now,
-                    call,
-                    required: Arc::clone(required),
-                    decision,
-                    count: 1,
-                });
-            }
+            _ => self.record(call, required, decision),
         }
-        match decision {
-            Decision::Allowed => Ok(()),
-            Decision::Blocked | Decision::Revoked => Err(Denied {
-                required: required.as_str().to_string(),
-                held: self.writ.held_strings(),
-                revoked: decision == Decision::Revoked,
-            }),
+        if decision == Decision::Allowed {
+            return Ok(());
+        }
+        let denied = Denied {
+            required: Arc::clone(required),
+            held: self.writ.held.clone(),
+            decision,
+        };
+        self.last_denial = Some(denied.clone());
+        Err(denied)
+    }
+
+    /// A decision of another kind than the previous one: find its event, or start one.
+    fn record(&mut self, call: HostCall, required: &Arc<Scope>, decision: Decision) {
+        let now = coarse_now();
+        if let Some(previous) = self.events.get_mut(self.last)
+            && previous.count > 1
+        {
+            previous.last_time = now;
+        }
+        let same =
+            |e: &GateEvent| e.call == call && e.decision == decision && *e.required == **required;
+        if let Some(index) = self.events.iter().position(same) {
+            let event = &mut self.events[index];
+            event.count += 1;
+            event.last_time = now;
+            self.last = index;
+        } else if self.events.len() < self.max_events {
+            self.events.push(GateEvent {
+                time: now,
+                last_time: now,
+                call,
+                required: Arc::clone(required),
+                decision,
+                count: 1,
+            });
+            self.last = self.events.len() - 1;
+        } else {
+            self.overflow.count(decision, now);
+            // Point past the end so the next decision takes this path too.
+            self.last = usize::MAX;
         }
     }
 
-    /// The decisions so far, oldest first, identical consecutive ones counted in one event.
+    /// The decisions so far, in the order their kinds first appeared.
     pub fn events(&self) -> &[GateEvent] {
         &self.events
     }
 
-    /// The writ and every decision, the last run of identical decisions stamped as ending now.
-    pub fn into_parts(mut self) -> (Writ, Vec<GateEvent>) {
-        if let Some(last) = self.events.last_mut()
+    /// The gate's most recent denial, if any: what a guest that gives up on a denial is
+    /// reported as, whatever it claims.
+    pub fn last_denial(&self) -> Option<&Denied> {
+        self.last_denial.as_ref()
+    }
+
+    /// The writ and every decision, the current kind stamped as ending now.
+    pub fn into_parts(mut self) -> (Writ, Vec<GateEvent>, GateOverflow) {
+        if let Some(last) = self.events.get_mut(self.last)
             && last.count > 1
         {
             last.last_time = coarse_now();
         }
-        (self.writ, self.events)
+        (self.writ, self.events, self.overflow)
     }
 }
 
 /// Where gate decisions go when a run ends (the pipeline's chained JSONL audit, the CLI's printer).
 pub trait AuditSink: Send + Sync {
-    /// Records the decisions of one run, oldest first.
-    fn record_gate_events(&self, writ: &Writ, events: &[GateEvent]) -> anyhow::Result<()>;
+    /// Records the decisions of one run, and what went uncounted past its bound.
+    fn record_gate_events(
+        &self,
+        writ: &Writ,
+        events: &[GateEvent],
+        overflow: &GateOverflow,
+    ) -> anyhow::Result<()>;
 }
 
 #[cfg(test)]
@@ -276,7 +371,7 @@ mod tests {
 
     #[test]
     fn gate_allows_covered_scope_and_records_it() {
-        let mut gate = Gate::new(hospital());
+        let mut gate = Gate::new(hospital(), 64);
         gate.check(HostCall::DatasetsOpen, &scope("read:analytics:hospital"))
             .unwrap();
         assert_eq!(gate.events().len(), 1);
@@ -285,15 +380,16 @@ mod tests {
 
     #[test]
     fn gate_blocks_other_tenant_with_required_and_held() {
-        let mut gate = Gate::new(hospital());
+        let mut gate = Gate::new(hospital(), 64);
         let denied = gate
             .check(HostCall::DatasetsOpen, &scope("read:analytics:bank"))
             .unwrap_err();
-        assert_eq!(denied.required, "read:analytics:bank");
+        assert_eq!(denied.required.as_str(), "read:analytics:bank");
         assert_eq!(
-            denied.held,
+            denied.held_strings(),
             ["read:analytics:hospital", "write:reports:hospital"]
         );
+        assert_eq!(denied.decision, Decision::Blocked);
         assert_eq!(gate.events()[0].decision, Decision::Blocked);
         let denied = gate
             .check(HostCall::ReportsCreate, &scope("write:reports:retail"))
@@ -302,34 +398,60 @@ mod tests {
             denied.to_string(),
             "scope 'write:reports:retail' is not covered by held scopes [read:analytics:hospital, write:reports:hospital]"
         );
+        assert_eq!(gate.last_denial(), Some(&denied));
     }
 
     #[test]
-    fn identical_consecutive_decisions_are_counted_in_one_event() {
-        let mut gate = Gate::new(hospital());
+    fn identical_decisions_are_counted_in_one_event_even_when_interleaved() {
+        let mut gate = Gate::new(hospital(), 64);
         let read = scope("read:analytics:hospital");
+        let write = scope("write:reports:hospital");
         for _ in 0..3 {
             gate.check(HostCall::DatasetNextBatch, &read).unwrap();
         }
-        gate.check(HostCall::ReportsCreate, &scope("write:reports:hospital"))
-            .unwrap();
-        gate.check(HostCall::DatasetNextBatch, &read).unwrap();
+        for _ in 0..1000 {
+            gate.check(HostCall::ReportAppend, &write).unwrap();
+            gate.check(HostCall::DatasetNextBatch, &read).unwrap();
+        }
         let counts: Vec<(HostCall, u64)> =
             gate.events().iter().map(|e| (e.call, e.count)).collect();
         assert_eq!(
             counts,
             [
-                (HostCall::DatasetNextBatch, 3),
-                (HostCall::ReportsCreate, 1),
-                (HostCall::DatasetNextBatch, 1)
+                (HostCall::DatasetNextBatch, 1003),
+                (HostCall::ReportAppend, 1000),
             ]
         );
         assert!(gate.events()[0].last_time >= gate.events()[0].time);
     }
 
     #[test]
+    fn kinds_past_the_bound_are_counted_in_the_overflow_and_no_denial_is_lost() {
+        let mut gate = Gate::new(hospital(), 4);
+        for i in 0..100 {
+            let other = scope(&format!("read:analytics:tenant{i}"));
+            assert!(gate.check(HostCall::DatasetsOpen, &other).is_err());
+            gate.check(
+                HostCall::DatasetNextBatch,
+                &scope("read:analytics:hospital"),
+            )
+            .unwrap();
+        }
+        let (_, events, overflow) = gate.into_parts();
+        assert_eq!(events.len(), 4);
+        let itemized_denials: u64 = events
+            .iter()
+            .filter(|e| e.decision != Decision::Allowed)
+            .map(|e| e.count)
+            .sum();
+        assert_eq!(itemized_denials + overflow.denied, 100);
+        let itemized: u64 = events.iter().map(|e| e.count).sum();
+        assert_eq!(itemized + overflow.total(), 200);
+    }
+
+    #[test]
     fn empty_writ_allows_nothing() {
-        let mut gate = Gate::new(Writ::default());
+        let mut gate = Gate::new(Writ::default(), 64);
         assert!(
             gate.check(HostCall::DatasetsOpen, &scope("read:analytics:hospital"))
                 .is_err()
@@ -340,12 +462,24 @@ mod tests {
     fn revoked_writ_denies_even_covered_scopes() {
         let writ = hospital();
         let flag = Arc::clone(&writ.revoked);
-        let mut gate = Gate::new(writ);
+        let mut gate = Gate::new(writ, 64);
         flag.store(true, Ordering::Release);
         let denied = gate
             .check(HostCall::ReportCommit, &scope("write:reports:hospital"))
             .unwrap_err();
-        assert!(denied.revoked);
+        assert!(denied.revoked());
         assert_eq!(gate.events()[0].decision, Decision::Revoked);
+    }
+
+    #[test]
+    fn a_denial_shows_guest_chosen_names_escaped() {
+        let mut gate = Gate::new(hospital(), 64);
+        let denied = gate
+            .check(
+                HostCall::DatasetsOpen,
+                &scope("read:analytics:x\n[ALLOWED]\x1b"),
+            )
+            .unwrap_err();
+        assert!(!denied.to_string().contains('\n'));
     }
 }

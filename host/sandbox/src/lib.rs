@@ -4,27 +4,41 @@
 //! Flow: [`Sandbox::load_file`] compiles and links a component once ([`Transform`]); each
 //! [`Transform::run`] instantiates it under a [`Writ`] (the agent's scopes) and a [`Budget`],
 //! reads through a [`DatasetSource`], and returns a [`RunOutcome`] whose staged reports the caller
-//! publishes only if the run succeeded.
+//! publishes only if the run succeeded. [`Transform::spawn`] does the same on a thread of its own
+//! behind a watchdog.
+//!
+//! Everything a guest hands the host is bounded ([`bounds`], `call-bytes`), every guest string
+//! shown to a person is a [`GuestText`], and every way a run ends is one [`RunFailure`].
 
 mod bindings;
+pub mod bounds;
 mod budget;
 mod error;
+mod failure;
 mod gate;
 mod host;
+mod interrupt;
 mod linker;
 mod output;
+pub mod report_json;
 mod runtime;
 mod source;
 mod state;
+mod text;
+mod watchdog;
 
-pub use bindings::{Figure, Summary};
+pub use bounds::{Figure, Summary, is_plain_name};
 pub use budget::{Budget, Counter, Limit, LimitExceeded, Usage};
-pub use gate::{AuditSink, Decision, Denied, Gate, GateEvent, HostCall, Writ};
+pub use failure::RunFailure;
+pub use gate::{AuditSink, Decision, Denied, Gate, GateEvent, GateOverflow, HostCall, Writ};
 pub use host::datasets::MAX_BATCH_ROWS;
+pub use interrupt::{Interrupt, Interrupted};
 pub use output::{LogLevel, LogLine, MAX_MESSAGE_BYTES};
-pub use runtime::{RunFailure, RunOutcome, RunRequest, Sandbox, SandboxOptions, Transform};
+pub use runtime::{RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform};
 pub use source::{
     Batch, Column, ColumnData, ColumnType, ColumnValues, DatasetCursor, DatasetSource, NoDatasets,
     SourceError, batch_bytes,
 };
 pub use state::StagedReport;
+pub use text::{GuestText, cut, escape};
+pub use watchdog::{RunTicket, WATCHDOG_GRACE};

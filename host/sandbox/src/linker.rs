@@ -12,7 +12,8 @@
 //!   capped log, no terminal is attached.
 //! - `wasi:clocks/{wall-clock,monotonic-clock}`: real clocks. They carry no tenant data, and a
 //!   transform may time its own work; reports must not depend on them (the tenant transforms
-//!   don't, which is why runs are byte-for-byte reproducible).
+//!   don't, which is why runs are byte-for-byte reproducible). The monotonic clock is Sluice's
+//!   own (`host/clocks.rs`): a guest waiting on it wakes at the run's deadline.
 //! - `wasi:random/{random,insecure,insecure-seed}`: std's `HashMap` seeds itself from here. Real
 //!   randomness carries no data either.
 
@@ -24,6 +25,7 @@ use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
 
 use crate::bindings::Transform;
+use crate::host::clocks::{RunClockView, RunClocks};
 use crate::state::HostState;
 
 /// The interface namespaces [`linker`] provides: used only to name, in an error, the imports a
@@ -74,7 +76,10 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
 
     clocks::wall_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<HostState, RunClocks>(l, |s| RunClockView {
+        table: &mut s.table,
+        clock: &s.clock,
+    })?;
 
     random::random::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
     random::insecure::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;

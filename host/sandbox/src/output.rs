@@ -12,6 +12,8 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use crate::text::{GuestText, cut};
+
 /// Longest single message kept from the `log` interface; the rest is cut with a marker.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
@@ -39,7 +41,8 @@ pub struct LogLine {
     pub level: LogLevel,
     /// `log`, `stdout` or `stderr`.
     pub source: &'static str,
-    pub message: String,
+    /// The guest's text: displays with control characters escaped.
+    pub message: GuestText,
 }
 
 #[derive(Debug, Default)]
@@ -69,15 +72,7 @@ impl LogBuffer {
 
     /// Keeps `message` if the cap allows, cutting it to [`MAX_MESSAGE_BYTES`].
     pub fn push(&self, level: LogLevel, source: &'static str, message: &str) {
-        let mut message = message.to_string();
-        if message.len() > MAX_MESSAGE_BYTES {
-            let mut end = MAX_MESSAGE_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push_str(" …[cut]");
-        }
+        let message = cut(message, MAX_MESSAGE_BYTES).into_owned();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let size = message.len() as u64;
         if state.kept + size > self.cap {
@@ -88,7 +83,7 @@ impl LogBuffer {
         state.lines.push(LogLine {
             level,
             source,
-            message,
+            message: GuestText::new(message),
         });
     }
 
@@ -221,7 +216,7 @@ mod tests {
         log.write_stream("stdout", b"hello\nwor");
         log.write_stream("stdout", b"ld\nthis line is too long\n");
         let (lines, dropped) = log.finish();
-        let text: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+        let text: Vec<&str> = lines.iter().map(|l| l.message.as_raw()).collect();
         assert_eq!(text, ["hello", "world"]);
         assert_eq!(dropped, "this line is too long".len() as u64);
     }
@@ -231,7 +226,8 @@ mod tests {
         let log = LogBuffer::new(1 << 20);
         log.push(LogLevel::Info, "log", &"é".repeat(MAX_MESSAGE_BYTES));
         let (lines, _) = log.finish();
-        assert!(lines[0].message.ends_with(" …[cut]"));
-        assert!(lines[0].message.len() <= MAX_MESSAGE_BYTES + " …[cut]".len());
+        let message = lines[0].message.as_raw();
+        assert!(message.ends_with("…[cut: 8192 bytes in all]"), "{message}");
+        assert!(message.len() <= MAX_MESSAGE_BYTES + 32);
     }
 }

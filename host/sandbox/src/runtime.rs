@@ -7,29 +7,59 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
-use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+use wasmtime::component::Component;
+use wasmtime::{
+    CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+};
 
-use crate::bindings::{Summary, TransformPre};
-use crate::budget::{Budget, Limit, LimitExceeded, Usage};
-use crate::gate::{Denied, Gate, GateEvent, Writ};
+use crate::bindings::TransformPre;
+use crate::bounds::{Summary, check_summary, guest_message};
+use crate::budget::{Budget, Usage};
+use crate::failure::{RunFailure, classify};
+use crate::gate::{Gate, GateEvent, GateOverflow, Writ};
+use crate::interrupt::Interrupt;
 use crate::output::{LogBuffer, LogLine};
-use crate::source::DatasetSource;
-use crate::state::{HostState, MemoryLimiter, StagedReport};
+use crate::source::{DatasetSource, NoDatasets};
+use crate::state::{HostState, StagedReport};
 
-/// How often the epoch advances: the granularity of the CPU-time limit.
+/// How often the epoch advances: how soon a computing guest notices its deadline or an
+/// interrupt.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// What one tenant may take of the engine that all tenants share. The pooling allocator
+/// reserves exactly this per concurrent run, and refuses, when it loads, a plugin that needs
+/// more, so a plugin built of many instances cannot take another tenant's slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TenantShare {
+    /// Core module instances in one component. A Rust transform has a handful; an interpreter
+    /// (Python, JS) a few dozen.
+    pub core_instances: u32,
+    /// Linear memories in one component.
+    pub memories: u32,
+    /// Tables in one component.
+    pub tables: u32,
+}
+
+impl Default for TenantShare {
+    fn default() -> Self {
+        TenantShare {
+            core_instances: 32,
+            memories: 2,
+            tables: 32,
+        }
+    }
+}
 
 /// Engine-wide settings. Per-run limits are in [`Budget`].
 #[derive(Clone, Debug)]
 pub struct SandboxOptions {
-    /// Pre-reserve this many instance slots (Wasmtime's pooling allocator): instantiation drops
-    /// from ~40 µs to ~16 µs. `None` allocates on demand. Runs beyond the slot count wait for
-    /// nothing: they fail to instantiate, so size it to the pipeline's concurrency.
+    /// Runs that may be live at once with the pooling allocator (instantiation drops from ~40 µs
+    /// to ~16 µs); each gets a full [`TenantShare`]. A run beyond it fails to instantiate, so
+    /// size it to the pipeline's concurrency. `None` allocates on demand.
     pub pooling_slots: Option<u32>,
     /// The largest linear memory any run may have; a run's own budget may be lower.
     pub max_memory_bytes: u64,
+    pub share: TenantShare,
 }
 
 impl Default for SandboxOptions {
@@ -37,12 +67,13 @@ impl Default for SandboxOptions {
         SandboxOptions {
             pooling_slots: Some(32),
             max_memory_bytes: Budget::default().memory_bytes,
+            share: TenantShare::default(),
         }
     }
 }
 
-/// A Wasmtime engine configured for tenant transforms, with the epoch ticker that enforces CPU
-/// time.
+/// A Wasmtime engine configured for tenant transforms, with the epoch ticker that runs' deadlines
+/// and interrupts are checked on.
 pub struct Sandbox {
     engine: Engine,
     linker: wasmtime::component::Linker<HostState>,
@@ -58,13 +89,17 @@ impl Sandbox {
         // Transforms are synchronous; concurrency support doubles the cost of every host call.
         config.concurrency_support(false);
         if let Some(slots) = options.pooling_slots {
+            let share = options.share;
             let mut pool = PoolingAllocationConfig::default();
-            // A Rust wasip2 component is a handful of core instances (the program plus
-            // wit-component's shims), one memory and a few tables.
             pool.total_component_instances(slots)
-                .total_core_instances(slots * 8)
-                .total_memories(slots * 2)
-                .total_tables(slots * 8)
+                .max_core_instances_per_component(share.core_instances)
+                .max_memories_per_component(share.memories)
+                .max_tables_per_component(share.tables)
+                .max_memories_per_module(share.memories)
+                .max_tables_per_module(share.tables)
+                .total_core_instances(slots * share.core_instances)
+                .total_memories(slots * share.memories)
+                .total_tables(slots * share.tables)
                 .max_memory_size(options.max_memory_bytes as usize)
                 // Reset freed slots 16 at a time: one madvise pass instead of one per tenant
                 // (a syscall that costs ~10 µs in a VM). Measured 27 -> 17 µs per instantiation.
@@ -103,7 +138,7 @@ impl Sandbox {
     }
 
     /// Compiles the component at `path` and links it against the host, failing if it imports
-    /// anything Sluice does not provide.
+    /// anything Sluice does not provide or needs more than a tenant's share of the engine.
     pub fn load_file(&self, path: &Path) -> anyhow::Result<Transform> {
         let bytes = std::fs::read(path).with_context(|| {
             format!(
@@ -116,9 +151,26 @@ impl Sandbox {
 
     /// Like [`load_file`](Self::load_file), from bytes; `name` is used in errors.
     pub fn load(&self, bytes: &[u8], name: &str) -> anyhow::Result<Transform> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("'{name}' is not a valid WebAssembly component"))?;
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            let e = anyhow::Error::from(e);
+            // The pooling allocator's verdict on a plugin that needs too much of the engine.
+            let needs_more = e.chain().any(|c| {
+                let text = c.to_string();
+                text.contains("exceeds the configured maximum")
+                    && text.contains("in the pooling allocator")
+            });
+            if needs_more {
+                let share = self.options.share;
+                e.context(format!(
+                    "'{name}' is refused: it needs more than a tenant's share of the engine \
+                     ({} core instances, {} memories, {} tables; [limits] max_core_instances, \
+                     max_memories, max_tables)",
+                    share.core_instances, share.memories, share.tables
+                ))
+            } else {
+                e.context(format!("'{name}' is not a valid WebAssembly component"))
+            }
+        })?;
         let unprovided = crate::linker::unprovided_imports(&component, &self.engine);
         if !unprovided.is_empty() {
             anyhow::bail!(
@@ -142,6 +194,7 @@ impl Sandbox {
             pre,
             name: name.to_string(),
             max_memory_bytes: self.options.max_memory_bytes,
+            share: self.options.share,
         })
     }
 }
@@ -162,34 +215,20 @@ pub struct RunRequest {
     pub datasets: Arc<dyn DatasetSource>,
     /// The tenant's parameters, passed to `run`.
     pub params: Vec<(String, String)>,
+    /// Stops the run from outside; share one among the runs of a night.
+    pub interrupt: Interrupt,
 }
 
-/// Why a run failed, in one line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RunFailure {
-    /// The gate denied a call and the transform gave up.
-    Denied(Denied),
-    /// A budget ran out.
-    Limit(LimitExceeded),
-    /// The guest trapped: a panic, `unreachable`, a bad memory access...
-    Trap(String),
-    /// The guest called `exit`.
-    Exit(i32),
-    /// The transform returned its own error.
-    Guest(String),
-    /// The host failed (a broken dataset store, an exhausted instance pool).
-    Host(String),
-}
-
-impl std::fmt::Display for RunFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunFailure::Denied(d) => write!(f, "denied: {d}"),
-            RunFailure::Limit(l) => write!(f, "{l}"),
-            RunFailure::Trap(t) => write!(f, "guest trapped: {t}"),
-            RunFailure::Exit(code) => write!(f, "guest exited with code {code}"),
-            RunFailure::Guest(msg) => write!(f, "transform failed: {msg}"),
-            RunFailure::Host(msg) => write!(f, "host error: {msg}"),
+impl RunRequest {
+    /// A run under `writ` over `datasets` with the default budget, no parameters and its own
+    /// interrupt.
+    pub fn new(writ: Writ, datasets: Arc<dyn DatasetSource>) -> RunRequest {
+        RunRequest {
+            writ,
+            budget: Budget::default(),
+            datasets,
+            params: Vec::new(),
+            interrupt: Interrupt::new(),
         }
     }
 }
@@ -201,6 +240,8 @@ pub struct RunOutcome {
     pub staged: Vec<StagedReport>,
     pub writ: Writ,
     pub events: Vec<GateEvent>,
+    /// Gate decisions past the budget's `audit_entries` distinct kinds, counted.
+    pub overflow: GateOverflow,
     pub usage: Usage,
     pub logs: Vec<LogLine>,
     pub log_bytes_dropped: u64,
@@ -211,6 +252,21 @@ impl RunOutcome {
     pub fn is_ok(&self) -> bool {
         self.result.is_ok()
     }
+
+    /// The outcome of a run that produced nothing: `failure` before or instead of the guest.
+    pub(crate) fn failed(writ: Writ, failure: RunFailure, elapsed: Duration) -> RunOutcome {
+        RunOutcome {
+            result: Err(failure),
+            staged: Vec::new(),
+            writ,
+            events: Vec::new(),
+            overflow: GateOverflow::default(),
+            usage: Usage::default(),
+            logs: Vec::new(),
+            log_bytes_dropped: 0,
+            elapsed,
+        }
+    }
 }
 
 /// A compiled, linked transform: instantiating it is cheap (`InstancePre`).
@@ -219,6 +275,7 @@ pub struct Transform {
     pre: TransformPre<HostState>,
     name: String,
     max_memory_bytes: u64,
+    share: TenantShare,
 }
 
 impl Transform {
@@ -226,35 +283,52 @@ impl Transform {
         &self.name
     }
 
+    /// `budget` as this engine can honour it: memory no larger than the engine's slots.
+    fn effective(&self, mut budget: Budget) -> Budget {
+        budget.memory_bytes = budget.memory_bytes.min(self.max_memory_bytes);
+        budget
+    }
+
+    /// A store for one run, with every guard of the sandbox set: memory and share limits, the
+    /// per-call transfer cap, the handle cap, the deadline and interrupt checked at every epoch
+    /// tick, and every transition into the host counted.
+    fn store(&self, state: HostState) -> Store<HostState> {
+        let call_bytes = state.budget.call_bytes;
+        let handles = state.budget.handles;
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_hostcall_fuel(usize::try_from(call_bytes).unwrap_or(usize::MAX));
+        store.set_max_component_handles(usize::try_from(handles).unwrap_or(usize::MAX));
+        store.epoch_deadline_callback(|mut cx| cx.data_mut().on_epoch());
+        store.set_epoch_deadline(1);
+        store.call_hook(|mut cx, hook| match hook {
+            CallHook::CallingHost => cx.data_mut().enter(),
+            _ => Ok(()),
+        });
+        store
+    }
+
     /// Instantiates the component in a fresh store and drops it without running anything: the
     /// measure of per-tenant instantiation cost.
     pub fn instantiate_once(&self) -> anyhow::Result<()> {
-        let state = HostState {
-            wasi: WasiCtxBuilder::new().build(),
-            table: ResourceTable::new(),
-            gate: Gate::new(Writ::default()),
-            memory: MemoryLimiter {
-                max_bytes: self.max_memory_bytes,
-            },
-            budget: Budget::default(),
-            usage: Usage::default(),
-            tripped: None,
-            datasets: Arc::new(crate::source::NoDatasets),
-            staged: Vec::new(),
-            log: LogBuffer::new(0),
-            open_datasets: 0,
-        };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| &mut s.memory);
-        store.set_epoch_deadline(Budget::default().epoch_ticks(EPOCH_TICK));
+        let state = HostState::new(
+            Writ::default(),
+            self.effective(Budget::default()),
+            self.share,
+            Arc::new(NoDatasets),
+            Interrupt::new(),
+            LogBuffer::new(0),
+        );
+        let mut store = self.store(state);
         self.pre
             .instantiate(&mut store)
             .map_err(anyhow::Error::from)?;
         Ok(())
     }
 
-    /// Runs the transform once in a fresh instance. Never panics on guest behaviour: every
-    /// failure is in `result`.
+    /// Runs the transform once in a fresh instance, on this thread. Never panics on guest
+    /// behaviour: every failure is in `result`. The deadline holds unless a host call never
+    /// returns; [`spawn`](Self::spawn) adds a watchdog for that.
     pub fn run(&self, request: RunRequest) -> RunOutcome {
         let started = Instant::now();
         let RunRequest {
@@ -262,32 +336,19 @@ impl Transform {
             budget,
             datasets,
             params,
+            interrupt,
         } = request;
+        let budget = self.effective(budget);
         let log = LogBuffer::new(budget.log_bytes);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(log.pipe("stdout"))
-            .stderr(log.pipe("stderr"))
-            .build();
-        let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
-            gate: Gate::new(writ),
-            memory: MemoryLimiter {
-                max_bytes: budget.memory_bytes.min(self.max_memory_bytes),
-            },
-            budget: budget.clone(),
-            usage: Usage::default(),
-            tripped: None,
+        let state = HostState::new(
+            writ,
+            budget.clone(),
+            self.share,
             datasets,
-            staged: Vec::new(),
-            log: log.clone(),
-            open_datasets: 0,
-        };
-        let engine = self.pre.engine();
-        let mut store = Store::new(engine, state);
-        store.limiter(|s| &mut s.memory);
-        store.set_epoch_deadline(budget.epoch_ticks(EPOCH_TICK));
-
+            interrupt,
+            log.clone(),
+        );
+        let mut store = self.store(state);
         let called = self
             .pre
             .instantiate(&mut store)
@@ -296,34 +357,24 @@ impl Transform {
         let (logs, log_bytes_dropped) = log.finish();
 
         let result = match (called, state.tripped) {
-            (Err(trap), _) => Err(classify(trap, &budget, &logs)),
+            (Err(error), _) => Err(classify(error, &budget, &logs)),
             // A limit the guest was told about ends the run whatever the guest returned.
             (Ok(_), Some(limit)) => Err(RunFailure::Limit(limit)),
-            (Ok(Ok(summary)), None) => Ok(summary),
-            (Ok(Err(error)), None) => Err(guest_failure(error)),
-        };
-        // The guest only learns "denied"; the gate knows whether it was a revoked agent.
-        let result = match result {
-            Err(RunFailure::Denied(mut d)) => {
-                d.revoked = state.gate.events().iter().any(|e| {
-                    e.decision == crate::gate::Decision::Revoked
-                        && e.required.as_str() == d.required
-                });
-                Err(RunFailure::Denied(d))
-            }
-            other => other,
+            (Ok(Ok(summary)), None) => check_summary(summary),
+            (Ok(Err(error)), None) => Err(guest_failure(error, &state.gate)),
         };
         let staged = if result.is_ok() {
             state.staged
         } else {
             Vec::new()
         };
-        let (writ, events) = state.gate.into_parts();
+        let (writ, events, overflow) = state.gate.into_parts();
         RunOutcome {
             result,
             staged,
             writ,
             events,
+            overflow,
             usage: state.usage,
             logs,
             log_bytes_dropped,
@@ -332,52 +383,26 @@ impl Transform {
     }
 }
 
-fn guest_failure(error: crate::bindings::RunError) -> RunFailure {
+/// The transform's own error, told apart from what it claims: a denial is reported as the gate
+/// made it, and a guest cannot pass off its own words as the gate's or a budget's.
+fn guest_failure(error: crate::bindings::RunError, gate: &Gate) -> RunFailure {
     use crate::bindings::RunError;
     use crate::bindings::sluice::etl::types::Error;
     match error {
-        RunError::Host(Error::Denied(d)) => RunFailure::Denied(Denied {
-            required: d.required,
-            held: d.held,
-            revoked: false,
-        }),
-        RunError::Host(Error::Limit(l)) => {
-            RunFailure::Guest(format!("gave up on limit {} ({})", l.name, l.limit))
+        RunError::Host(Error::Denied(_)) => match gate.last_denial() {
+            Some(denied) => RunFailure::Denied(denied.clone()),
+            None => RunFailure::Guest(guest_message("gave up on a denial the gate never made")),
+        },
+        RunError::Host(Error::Limit(l)) => RunFailure::Guest(guest_message(&format!(
+            "gave up on limit {} ({}) the host never reported",
+            l.name, l.limit
+        ))),
+        RunError::Host(Error::NotFound(what)) => {
+            RunFailure::Guest(guest_message(&format!("not found: {what}")))
         }
-        RunError::Host(Error::NotFound(what)) => RunFailure::Guest(format!("not found: {what}")),
-        RunError::Host(Error::Invalid(what)) => RunFailure::Guest(format!("invalid call: {what}")),
-        RunError::Failed(msg) => RunFailure::Guest(msg),
-    }
-}
-
-/// Names the root cause of a failed call: a budget, the guest's own trap, or the host.
-fn classify(error: wasmtime::Error, budget: &Budget, logs: &[LogLine]) -> RunFailure {
-    if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
-        return RunFailure::Limit(limit.clone());
-    }
-    if let Some(exit) = error.downcast_ref::<I32Exit>() {
-        return RunFailure::Exit(exit.0);
-    }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => RunFailure::Limit(LimitExceeded {
-            limit: Limit::CpuTime,
-            value: budget.cpu_time.as_millis() as u64,
-            requested: budget.cpu_time.as_millis() as u64 + EPOCH_TICK.as_millis() as u64,
-        }),
-        Some(trap) => {
-            // A Rust guest's panic message is on stderr just before the `unreachable` trap.
-            let panic: Vec<&str> = logs
-                .iter()
-                .filter(|l| l.source == "stderr")
-                .map(|l| l.message.trim())
-                .filter(|m| !m.is_empty() && !m.starts_with("note: run with"))
-                .collect();
-            if panic.is_empty() {
-                RunFailure::Trap(trap.to_string())
-            } else {
-                RunFailure::Trap(format!("{trap}; guest stderr: {}", panic.join(" ")))
-            }
+        RunError::Host(Error::Invalid(what)) => {
+            RunFailure::Guest(guest_message(&format!("invalid call: {what}")))
         }
-        None => RunFailure::Host(format!("{error:#}")),
+        RunError::Failed(message) => RunFailure::Guest(guest_message(&message)),
     }
 }

@@ -1,15 +1,20 @@
-//! The one store-data struct of a run: everything a guest's host calls can reach.
+//! The one store-data struct of a run: everything a guest's host calls can reach, built in one
+//! place ([`HostState::new`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::budget::{Budget, Counter, Limit, LimitExceeded, Usage};
 use crate::error::HostError;
-use crate::gate::Gate;
+use crate::gate::{Gate, Writ};
+use crate::host::clocks::RunClock;
+use crate::interrupt::{Interrupt, Interrupted};
 use crate::output::LogBuffer;
+use crate::runtime::TenantShare;
 use crate::source::DatasetSource;
 
 /// A report the guest committed; published by the caller only if the run succeeds.
@@ -25,7 +30,7 @@ pub struct HostState {
     pub(crate) gate: Gate,
     pub(crate) budget: Budget,
     pub(crate) usage: Usage,
-    pub(crate) memory: MemoryLimiter,
+    pub(crate) limits: StoreLimits,
     /// The first budget that ran out; once set, every host call traps.
     pub(crate) tripped: Option<LimitExceeded>,
     pub(crate) datasets: Arc<dyn DatasetSource>,
@@ -33,27 +38,83 @@ pub struct HostState {
     pub(crate) log: LogBuffer,
     /// Dataset handles currently open (bounded by `budget.open_datasets`).
     pub(crate) open_datasets: u64,
+    pub(crate) clock: RunClock,
 }
 
 impl HostState {
-    /// Counts one host call; fails with the typed limit when the budget is spent, or with a trap
-    /// when an earlier limit already ended the run.
-    pub(crate) fn enter(&mut self) -> Result<(), HostError> {
-        if let Some(limit) = &self.tripped {
-            return Err(HostError::Host(wasmtime::Error::new(limit.clone())));
+    /// The state of a run starting now: the guest's WASI is empty (no environment, arguments or
+    /// stdin; stdout and stderr go to `log`), its resource table holds at most `budget.handles`.
+    pub(crate) fn new(
+        writ: Writ,
+        budget: Budget,
+        share: TenantShare,
+        datasets: Arc<dyn DatasetSource>,
+        interrupt: Interrupt,
+        log: LogBuffer,
+    ) -> HostState {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.pipe("stdout"))
+            .stderr(log.pipe("stderr"))
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(budget.handles as usize);
+        let start = Instant::now();
+        HostState {
+            wasi,
+            table,
+            gate: Gate::new(writ, budget.audit_entries as usize),
+            limits: StoreLimits {
+                max_memory_bytes: budget.memory_bytes,
+                memory_bytes: 0,
+                share,
+            },
+            clock: RunClock {
+                start,
+                // A limit too large to add is no limit: a year is as good as forever here.
+                deadline: start
+                    .checked_add(budget.wall_time)
+                    .unwrap_or(start + std::time::Duration::from_secs(365 * 86_400)),
+                interrupt,
+            },
+            budget,
+            usage: Usage::default(),
+            tripped: None,
+            datasets,
+            staged: Vec::new(),
+            log,
+            open_datasets: 0,
         }
-        self.usage
-            .charge(&self.budget, Counter::HostCalls, 1)
-            .map_err(HostError::Limit)
     }
 
-    /// [`enter`](Self::enter) for functions with no error channel: every failure traps.
-    pub(crate) fn enter_or_trap(&mut self) -> wasmtime::Result<()> {
-        self.enter().map_err(|e| match e {
-            HostError::Limit(limit) => self.trip(limit),
-            HostError::Host(e) => e,
-            other => wasmtime::format_err!("unexpected host error: {other:?}"),
-        })
+    /// Runs on every transition into the host (Wasmtime's call hook): counts it against
+    /// `host-calls`, and traps when the run was interrupted or an earlier limit ended it.
+    pub(crate) fn enter(&mut self) -> wasmtime::Result<()> {
+        if let Some(limit) = &self.tripped {
+            return Err(wasmtime::Error::new(limit.clone()));
+        }
+        if self.clock.interrupt.is_triggered() {
+            return Err(wasmtime::Error::new(Interrupted));
+        }
+        if let Err(limit) = self.usage.charge(&self.budget, Counter::HostCalls, 1) {
+            return Err(self.trip(limit));
+        }
+        Ok(())
+    }
+
+    /// Runs at every epoch tick while the guest computes: ends the run at its deadline or when
+    /// it is interrupted, and otherwise lets it run one more tick.
+    pub(crate) fn on_epoch(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        if self.clock.interrupt.is_triggered() {
+            return Err(wasmtime::Error::new(Interrupted));
+        }
+        if Instant::now() >= self.clock.deadline {
+            return Err(wasmtime::Error::new(LimitExceeded {
+                limit: Limit::WallTime,
+                value: self.budget.wall_time.as_millis() as u64,
+                requested: None,
+            }));
+        }
+        Ok(UpdateDeadline::Continue(1))
     }
 
     /// Charges `amount` to `counter`, ending the run if the budget is spent.
@@ -68,6 +129,18 @@ impl HostState {
         self.tripped.get_or_insert(limit.clone());
         wasmtime::Error::new(limit)
     }
+
+    /// Puts a host resource in the table; a full table is the `handles` limit.
+    pub(crate) fn push<T: Send + 'static>(&mut self, value: T) -> Result<Resource<T>, HostError> {
+        self.table.push(value).map_err(|e| match e {
+            wasmtime::component::ResourceTableError::Full => HostError::Limit(LimitExceeded {
+                limit: Limit::Handles,
+                value: self.budget.handles,
+                requested: Some(self.budget.handles + 1),
+            }),
+            other => HostError::from(other),
+        })
+    }
 }
 
 impl WasiView for HostState {
@@ -79,28 +152,37 @@ impl WasiView for HostState {
     }
 }
 
-/// Caps linear memory at the run's budget; exceeding it traps with [`LimitExceeded`].
-pub(crate) struct MemoryLimiter {
-    pub(crate) max_bytes: u64,
+/// What a run's store may allocate: linear memory across all the guest's memories, and the
+/// tenant's share of instances, memories and tables (the pooling allocator checks those when a
+/// plugin loads; this checks them when it allocates on demand).
+pub(crate) struct StoreLimits {
+    max_memory_bytes: u64,
+    memory_bytes: u64,
+    share: TenantShare,
 }
 
-/// Table elements a guest may grow to: far beyond what a Rust guest needs, finite for an evil one.
+/// Table elements a guest may grow one table to: far beyond what a Rust guest needs, finite for
+/// an evil one.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
-impl ResourceLimiter for MemoryLimiter {
+impl ResourceLimiter for StoreLimits {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.max_bytes {
+        let total = self
+            .memory_bytes
+            .saturating_add(desired.saturating_sub(current) as u64);
+        if total > self.max_memory_bytes {
             return Err(wasmtime::Error::new(LimitExceeded {
                 limit: Limit::Memory,
-                value: self.max_bytes,
-                requested: desired as u64,
+                value: self.max_memory_bytes,
+                requested: Some(total),
             }));
         }
+        self.memory_bytes = total;
         Ok(true)
     }
 
@@ -112,10 +194,16 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
-}
 
-impl Budget {
-    pub(crate) fn epoch_ticks(&self, tick: std::time::Duration) -> u64 {
-        (self.cpu_time.as_nanos() / tick.as_nanos().max(1)).max(1) as u64
+    fn instances(&self) -> usize {
+        self.share.core_instances as usize
+    }
+
+    fn memories(&self) -> usize {
+        self.share.memories as usize
+    }
+
+    fn tables(&self) -> usize {
+        self.share.tables as usize
     }
 }

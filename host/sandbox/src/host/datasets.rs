@@ -1,7 +1,8 @@
 //! `sluice:etl/datasets`: tenant data, read in columnar batches behind the gate.
 //!
-//! `open` asks the gate for `read:<resource>:<tenant>` before the source is even consulted, so a
-//! denied guest cannot learn whether another tenant's dataset exists. The open dataset keeps its
+//! Names are checked to be plain names first (a malformed call is `invalid`, not a gate
+//! question). `open` then asks the gate for `read:<resource>:<tenant>` before the source is even
+//! consulted, so a denied guest cannot learn whether another tenant's dataset exists. The open dataset keeps its
 //! required scope and every `next-batch` asks the gate again: a revoked agent stops mid-stream.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use agentwrit::Scope;
 use wasmtime::component::Resource;
 
 use crate::bindings::sluice::etl::datasets::{self, Batch, Column};
+use crate::bounds::check_name;
 use crate::budget::{Counter, Limit, LimitExceeded};
 use crate::error::HostError;
 use crate::gate::HostCall;
@@ -48,24 +50,27 @@ impl datasets::Host for HostState {
         resource: String,
         name: String,
     ) -> Result<Resource<OpenDataset>, HostError> {
-        self.enter()?;
+        check_name("tenant", &tenant)?;
+        check_name("resource", &resource)?;
+        check_name("dataset", &name)?;
         let required = read_scope(&tenant, &resource)?;
         self.gate.check(HostCall::DatasetsOpen, &required)?;
         if self.open_datasets >= self.budget.open_datasets {
             return Err(HostError::Limit(LimitExceeded {
                 limit: Limit::OpenDatasets,
                 value: self.budget.open_datasets,
-                requested: self.open_datasets + 1,
+                requested: Some(self.open_datasets + 1),
             }));
         }
         let cursor = self.datasets.open(&tenant, &resource, &name)?;
-        let handle = self.table.push(OpenDataset { cursor, required })?;
+        let handle = self.push(OpenDataset { cursor, required })?;
         self.open_datasets += 1;
         Ok(handle)
     }
 
     fn list(&mut self, tenant: String, resource: String) -> Result<Vec<String>, HostError> {
-        self.enter()?;
+        check_name("tenant", &tenant)?;
+        check_name("resource", &resource)?;
         let required = read_scope(&tenant, &resource)?;
         self.gate.check(HostCall::DatasetsList, &required)?;
         Ok(self.datasets.list(&tenant, &resource)?)
@@ -74,7 +79,6 @@ impl datasets::Host for HostState {
 
 impl datasets::HostDataset for HostState {
     fn schema(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<Vec<Column>> {
-        self.enter_or_trap()?;
         Ok(self.table.get(&dataset)?.cursor.schema().to_vec())
     }
 
@@ -83,7 +87,6 @@ impl datasets::HostDataset for HostState {
         dataset: Resource<OpenDataset>,
         max_rows: u32,
     ) -> Result<Option<Batch>, HostError> {
-        self.enter()?;
         let open = self.table.get_mut(&dataset)?;
         self.gate
             .check(HostCall::DatasetNextBatch, &open.required)?;

@@ -1,4 +1,5 @@
-//! `sluice:etl/log`: the run's log. Needs no scope; messages and total bytes are capped.
+//! `sluice:etl/log`: the run's log. Needs no scope; messages and total bytes are capped, and the
+//! text is the guest's ([`GuestText`](crate::GuestText)): it is shown escaped.
 
 use crate::bindings::sluice::etl::log::{self, Level};
 use crate::output::LogLevel;
@@ -6,7 +7,6 @@ use crate::state::HostState;
 
 impl log::Host for HostState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.enter_or_trap()?;
         let level = match level {
             Level::Debug => LogLevel::Debug,
             Level::Info => LogLevel::Info,

@@ -1,6 +1,7 @@
 //! One module per WIT interface of the `transform` world, each implementing its generated
 //! `Host` trait on [`HostState`](crate::state::HostState).
 
+pub(crate) mod clocks;
 pub(crate) mod datasets;
 pub(crate) mod identity;
 pub(crate) mod log;

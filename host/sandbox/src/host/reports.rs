@@ -10,9 +10,11 @@ use agentwrit::Scope;
 use wasmtime::component::Resource;
 
 use crate::bindings::sluice::etl::reports;
+use crate::bounds::check_name;
 use crate::budget::Counter;
 use crate::error::HostError;
 use crate::gate::HostCall;
+use crate::report_json;
 use crate::state::{HostState, StagedReport};
 
 /// The host side of a guest's `report` handle.
@@ -37,23 +39,22 @@ impl ReportDraft {
 
 impl reports::Host for HostState {
     fn create(&mut self, tenant: String) -> Result<Resource<ReportDraft>, HostError> {
-        self.enter()?;
+        check_name("tenant", &tenant)?;
         let required = Scope::new("write", "reports", &tenant)
             .map(Arc::new)
             .map_err(|e| HostError::Invalid(e.to_string()))?;
         self.gate.check(HostCall::ReportsCreate, &required)?;
-        Ok(self.table.push(ReportDraft {
+        self.push(ReportDraft {
             tenant,
             required,
             bytes: Vec::new(),
             committed: false,
-        })?)
+        })
     }
 }
 
 impl reports::HostReport for HostState {
     fn append(&mut self, report: Resource<ReportDraft>, bytes: Vec<u8>) -> Result<(), HostError> {
-        self.enter()?;
         let draft = self.table.get_mut(&report)?;
         self.gate.check(HostCall::ReportAppend, &draft.required)?;
         draft.ensure_open()?;
@@ -64,14 +65,15 @@ impl reports::HostReport for HostState {
     }
 
     fn commit(&mut self, report: Resource<ReportDraft>) -> Result<(), HostError> {
-        self.enter()?;
         let draft = self.table.get_mut(&report)?;
         self.gate.check(HostCall::ReportCommit, &draft.required)?;
         draft.ensure_open()?;
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&draft.bytes) {
+        if let Err(e) = report_json::check(&draft.bytes) {
             return Err(HostError::Invalid(format!(
-                "the report of tenant '{}' is not one JSON document: {e}",
-                draft.tenant
+                "the report of tenant '{}' is not one JSON document every reader accepts \
+                 (I-JSON, nesting at most {}): {e}",
+                draft.tenant,
+                report_json::MAX_DEPTH
             )));
         }
         if self.staged.iter().any(|s| s.tenant == draft.tenant) {

@@ -8,8 +8,8 @@ impl types::Host for HostState {
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<Error> {
         match err {
             HostError::Denied(denied) => Ok(Error::Denied(Denial {
-                required: denied.required,
-                held: denied.held,
+                required: denied.required.as_str().to_string(),
+                held: denied.held_strings(),
             })),
             HostError::Limit(limit) => {
                 // The guest learns which limit, but the run is over: later calls trap.
@@ -20,7 +20,10 @@ impl types::Host for HostState {
                 }))
             }
             HostError::NotFound(what) => Ok(Error::NotFound(what)),
-            HostError::Invalid(what) => Ok(Error::Invalid(what)),
+            HostError::Invalid(what) => {
+                self.usage.invalid_calls += 1;
+                Ok(Error::Invalid(what))
+            }
             HostError::Host(trap) => Err(trap),
         }
     }

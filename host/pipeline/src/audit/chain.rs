@@ -1,0 +1,246 @@
+//! The audit file's format and its checks: JSON lines, each carrying the previous line's hash,
+//! so an edited, deleted, reordered or cut entry breaks the chain at the first place it was
+//! touched.
+//!
+//! `hash` is the SHA-256 of the entry's canonical JSON (keys sorted, no whitespace) without its
+//! `hash` member; `prev` is the previous entry's `hash` (64 zeros for the first); `seq` counts
+//! from 1. Every entry ends with a newline, so bytes after the last newline are an entry whose
+//! write was cut short (a crash, SIGKILL): a *torn* tail, reported as such and sealed by the next
+//! run that opens the file.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read as _};
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Serializes with object keys sorted at every level, so the hash does not depend on how a
+/// reader or writer orders members.
+pub(crate) fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let members: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+pub(crate) fn entry_hash(entry: &Map<String, Value>) -> String {
+    let mut unhashed = entry.clone();
+    unhashed.remove("hash");
+    hex::encode(Sha256::digest(
+        canonical(&Value::Object(unhashed)).as_bytes(),
+    ))
+}
+
+/// Where a chain ends: its entry count and last hash.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AuditHead {
+    pub entries: u64,
+    pub hash: String,
+}
+
+/// The result of checking a chain.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every entry is intact; the count of entries.
+    Intact(u64),
+    /// Every complete entry is intact, but the file ends in `bytes` bytes of an entry whose
+    /// write was cut short. The next run that appends seals it (and records that it did).
+    Torn { intact: u64, bytes: u64 },
+    /// The first broken entry: its line number (from 1) and why.
+    Broken { line: u64, reason: String },
+}
+
+/// The end of an existing chain: where to continue it, and a torn tail to seal.
+pub(crate) struct Tail {
+    pub(crate) head: AuditHead,
+    /// Bytes up to and including the last complete entry's newline.
+    pub(crate) complete_len: u64,
+    /// What follows the last newline, if anything.
+    pub(crate) torn: Vec<u8>,
+}
+
+/// Reads the chain at `path` to find where it ends; `None` when the file does not exist.
+pub(crate) fn tail(path: &Path) -> anyhow::Result<Option<Tail>> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => f
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let complete_len = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let torn = bytes[complete_len..].to_vec();
+    let last = bytes[..complete_len]
+        .split(|&b| b == b'\n')
+        .rfind(|l| !l.is_empty());
+    let head = match last {
+        None => AuditHead {
+            entries: 0,
+            hash: GENESIS_HASH.into(),
+        },
+        Some(line) => match serde_json::from_slice(line) {
+            Ok(Value::Object(entry)) => AuditHead {
+                entries: entry.get("seq").and_then(Value::as_u64).unwrap_or(0),
+                hash: entry
+                    .get("hash")
+                    .and_then(Value::as_str)
+                    .unwrap_or(GENESIS_HASH)
+                    .to_string(),
+            },
+            _ => anyhow::bail!(
+                "audit file {} ends in a damaged entry; run `sluice audit verify {}` and move it aside",
+                path.display(),
+                path.display()
+            ),
+        },
+    };
+    Ok(Some(Tail {
+        head,
+        complete_len: complete_len as u64,
+        torn,
+    }))
+}
+
+/// [`verify`], and then that the chain still contains the entry whose hash is `head`, recorded
+/// earlier: without it, deleting whole entries from the end of the file goes unnoticed.
+/// Entries appended after that head are fine.
+pub fn verify_head(path: &Path, head: &str) -> anyhow::Result<Verdict> {
+    let verdict = verify(path)?;
+    let count = match verdict {
+        Verdict::Intact(count) | Verdict::Torn { intact: count, .. } => count,
+        Verdict::Broken { .. } => return Ok(verdict),
+    };
+    let file =
+        File::open(path).with_context(|| format!("opening audit file {}", path.display()))?;
+    for line in BufReader::new(file).lines() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|v| v.get("hash").and_then(Value::as_str).map(|h| h == head))
+            .unwrap_or(false)
+        {
+            return Ok(verdict);
+        }
+    }
+    Ok(Verdict::Broken {
+        line: count + 1,
+        reason: format!(
+            "the trail ends after {count} intact entries without reaching the expected head {head}: entries were removed from its end"
+        ),
+    })
+}
+
+/// Checks every entry's hash, sequence number and link to its predecessor.
+pub fn verify(path: &Path) -> anyhow::Result<Verdict> {
+    let file =
+        File::open(path).with_context(|| format!("opening audit file {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut prev = GENESIS_HASH.to_string();
+    let mut count = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if read == 0 {
+            return Ok(Verdict::Intact(count));
+        }
+        if line.last() != Some(&b'\n') {
+            return Ok(Verdict::Torn {
+                intact: count,
+                bytes: line.len() as u64,
+            });
+        }
+        let line_no = count + 1;
+        let broken = |reason: String| {
+            Ok(Verdict::Broken {
+                line: line_no,
+                reason,
+            })
+        };
+        let entry = match serde_json::from_slice::<Value>(&line) {
+            Ok(Value::Object(map)) => map,
+            _ => return broken("not a JSON object: edited or cut short".into()),
+        };
+        if entry.get("seq").and_then(Value::as_u64) != Some(line_no) {
+            return broken(format!(
+                "sequence number {} where {line_no} was expected: an entry was deleted, inserted or moved",
+                entry.get("seq").map_or("missing".into(), Value::to_string)
+            ));
+        }
+        if entry.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
+            return broken(
+                "does not link to the previous entry's hash: entries were deleted or reordered"
+                    .into(),
+            );
+        }
+        let hash = entry_hash(&entry);
+        if entry.get("hash").and_then(Value::as_str) != Some(hash.as_str()) {
+            return broken("its hash does not match its content: the entry was edited".into());
+        }
+        prev = hash;
+        count += 1;
+    }
+}
+
+/// The entries of an audit file, for display.
+#[derive(Debug, Default)]
+pub struct Entries {
+    pub entries: Vec<Map<String, Value>>,
+    /// Bytes of a torn last line, if the file ends in one.
+    pub torn: Option<u64>,
+}
+
+/// Every complete entry, and the size of a torn tail if there is one; fails on the first
+/// complete line that is not JSON.
+pub fn read_entries(path: &Path) -> anyhow::Result<Entries> {
+    let file =
+        File::open(path).with_context(|| format!("opening audit file {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut entries = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if read == 0 {
+            return Ok(Entries {
+                entries,
+                torn: None,
+            });
+        }
+        if line.last() != Some(&b'\n') {
+            return Ok(Entries {
+                entries,
+                torn: Some(line.len() as u64),
+            });
+        }
+        match serde_json::from_slice(&line) {
+            Ok(Value::Object(map)) => entries.push(map),
+            _ => anyhow::bail!(
+                "{} line {}: not a JSON object",
+                path.display(),
+                entries.len() + 1
+            ),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! One tenant's agent from creation to release: create → validate the issued scopes → writ →
+//! sandboxed run (with the keeper) → confirm → commit → release. The nightly run and the
+//! isolation proof both go through it, so they cannot drift apart.
+//!
+//! [`TenantSession::close`] must run on every path once [`TenantSession::open`] succeeded; the
+//! callers end every session with it, failures included.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use agentwrit::{Agent, AgentRequest, Error as BrokerError, Scope, ScopeError};
+use sluice_sandbox::{
+    AuditSink as _, DatasetSource, RunFailure, RunOutcome, RunRequest, StagedReport, Transform,
+    Writ,
+};
+use tokio::sync::Mutex;
+
+use crate::audit::{Lifecycle, Subject, writ_subject};
+use crate::keeper::{Invalidation, Keeper, KeeperReport};
+use crate::nightly::Pipeline;
+use crate::outcome::AgentEnd;
+
+/// How long a transient broker failure may be retried when confirming or releasing an agent.
+const RETRY_WINDOW: Duration = Duration::from_secs(3);
+/// Pause between those retries.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Why a tenant's session failed, one line each.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The broker refused or failed to create the agent (explained for the operator).
+    #[error("{0}")]
+    CreateAgent(String),
+    #[error("validating the new agent with the broker failed: {0}")]
+    Validate(BrokerError),
+    #[error("the broker says the new agent is invalid: {0}")]
+    InvalidAgent(String),
+    #[error("the broker issued a malformed scope: {0}")]
+    MalformedScope(ScopeError),
+    /// The transform failed.
+    #[error("{0}")]
+    Run(RunFailure),
+    /// The keeper stopped the agent's data access mid-run.
+    #[error(
+        "agent {agent} stopped mid-run: {why}; report not committed, the previous report is kept"
+    )]
+    Invalidated { agent: String, why: Invalidation },
+    #[error("report not committed: {0}; the previous report is kept")]
+    CommitRefused(String),
+    #[error("publishing the report failed: {0}; the previous report is kept")]
+    Publish(String),
+}
+
+/// A tenant's live agent and the writ its gate enforces.
+pub(crate) struct TenantSession {
+    pipeline: Arc<Pipeline>,
+    subject: Subject,
+    agent: Arc<Mutex<Agent>>,
+    /// The scopes the broker issued, as it issued them.
+    issued: Vec<String>,
+    held: Vec<Scope>,
+    expires_in: u64,
+    revoked: Arc<AtomicBool>,
+    keeper: KeeperReport,
+}
+
+impl TenantSession {
+    /// Creates an agent holding `scopes` for `tenant` under `task_id`, and reads back the scopes
+    /// the broker issued: those, not the requested ones, are what the gate enforces.
+    pub(crate) async fn open(
+        pipeline: &Arc<Pipeline>,
+        tenant: &str,
+        task_id: &str,
+        scopes: [&Scope; 2],
+        purpose: Option<&'static str>,
+    ) -> Result<TenantSession, (Option<TenantSession>, SessionError)> {
+        let request = AgentRequest::new(
+            &pipeline.config.orch_id,
+            task_id,
+            scopes.iter().map(|s| s.as_str().to_string()),
+        )
+        .max_ttl(pipeline.config.agent_ttl.as_secs());
+        let agent = match pipeline.broker.app.create_agent(request).await {
+            Ok(agent) => agent,
+            Err(e) => {
+                let why = explain_create_error(&e, scopes, pipeline.broker.is_embedded());
+                return Err((None, SessionError::CreateAgent(why)));
+            }
+        };
+        let subject = Subject {
+            tenant: tenant.to_string(),
+            agent_id: agent.agent_id().to_string(),
+            task_id: task_id.to_string(),
+        };
+        pipeline.audit.record(
+            &subject,
+            Lifecycle::AgentCreated {
+                scope: agent.scope().to_vec(),
+                expires_in: agent.expires_in(),
+                purpose,
+            },
+        );
+        let expires_in = agent.expires_in();
+        let token = agent.access_token().clone();
+        let agent = Arc::new(Mutex::new(agent));
+        pipeline
+            .live
+            .lock()
+            .await
+            .insert(subject.task_id.clone(), Arc::clone(&agent));
+        let mut session = TenantSession {
+            pipeline: Arc::clone(pipeline),
+            subject,
+            agent,
+            issued: Vec::new(),
+            held: Vec::new(),
+            expires_in,
+            revoked: Arc::new(AtomicBool::new(false)),
+            keeper: KeeperReport::default(),
+        };
+        let claims = match pipeline.broker.app.validate(token.secret()).await {
+            Ok(r) if r.valid => r.claims,
+            Ok(r) => {
+                let why = r.error.unwrap_or_default();
+                return Err((Some(session), SessionError::InvalidAgent(why)));
+            }
+            Err(e) => return Err((Some(session), SessionError::Validate(e))),
+        };
+        let issued = claims.map(|c| c.scope).unwrap_or_default();
+        match issued.iter().map(|s| Scope::parse(s)).collect() {
+            Ok(held) => session.held = held,
+            Err(e) => return Err((Some(session), SessionError::MalformedScope(e))),
+        }
+        session.issued = issued;
+        Ok(session)
+    }
+
+    pub(crate) fn agent_id(&self) -> &str {
+        &self.subject.agent_id
+    }
+
+    pub(crate) fn issued(&self) -> &[String] {
+        &self.issued
+    }
+
+    pub(crate) fn expires_in(&self) -> u64 {
+        self.expires_in
+    }
+
+    pub(crate) fn renewals(&self) -> u32 {
+        self.keeper.renewals
+    }
+
+    /// Runs `transform` under the issued scopes on a thread of its own, behind the watchdog,
+    /// with the keeper watching the agent; audits the gate's decisions and what the run used.
+    pub(crate) async fn run(
+        &mut self,
+        transform: &Transform,
+        params: Vec<(String, String)>,
+    ) -> RunOutcome {
+        let writ = Writ {
+            tenant: self.subject.tenant.clone(),
+            agent_id: self.subject.agent_id.clone(),
+            task_id: self.subject.task_id.clone(),
+            held: self.held.clone(),
+            revoked: Arc::clone(&self.revoked),
+        };
+        let p = &self.pipeline;
+        let request = RunRequest {
+            writ,
+            budget: p.config.budget.clone(),
+            datasets: Arc::clone(&p.source) as Arc<dyn DatasetSource>,
+            params,
+            interrupt: p.interrupt.clone(),
+        };
+        // The run slot goes to the run's thread: an abandoned run keeps its share of the pool.
+        let slot = Arc::clone(&p.run_slots).acquire_owned().await;
+        let keeper = Keeper::start(
+            Arc::clone(p),
+            Arc::clone(&self.agent),
+            Arc::clone(&self.revoked),
+            self.subject.clone(),
+            p.interrupt.clone(),
+        );
+        let outcome = transform.spawn(request, slot).outcome().await;
+        self.keeper = keeper.stop().await;
+        let _ = p
+            .audit
+            .record_gate_events(&outcome.writ, &outcome.events, &outcome.overflow);
+        p.audit.record(
+            &writ_subject(&outcome.writ),
+            Lifecycle::run_finished(&outcome),
+        );
+        outcome
+    }
+
+    /// Why the run's data access was cut, if the keeper cut it.
+    pub(crate) fn invalidated(&self) -> Option<SessionError> {
+        self.keeper
+            .invalidated
+            .clone()
+            .map(|why| SessionError::Invalidated {
+                agent: self.subject.agent_id.clone(),
+                why,
+            })
+    }
+
+    /// Publishes `staged` only with an agent the broker still honours; the paths written.
+    pub(crate) async fn commit(
+        &self,
+        staged: &[StagedReport],
+    ) -> Result<Vec<PathBuf>, SessionError> {
+        if let Some(invalidated) = self.invalidated() {
+            return Err(invalidated);
+        }
+        if let Err(why) = self.confirm().await {
+            self.pipeline.audit.record(
+                &self.subject,
+                Lifecycle::CommitRefused {
+                    outcome: "denied",
+                    detail: why.clone(),
+                },
+            );
+            return Err(SessionError::CommitRefused(why));
+        }
+        let mut published = Vec::new();
+        for report in staged {
+            let path = self
+                .pipeline
+                .reports
+                .publish(&report.tenant, &report.bytes)
+                .map_err(|e| SessionError::Publish(format!("{e:#}")))?;
+            self.pipeline.audit.record(
+                &self.subject,
+                Lifecycle::ReportCommitted {
+                    report: path.display().to_string(),
+                    bytes: report.bytes.len() as u64,
+                },
+            );
+            published.push(path);
+        }
+        Ok(published)
+    }
+
+    /// Asks the broker whether the agent is still valid, retrying an unreachable broker for a
+    /// few seconds.
+    async fn confirm(&self) -> Result<(), String> {
+        let agent = &self.subject.agent_id;
+        let started = Instant::now();
+        loop {
+            let token = self.agent.lock().await.access_token().clone();
+            match self.pipeline.broker.app.validate(token.secret()).await {
+                Ok(r) if r.valid => return Ok(()),
+                Ok(_) => {
+                    return Err(format!(
+                        "agent {agent} is no longer valid at the broker (revoked, released or expired)"
+                    ));
+                }
+                Err(e) if e.is_transport() && started.elapsed() < RETRY_WINDOW => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => return Err(format!("agent {agent} could not be confirmed: {e}")),
+            }
+        }
+    }
+
+    /// Releases the agent (retrying an unreachable broker for a few seconds) and says how it
+    /// ended: an agent the broker already revoked or expired is reported as such.
+    pub(crate) async fn close(self) -> AgentEnd {
+        self.pipeline
+            .live
+            .lock()
+            .await
+            .remove(&self.subject.task_id);
+        let mut agent = self.agent.lock().await;
+        let started = Instant::now();
+        let audit = &self.pipeline.audit;
+        loop {
+            match agent.release().await {
+                Ok(()) => {
+                    audit.record(&self.subject, Lifecycle::AgentReleased { detail: None });
+                    return AgentEnd::Released;
+                }
+                // The token is already dead at the broker.
+                Err(BrokerError::Authentication(_)) => {
+                    let end = match &self.keeper.invalidated {
+                        Some(Invalidation::Expired) => AgentEnd::Expired,
+                        Some(Invalidation::Revoked) => AgentEnd::Revoked,
+                        _ if agent.remaining().is_zero() => AgentEnd::Expired,
+                        _ => AgentEnd::Revoked,
+                    };
+                    if !matches!(
+                        self.keeper.invalidated,
+                        Some(Invalidation::Revoked | Invalidation::Expired)
+                    ) {
+                        audit.record(
+                            &self.subject,
+                            Lifecycle::AgentInvalidated {
+                                detail: format!("found {end:?} at release").to_lowercase(),
+                            },
+                        );
+                    }
+                    return end;
+                }
+                Err(e) if e.is_transport() && started.elapsed() < RETRY_WINDOW => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => {
+                    let why = format!(
+                        "releasing agent {} failed ({e}); it expires in {} s",
+                        self.subject.agent_id,
+                        agent.remaining().as_secs()
+                    );
+                    audit.record(
+                        &self.subject,
+                        Lifecycle::AgentNotReleased {
+                            detail: why.clone(),
+                        },
+                    );
+                    return AgentEnd::NotReleased(why);
+                }
+            }
+        }
+    }
+}
+
+/// Turns a failed `create_agent` into one line a user can act on.
+fn explain_create_error(e: &BrokerError, scopes: [&Scope; 2], embedded: bool) -> String {
+    let scopes = format!("[{}, {}]", scopes[0], scopes[1]);
+    match e {
+        BrokerError::Authorization(p) => {
+            let fix = if embedded {
+                "add a matching scope to [broker] ceiling in the config"
+            } else {
+                "widen the app's ceiling at the broker (it needs read:analytics:*, write:reports:* for the demo)"
+            };
+            format!(
+                "the broker refused an agent with scopes {scopes} ({} {}: {}): the app's ceiling does not cover this tenant's read_scope/write_scope; fix them or {fix}",
+                p.status,
+                p.error_code.as_deref().unwrap_or("forbidden"),
+                p.detail
+            )
+        }
+        BrokerError::Authentication(p) => format!(
+            "the broker rejected the app's credentials ({}): check AGENTWRIT_CLIENT_ID and AGENTWRIT_CLIENT_SECRET",
+            p.detail
+        ),
+        other => format!("creating the agent failed: {other}"),
+    }
+}
