@@ -53,6 +53,9 @@ fn config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig {
         wall_time: Duration::from_secs(30),
         ..Budget::default()
     };
+    for tenant in &mut config.tenants {
+        tenant.budget = config.budget.clone();
+    }
     config
 }
 
@@ -92,10 +95,15 @@ fn audit_lines(path: &Path) -> Vec<Value> {
 async fn every_agent_is_released_at_the_broker_even_when_its_guest_traps_or_hits_a_limit() {
     let (b, creds) = broker().await;
     let dir = tempfile::tempdir().unwrap();
+    let attack = |id: &str, dataset: &str, attack: &str| {
+        let mut t = tenant(id, "hostile", dataset);
+        t.params = vec![("attack".into(), attack.into())];
+        t
+    };
     let tenants = vec![
         tenant("hospital", "hospital", "visits"),
-        tenant("bank", "hostile-trap-mid-report", "transactions"),
-        tenant("retail", "hostile-memory-hog", "orders"),
+        attack("bank", "transactions", "trap_mid_report"),
+        attack("retail", "orders", "memory_hog"),
     ];
     let report = run(config(dir.path(), tenants), &creds, 2).await;
     assert_eq!(report.failed, 2);

@@ -170,6 +170,7 @@ pub fn pipeline_tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> Te
             resource: "analytics".into(),
         }],
         params: vec![],
+        budget: Budget::default(),
     }
 }
 

@@ -8,39 +8,22 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// (package, cargo features, output name)
-const GUESTS: &[(&str, &str, &str)] = &[
-    ("guest-hospital", "", "hospital"),
-    ("guest-bank", "", "bank"),
-    ("guest-retail", "", "retail"),
-    ("guest-probe", "", "probe"),
-    (
-        "guest-hostile",
-        "read-other-tenant",
-        "hostile-read-other-tenant",
-    ),
-    (
-        "guest-hostile",
-        "write-other-tenant",
-        "hostile-write-other-tenant",
-    ),
-    ("guest-hostile", "spin", "hostile-spin"),
-    ("guest-hostile", "memory-hog", "hostile-memory-hog"),
-    ("guest-hostile", "filesystem", "hostile-filesystem"),
-    ("guest-hostile", "sockets", "hostile-sockets"),
-    (
-        "guest-hostile",
-        "trap-mid-report",
-        "hostile-trap-mid-report",
-    ),
-    (
-        "guest-hostile",
-        "trap-after-commit",
-        "hostile-trap-after-commit",
-    ),
-    ("guest-hostile", "flood", "hostile-flood"),
-    ("guest-hostile", "handle-hoard", "hostile-handle-hoard"),
-];
+/// (package, cargo features, output name) of every guest: the demo tenants, the probe, the one
+/// hostile component of run-time attacks, and one component per import attack (the list is
+/// `sluice-hostile-list`'s, shared with the tests).
+fn guests() -> Vec<(&'static str, &'static str, String)> {
+    let mut guests = vec![
+        ("guest-hospital", "", "hospital".to_string()),
+        ("guest-bank", "", "bank".to_string()),
+        ("guest-retail", "", "retail".to_string()),
+        ("guest-probe", "", "probe".to_string()),
+        ("guest-hostile", "", "hostile".to_string()),
+    ];
+    for feature in sluice_hostile_list::IMPORT {
+        guests.push(("guest-hostile", feature, format!("hostile-{feature}")));
+    }
+    guests
+}
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -197,7 +180,20 @@ fn build_guests() -> Result<(), String> {
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
 
-    for (package, features, name) in GUESTS {
+    let guests = guests();
+    // Components of guests that no longer exist would be loaded by nobody and confuse everyone.
+    if let Ok(entries) = std::fs::read_dir(&out_dir) {
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let known = guests
+                .iter()
+                .any(|(_, _, name)| file == format!("{name}.wasm"));
+            if file.ends_with(".wasm") && !known {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    for (package, features, name) in &guests {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&root)
             .args([

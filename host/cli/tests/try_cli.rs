@@ -119,8 +119,13 @@ fn failing_transform_exits_one_with_the_cause_on_one_line_and_keeps_the_old_repo
     let reports = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(reports.path().join("hospital")).unwrap();
     std::fs::write(reports.path().join("hospital/latest.json"), "{\"old\":1}").unwrap();
-    let component = guest("hostile-trap-after-commit").display().to_string();
-    let out = run(&try_args(&component, "hospital", reports.path(), &[]));
+    let component = guest("hostile").display().to_string();
+    let out = run(&try_args(
+        &component,
+        "hospital",
+        reports.path(),
+        &["--param", "attack=trap_after_commit"],
+    ));
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -109,6 +109,9 @@ struct RawTenant {
     datasets: Vec<RawDataset>,
     #[serde(default)]
     params: BTreeMap<String, String>,
+    /// This tenant's budget, over the pipeline's `[limits]`.
+    #[serde(default)]
+    limits: Option<Spanned<RawLimits>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -151,6 +154,8 @@ pub struct TenantConfig {
     pub write_scope: Scope,
     pub datasets: Vec<DatasetConfig>,
     pub params: Vec<(String, String)>,
+    /// This tenant's budget: the pipeline's `[limits]`, with its own `limits` over them.
+    pub budget: Budget,
 }
 
 #[derive(Clone, Debug)]
@@ -172,6 +177,7 @@ pub struct PipelineConfig {
     pub broker: BrokerSetting,
     /// How long one request to the broker may take before the tenant waiting on it fails.
     pub broker_timeout: Duration,
+    /// The `[limits]` every tenant starts from (and the isolation probe runs under).
     pub budget: Budget,
     /// What one tenant may take of the shared engine.
     pub share: TenantShare,
@@ -247,6 +253,42 @@ pub fn default_ceiling() -> Vec<Scope> {
         .iter()
         .filter_map(|s| Scope::parse(s).ok())
         .collect()
+}
+
+/// `base` with the limits `l` sets, each checked; `prefix` names the table in errors.
+fn budget(cx: &Ctx<'_>, l: &RawLimits, base: Budget, prefix: &str) -> Result<Budget, ConfigError> {
+    if let Some(old) = &l.cpu_ms {
+        return cx.err(
+            old.span(),
+            format!(
+                "{prefix}.cpu_ms was renamed {prefix}.wall_time_ms: the limit has always been \
+                 wall-clock time, including time spent waiting in the host"
+            ),
+        );
+    }
+    let at_least_one = |key: &str, v: &Option<Spanned<u64>>| -> Result<Option<u64>, ConfigError> {
+        match v {
+            Some(v) if *v.get_ref() == 0 => cx.err(v.span(), format!("{prefix}.{key}: at least 1")),
+            Some(v) => Ok(Some(*v.get_ref())),
+            None => Ok(None),
+        }
+    };
+    Ok(Budget {
+        wall_time: at_least_one("wall_time_ms", &l.wall_time_ms)?
+            .map_or(base.wall_time, Duration::from_millis),
+        memory_bytes: at_least_one("memory_mib", &l.memory_mib)?
+            .map_or(base.memory_bytes, |m| m.saturating_mul(1 << 20)),
+        rows_read: l.max_rows.unwrap_or(base.rows_read),
+        bytes_read: l.max_bytes_read.unwrap_or(base.bytes_read),
+        report_bytes: l.max_report_bytes.unwrap_or(base.report_bytes),
+        host_calls: l.max_host_calls.unwrap_or(base.host_calls),
+        call_bytes: at_least_one("max_call_bytes", &l.max_call_bytes)?.unwrap_or(base.call_bytes),
+        log_bytes: l.max_log_bytes.unwrap_or(base.log_bytes),
+        open_datasets: l.max_open_datasets.unwrap_or(base.open_datasets),
+        handles: at_least_one("max_handles", &l.max_handles)?.unwrap_or(base.handles),
+        audit_entries: at_least_one("max_audit_entries", &l.max_audit_entries)?
+            .unwrap_or(base.audit_entries),
+    })
 }
 
 /// Reads and checks the configuration at `path`.
@@ -340,38 +382,8 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         None => agentwrit::DEFAULT_TIMEOUT,
     };
 
-    let d = Budget::default();
     let l = &raw.limits;
-    if let Some(old) = &l.cpu_ms {
-        return cx.err(
-            old.span(),
-            "limits.cpu_ms was renamed limits.wall_time_ms: the limit has always been wall-clock \
-             time, including time spent waiting in the host",
-        );
-    }
-    let at_least_one = |key: &str, v: &Option<Spanned<u64>>| -> Result<Option<u64>, ConfigError> {
-        match v {
-            Some(v) if *v.get_ref() == 0 => cx.err(v.span(), format!("limits.{key}: at least 1")),
-            Some(v) => Ok(Some(*v.get_ref())),
-            None => Ok(None),
-        }
-    };
-    let budget = Budget {
-        wall_time: at_least_one("wall_time_ms", &l.wall_time_ms)?
-            .map_or(d.wall_time, Duration::from_millis),
-        memory_bytes: at_least_one("memory_mib", &l.memory_mib)?
-            .map_or(d.memory_bytes, |m| m.saturating_mul(1 << 20)),
-        rows_read: l.max_rows.unwrap_or(d.rows_read),
-        bytes_read: l.max_bytes_read.unwrap_or(d.bytes_read),
-        report_bytes: l.max_report_bytes.unwrap_or(d.report_bytes),
-        host_calls: l.max_host_calls.unwrap_or(d.host_calls),
-        call_bytes: at_least_one("max_call_bytes", &l.max_call_bytes)?.unwrap_or(d.call_bytes),
-        log_bytes: l.max_log_bytes.unwrap_or(d.log_bytes),
-        open_datasets: l.max_open_datasets.unwrap_or(d.open_datasets),
-        handles: at_least_one("max_handles", &l.max_handles)?.unwrap_or(d.handles),
-        audit_entries: at_least_one("max_audit_entries", &l.max_audit_entries)?
-            .unwrap_or(d.audit_entries),
-    };
+    let budget = budget(&cx, l, Budget::default(), "limits")?;
     let ds = TenantShare::default();
     let share_key = |key: &str, v: &Option<Spanned<u32>>, default: u32| match v {
         Some(v) if *v.get_ref() == 0 => cx.err(v.span(), format!("limits.{key}: at least 1")),
@@ -429,6 +441,27 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
                 format!("tenant '{id}' lists no [[tenants.datasets]] and there is no data_dir"),
             );
         }
+        let tenant_budget = match &t.limits {
+            None => budget.clone(),
+            Some(limits) => {
+                let l = limits.get_ref();
+                let engine_wide = [
+                    ("max_core_instances", l.max_core_instances.is_some()),
+                    ("max_memories", l.max_memories.is_some()),
+                    ("max_tables", l.max_tables.is_some()),
+                ];
+                if let Some((key, _)) = engine_wide.iter().find(|(_, set)| *set) {
+                    return cx.err(
+                        limits.span(),
+                        format!(
+                            "tenants.limits.{key} of '{id}': the engine's share per tenant is the \
+                             same for every tenant; set it in [limits]"
+                        ),
+                    );
+                }
+                self::budget(&cx, l, budget.clone(), "tenants.limits")?
+            }
+        };
         tenants.push(TenantConfig {
             id: id.clone(),
             name: t.name.clone(),
@@ -443,6 +476,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            budget: tenant_budget,
         });
     }
 

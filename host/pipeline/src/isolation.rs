@@ -83,7 +83,9 @@ impl Pipeline {
             ("read-dataset".to_string(), dataset),
             ("write-tenant".to_string(), writer.id.clone()),
         ];
-        let outcome = session.run(&transform, params).await;
+        let outcome = session
+            .run(&transform, self.config.budget.clone(), params)
+            .await;
         let ev = &outcome.events;
         result.checks = vec![
             IsolationCheck {

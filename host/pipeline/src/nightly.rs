@@ -228,7 +228,9 @@ impl Pipeline {
         result.agent_id = Some(session.agent_id().to_string());
         result.expires_in = Some(session.expires_in());
         result.scope = session.issued().to_vec();
-        let outcome = session.run(transform, tenant.params.clone()).await;
+        let outcome = session
+            .run(transform, tenant.budget.clone(), tenant.params.clone())
+            .await;
         result.gate = GateLine::from_events(&outcome.events);
         result.gate_overflow = outcome.overflow;
         result.rows_read = outcome.usage.rows_read;

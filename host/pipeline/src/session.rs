@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use agentwrit::{Agent, AgentRequest, Error as BrokerError, Scope, ScopeError};
 use sluice_sandbox::{
-    AuditSink as _, DatasetSource, RunFailure, RunOutcome, RunRequest, StagedReport, Transform,
-    Writ,
+    AuditSink as _, Budget, DatasetSource, RunFailure, RunOutcome, RunRequest, StagedReport,
+    Transform, Writ,
 };
 use tokio::sync::Mutex;
 
@@ -158,6 +158,7 @@ impl TenantSession {
     pub(crate) async fn run(
         &mut self,
         transform: &Transform,
+        budget: Budget,
         params: Vec<(String, String)>,
     ) -> RunOutcome {
         let writ = Writ {
@@ -170,7 +171,7 @@ impl TenantSession {
         let p = &self.pipeline;
         let request = RunRequest {
             writ,
-            budget: p.config.budget.clone(),
+            budget,
             datasets: Arc::clone(&p.source) as Arc<dyn DatasetSource>,
             params,
             interrupt: p.interrupt.clone(),

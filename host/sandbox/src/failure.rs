@@ -8,8 +8,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use wasmtime::Trap;
 use wasmtime::component::ResourceTableError;
+use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
 use crate::budget::{Budget, Limit, LimitExceeded};
@@ -87,6 +87,7 @@ const HANDLE_FAULTS: &[(&str, &str)] = &[
     ("resource type mismatch", "handle of the wrong type"),
     ("is not a resource", "handle of the wrong type"),
     ("is not an own resource", "handle of the wrong type"),
+    ("used with the wrong type", "handle of the wrong type"),
     ("host resource already consumed", "stale handle"),
     ("was already de-allocated", "stale handle"),
     (
@@ -143,12 +144,13 @@ pub(crate) fn classify(error: wasmtime::Error, budget: &Budget, logs: &[LogLine]
         return fault(cause);
     }
     let Some(trap) = error.downcast_ref::<Trap>() else {
-        // Not the guest's doing: say what the host hit, on one line.
-        let first = messages.first().map_or("unknown error", String::as_str);
-        return RunFailure::Host(first.lines().next().unwrap_or_default().to_string());
+        // Not the guest's doing: say what the host hit (the root cause), on one line.
+        let root = messages.last().map_or("unknown error", String::as_str);
+        return RunFailure::Host(root.lines().next().unwrap_or_default().to_string());
     };
     match trap {
         Trap::StackOverflow => fault("stack overflow"),
+        Trap::MemoryOutOfBounds if runaway_recursion(&error) => fault("stack overflow"),
         Trap::MemoryOutOfBounds => match fault_address(&messages) {
             Some(address) if address >= SHADOW_STACK_WRAP => fault("stack overflow"),
             Some(address) => fault(&format!(
@@ -175,6 +177,30 @@ pub(crate) fn classify(error: wasmtime::Error, budget: &Budget, logs: &[LogLine]
 fn fault(cause: &str) -> RunFailure {
     RunFailure::Fault(cause.to_string())
 }
+
+/// Whether the guest's call stack at the trap is one function, or a few, deeper than any real
+/// transform goes: a Rust guest that recurses without end runs out of its stack in linear memory,
+/// which traps as an out-of-bounds access, not as Wasmtime's stack overflow.
+fn runaway_recursion(error: &wasmtime::Error) -> bool {
+    let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() else {
+        return false;
+    };
+    let frames = backtrace.frames();
+    if frames.len() < RUNAWAY_DEPTH {
+        return false;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for frame in frames {
+        *counts.entry(frame.func_index()).or_insert(0usize) += 1;
+    }
+    let most = counts.values().copied().max().unwrap_or(0);
+    most * 10 >= frames.len() * 9
+}
+
+/// Call depth past which a trap in self-recursion is called a stack overflow.
+const RUNAWAY_DEPTH: usize = 100;
+/// Frames of a trapping guest's stack that Wasmtime captures: a few more than [`RUNAWAY_DEPTH`].
+pub(crate) const BACKTRACE_FRAMES: usize = 128;
 
 /// The linear-memory address of a memory fault, from Wasmtime's context
 /// "memory fault at wasm address 0x... in linear memory of size 0x...".

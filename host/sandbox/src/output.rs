@@ -51,8 +51,43 @@ struct LogState {
     kept: u64,
     dropped: u64,
     // Partial lines written to stdout/stderr, completed by a later newline.
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    stdout: PartialLine,
+    stderr: PartialLine,
+}
+
+/// A line being written to stdout or stderr: its first [`MAX_MESSAGE_BYTES`], and how many
+/// bytes past them were discarded, so a line of any length costs the host 4 KiB.
+#[derive(Debug, Default)]
+struct PartialLine {
+    head: Vec<u8>,
+    discarded: u64,
+}
+
+impl PartialLine {
+    fn add(&mut self, bytes: &[u8]) {
+        let room = MAX_MESSAGE_BYTES.saturating_sub(self.head.len());
+        let (kept, rest) = bytes.split_at(room.min(bytes.len()));
+        self.head.extend_from_slice(kept);
+        self.discarded += rest.len() as u64;
+    }
+
+    /// The line as a message, with the cut noted, and the bytes cut; `None` when nothing was
+    /// written.
+    fn take(&mut self) -> Option<(String, u64)> {
+        if self.head.is_empty() && self.discarded == 0 {
+            return None;
+        }
+        let discarded = self.discarded;
+        let text = String::from_utf8_lossy(&self.head).into_owned();
+        let message = if self.discarded == 0 {
+            text
+        } else {
+            let total = self.head.len() as u64 + self.discarded;
+            format!("{text}…[cut: {total} bytes in all]")
+        };
+        *self = PartialLine::default();
+        Some((message, discarded))
+    }
 }
 
 /// Shared between the store (for `log`) and the stdout/stderr pipes.
@@ -70,10 +105,22 @@ impl LogBuffer {
         }
     }
 
-    /// Keeps `message` if the cap allows, cutting it to [`MAX_MESSAGE_BYTES`].
+    /// Keeps `message` if the cap allows, cutting it to [`MAX_MESSAGE_BYTES`]; what is cut or
+    /// not kept counts as dropped.
     pub fn push(&self, level: LogLevel, source: &'static str, message: &str) {
-        let message = cut(message, MAX_MESSAGE_BYTES).into_owned();
+        let discarded = message.len().saturating_sub(MAX_MESSAGE_BYTES) as u64;
+        self.keep(
+            level,
+            source,
+            cut(message, MAX_MESSAGE_BYTES).into_owned(),
+            discarded,
+        );
+    }
+
+    /// Keeps a message already cut to size (`discarded` bytes cut from it), if the cap allows.
+    fn keep(&self, level: LogLevel, source: &'static str, message: String, discarded: u64) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.dropped += discarded;
         let size = message.len() as u64;
         if state.kept + size > self.cap {
             state.dropped += size;
@@ -88,33 +135,25 @@ impl LogBuffer {
     }
 
     fn write_stream(&self, source: &'static str, bytes: &[u8]) {
-        let complete: Vec<String> = {
+        let complete: Vec<(String, u64)> = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let pending = if source == "stderr" {
+            let line = if source == "stderr" {
                 &mut state.stderr
             } else {
                 &mut state.stdout
             };
-            pending.extend_from_slice(bytes);
             let mut lines = Vec::new();
-            while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=pos).collect();
-                lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+            let mut rest = bytes;
+            while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+                line.add(&rest[..pos]);
+                lines.push(line.take().unwrap_or_default());
+                rest = &rest[pos + 1..];
             }
-            // An unterminated line longer than a message is flushed as it is.
-            if pending.len() > MAX_MESSAGE_BYTES {
-                lines.push(String::from_utf8_lossy(pending).into_owned());
-                pending.clear();
-            }
+            line.add(rest);
             lines
         };
-        let level = if source == "stderr" {
-            LogLevel::Warn
-        } else {
-            LogLevel::Info
-        };
-        for line in complete {
-            self.push(level, source, &line);
+        for (message, discarded) in complete {
+            self.keep(level_of(source), source, message, discarded);
         }
     }
 
@@ -123,16 +162,13 @@ impl LogBuffer {
     pub fn finish(&self) -> (Vec<LogLine>, u64) {
         let (out, err) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                std::mem::take(&mut state.stdout),
-                std::mem::take(&mut state.stderr),
-            )
+            (state.stdout.take(), state.stderr.take())
         };
-        if !out.is_empty() {
-            self.push(LogLevel::Info, "stdout", &String::from_utf8_lossy(&out));
+        if let Some((out, discarded)) = out {
+            self.keep(level_of("stdout"), "stdout", out, discarded);
         }
-        if !err.is_empty() {
-            self.push(LogLevel::Warn, "stderr", &String::from_utf8_lossy(&err));
+        if let Some((err, discarded)) = err {
+            self.keep(level_of("stderr"), "stderr", err, discarded);
         }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         (std::mem::take(&mut state.lines), state.dropped)
@@ -144,6 +180,15 @@ impl LogBuffer {
             buffer: self.clone(),
             source,
         }
+    }
+}
+
+/// Lines on stderr are warnings; on stdout, information.
+fn level_of(source: &str) -> LogLevel {
+    if source == "stderr" {
+        LogLevel::Warn
+    } else {
+        LogLevel::Info
     }
 }
 
@@ -229,5 +274,20 @@ mod tests {
         let message = lines[0].message.as_raw();
         assert!(message.ends_with("…[cut: 8192 bytes in all]"), "{message}");
         assert!(message.len() <= MAX_MESSAGE_BYTES + 32);
+    }
+
+    #[test]
+    fn a_streamed_line_of_any_length_keeps_its_head_and_its_length() {
+        let log = LogBuffer::new(1 << 20);
+        for _ in 0..100 {
+            log.write_stream("stdout", &[b'x'; 64 << 10]);
+        }
+        log.write_stream("stdout", b"\nnext\n");
+        let (lines, _) = log.finish();
+        assert_eq!(lines.len(), 2);
+        let first = lines[0].message.as_raw();
+        assert!(first.ends_with("…[cut: 6553600 bytes in all]"), "{first}");
+        assert!(first.len() <= MAX_MESSAGE_BYTES + 32);
+        assert_eq!(lines[1].message.as_raw(), "next");
     }
 }

@@ -86,6 +86,11 @@ impl Sandbox {
     pub fn new(options: SandboxOptions) -> anyhow::Result<Sandbox> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // Deep enough to tell runaway recursion (see `failure.rs`) from an ordinary trap; frames
+        // are captured only when a guest traps.
+        config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(
+            crate::failure::BACKTRACE_FRAMES,
+        ));
         // Transforms are synchronous; concurrency support doubles the cost of every host call.
         config.concurrency_support(false);
         if let Some(slots) = options.pooling_slots {

@@ -1,0 +1,94 @@
+//! The one list of hostile guests. `guests/hostile` dispatches on it (an attack without a function
+//! does not build), `cargo xtask guests` builds from it, and `tests/hostile.rs` asserts a test
+//! exists for every entry (an attack without a test does not compile), as Wasmtime's
+//! `foreach_*!` test-program macros do.
+//!
+//! - `run`: attacks in the one `hostile.wasm` component, chosen by its `attack` parameter;
+//! - `import`: components built with the cargo feature of that name, refused when loaded;
+//! - `wat`: hand-written components in `guests/hostile/wat/<name>.wat`, refused when loaded.
+
+/// Calls `$m! { run: [...], import: [...], wat: [...] }` with every hostile guest.
+#[macro_export]
+macro_rules! foreach_hostile {
+    ($m:ident) => {
+        $m! {
+            run: [
+                // Reaching other tenants.
+                read_other_tenant,
+                list_other_tenant,
+                write_other_tenant,
+                // Time.
+                spin,
+                sleep_forever,
+                sleep_in_a_loop,
+                read_forever,
+                // Memory and the engine.
+                memory_hog,
+                stack_overflow,
+                // Unbounded input.
+                huge_tenant_name,
+                long_names_denied,
+                huge_failure_message,
+                huge_log_line,
+                figures_aliasing_one_string,
+                too_many_figures,
+                long_figure_value,
+                // Forged output.
+                forged_output,
+                forged_figures,
+                forged_denial,
+                forged_limit,
+                // Reports that are not JSON to their readers.
+                report_invalid_utf8,
+                report_lone_surrogate,
+                report_duplicate_keys,
+                report_huge_number,
+                report_deep_nesting,
+                report_flood,
+                // Audit volume.
+                alternating_calls,
+                denial_spray,
+                // Calls, handles, faults.
+                host_call_flood,
+                wasi_call_flood,
+                stdout_flood,
+                pollable_hoard,
+                dataset_hoard,
+                forged_handle,
+                stale_handle,
+                wrong_type_handle,
+                trap_mid_report,
+                trap_after_commit,
+                exit_with_code
+            ],
+            import: [filesystem, sockets],
+            wat: [many_instances, many_memories],
+        }
+    };
+}
+
+macro_rules! names {
+    (run: [$($run:ident),*], import: [$($import:ident),*], wat: [$($wat:ident),*] $(,)?) => {
+        /// Attacks of `hostile.wasm`, by `attack` parameter.
+        pub const RUN: &[&str] = &[$(stringify!($run)),*];
+        /// Cargo features of `guests/hostile`, each built to `hostile-<feature>.wasm`.
+        pub const IMPORT: &[&str] = &[$(stringify!($import)),*];
+        /// Components in `guests/hostile/wat/<name>.wat`.
+        pub const WAT: &[&str] = &[$(stringify!($wat)),*];
+    };
+}
+
+foreach_hostile!(names);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_unique_across_kinds() {
+        let mut all: Vec<&str> = [super::RUN, super::IMPORT, super::WAT].concat();
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), count);
+        assert!(count >= 25, "{count} hostile cases");
+    }
+}

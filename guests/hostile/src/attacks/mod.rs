@@ -1,0 +1,33 @@
+//! The attacks, one module per family.
+
+mod audit;
+mod calls;
+#[cfg(any(feature = "filesystem", feature = "sockets"))]
+pub mod imports;
+mod input;
+mod memory;
+mod output;
+mod reports;
+mod tenants;
+mod time;
+
+pub use audit::*;
+pub use calls::*;
+pub use input::*;
+pub use memory::*;
+pub use output::*;
+pub use reports::*;
+pub use tenants::*;
+pub use time::*;
+
+use sluice_guest::{Params, param};
+
+/// The tenant an attack reaches for: `other-tenant`, default `bank`.
+fn other_tenant(params: &Params) -> String {
+    param(params, "other-tenant").unwrap_or("bank").to_string()
+}
+
+/// The tenant this run is for.
+fn me() -> String {
+    sluice_guest::whoami().tenant
+}
