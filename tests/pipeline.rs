@@ -1,94 +1,21 @@
 //! The nightly pipeline end to end over HTTP against the dev broker: agents released on every path,
 //! revocation mid-run, tampered plugins, misconfigured tenants, reproducible reports.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
+use agentwrit::AdminSecret;
 use agentwrit::operator::AdminClient;
-use agentwrit::{AdminSecret, AgentWritApp};
-use serde_json::Value;
-use sluice_dev_broker::{AppCredentials, BrokerConfig, DevBroker, start_with_app};
-use sluice_pipeline::broker::Broker;
-use sluice_pipeline::config::{PipelineConfig, TenantConfig};
-use sluice_pipeline::nightly::{Pipeline, RunOptions};
-use sluice_pipeline::outcome::{AgentEnd, PipelineReport};
-use sluice_sandbox::{Budget, Decision};
-use sluice_tests::{demo_data, expected_report, guest, pipeline_config, pipeline_tenant};
-
-const ADMIN: &str = "pipeline-test-admin";
-
-async fn broker() -> (DevBroker, AppCredentials) {
-    let config = BrokerConfig::in_memory(AdminSecret::new(ADMIN));
-    let ceiling = [
-        "read:analytics:*".to_string(),
-        "write:reports:*".to_string(),
-    ];
-    start_with_app(
-        config,
-        "127.0.0.1:0".parse().unwrap(),
-        "pipeline-test",
-        &ceiling,
-    )
-    .await
-    .unwrap()
-}
+use sluice_pipeline::config::TenantConfig;
+use sluice_pipeline::outcome::AgentEnd;
+use sluice_sandbox::Decision;
+use sluice_tests::night::{
+    ADMIN, audit_lines, broker, broker_events, demo_tenants, night_config as config,
+    registered_agent, run,
+};
+use sluice_tests::{demo_data, expected_report, guest, pipeline_tenant};
 
 fn tenant(id: &str, plugin: &str, dataset: &str) -> TenantConfig {
     pipeline_tenant(id, plugin, dataset, demo_data())
-}
-
-fn demo_tenants() -> Vec<TenantConfig> {
-    vec![
-        tenant("hospital", "hospital", "visits"),
-        tenant("bank", "bank", "transactions"),
-        tenant("retail", "retail", "orders"),
-    ]
-}
-
-fn config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig {
-    let mut config = pipeline_config(dir, tenants);
-    config.budget = Budget {
-        memory_bytes: 64 << 20,
-        wall_time: Duration::from_secs(30),
-        ..Budget::default()
-    };
-    for tenant in &mut config.tenants {
-        tenant.budget = config.budget.clone();
-    }
-    config
-}
-
-async fn run(config: PipelineConfig, creds: &AppCredentials, concurrency: usize) -> PipelineReport {
-    let app = AgentWritApp::new(
-        &creds.broker_url,
-        &creds.client_id,
-        creds.client_secret.clone(),
-    )
-    .unwrap();
-    let pipeline =
-        Arc::new(Pipeline::with_broker(config, Broker::external(app), Some(concurrency)).unwrap());
-    pipeline.run(RunOptions::default()).await
-}
-
-/// The broker's audit events for `agent_id`.
-async fn broker_events(admin: &AdminClient, agent_id: &str) -> Vec<String> {
-    admin
-        .audit_events(&[("agent_id", agent_id), ("limit", "1000")])
-        .await
-        .unwrap()
-        .events
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn audit_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,21 +98,7 @@ async fn an_agent_revoked_mid_run_cannot_commit_and_the_previous_report_stays() 
     let admin = AdminClient::authenticate(&b.url(), &AdminSecret::new(ADMIN))
         .await
         .unwrap();
-    let agent_id = loop {
-        let page = admin
-            .audit_events(&[("event_type", "agent_registered")])
-            .await
-            .unwrap();
-        if let Some(e) = page.events.iter().find(|e| {
-            e["task_id"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("etl-hospital-")
-        }) {
-            break e["agent_id"].as_str().unwrap().to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let agent_id = registered_agent(&admin, "etl-hospital-").await;
     admin.revoke("agent", &agent_id).await.unwrap();
     let report = running.await.unwrap();
 

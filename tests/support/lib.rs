@@ -199,3 +199,141 @@ pub fn pipeline_config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig
         tenants,
     }
 }
+
+pub mod night {
+    //! A night against a dev broker on loopback, as production runs it: the pipeline connects
+    //! over HTTP with an app's credentials.
+
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use agentwrit::operator::AdminClient;
+    use agentwrit::{AdminSecret, AgentWritApp};
+    use serde_json::Value;
+    use sluice_dev_broker::{AppCredentials, BrokerConfig, DevBroker, start_with_app};
+    use sluice_pipeline::broker::Broker;
+    use sluice_pipeline::config::{PipelineConfig, TenantConfig};
+    use sluice_pipeline::nightly::{Pipeline, RunOptions};
+    use sluice_pipeline::outcome::PipelineReport;
+    use sluice_sandbox::Budget;
+
+    use super::{demo_data, pipeline_config, pipeline_tenant};
+
+    /// The admin secret of [`broker`]'s broker.
+    pub const ADMIN: &str = "pipeline-test-admin";
+
+    /// A dev broker on an ephemeral loopback port (`config` in memory, or with a state
+    /// directory), with an app whose ceiling is every tenant's analytics and reports.
+    pub async fn broker_with(config: BrokerConfig) -> (DevBroker, AppCredentials) {
+        let ceiling = [
+            "read:analytics:*".to_string(),
+            "write:reports:*".to_string(),
+        ];
+        start_with_app(
+            config,
+            "127.0.0.1:0".parse().unwrap(),
+            "pipeline-test",
+            &ceiling,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// [`broker_with`] in memory, administered with [`ADMIN`].
+    pub async fn broker() -> (DevBroker, AppCredentials) {
+        broker_with(BrokerConfig::in_memory(AdminSecret::new(ADMIN))).await
+    }
+
+    /// The seed tenants over the demo data.
+    pub fn demo_tenants() -> Vec<TenantConfig> {
+        vec![
+            pipeline_tenant("hospital", "hospital", "visits", demo_data()),
+            pipeline_tenant("bank", "bank", "transactions", demo_data()),
+            pipeline_tenant("retail", "retail", "orders", demo_data()),
+        ]
+    }
+
+    /// A night over `tenants` in `dir`, each tenant with 64 MiB and 30 s.
+    pub fn night_config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig {
+        let mut config = pipeline_config(dir, tenants);
+        config.budget = Budget {
+            memory_bytes: 64 << 20,
+            wall_time: Duration::from_secs(30),
+            ..Budget::default()
+        };
+        for tenant in &mut config.tenants {
+            tenant.budget = config.budget.clone();
+        }
+        config
+    }
+
+    /// The pipeline of `config`, connected to the broker of `creds` with `timeout` per request.
+    pub fn pipeline(
+        config: PipelineConfig,
+        creds: &AppCredentials,
+        concurrency: usize,
+        timeout: Duration,
+    ) -> Arc<Pipeline> {
+        let app = AgentWritApp::with_timeout(
+            &creds.broker_url,
+            &creds.client_id,
+            creds.client_secret.clone(),
+            timeout,
+        )
+        .unwrap();
+        Arc::new(Pipeline::with_broker(config, Broker::external(app), Some(concurrency)).unwrap())
+    }
+
+    /// Runs the night of `config` against the broker of `creds`.
+    pub async fn run(
+        config: PipelineConfig,
+        creds: &AppCredentials,
+        concurrency: usize,
+    ) -> PipelineReport {
+        pipeline(config, creds, concurrency, agentwrit::DEFAULT_TIMEOUT)
+            .run(RunOptions::default())
+            .await
+    }
+
+    /// The broker's audit event types for `agent_id`, oldest first.
+    pub async fn broker_events(admin: &AdminClient, agent_id: &str) -> Vec<String> {
+        admin
+            .audit_events(&[("agent_id", agent_id), ("limit", "1000")])
+            .await
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The SPIFFE ID of the first agent registered for a task starting with `task_prefix`,
+    /// waiting for it.
+    pub async fn registered_agent(admin: &AdminClient, task_prefix: &str) -> String {
+        for _ in 0..600 {
+            let page = admin
+                .audit_events(&[("event_type", "agent_registered")])
+                .await
+                .unwrap();
+            if let Some(e) = page
+                .events
+                .iter()
+                .find(|e| e["task_id"].as_str().unwrap_or("").starts_with(task_prefix))
+            {
+                return e["agent_id"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no agent was registered for {task_prefix}*");
+    }
+
+    /// Every entry of the audit file at `path`.
+    pub fn audit_lines(path: &Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
