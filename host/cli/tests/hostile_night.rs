@@ -106,7 +106,9 @@ impl Night {
     }
 }
 
-/// Runs `sluice run CONFIG --json` and reads its peak RSS with `wait4`.
+/// Runs `sluice run CONFIG --json` and reads its peak RSS with `wait4` (which reaps the child:
+/// `Child::wait` cannot return the usage).
+#[allow(clippy::zombie_processes)]
 fn run_night(dir: &Path, config: &Path) -> Night {
     let stdout = dir.join("stdout.json");
     let stderr = dir.join("stderr.txt");
