@@ -17,6 +17,7 @@ fn guests() -> Vec<(&'static str, &'static str, String)> {
         ("guest-bank", "", "bank".to_string()),
         ("guest-retail", "", "retail".to_string()),
         ("guest-probe", "", "probe".to_string()),
+        ("guest-chaos", "", "chaos".to_string()),
         ("guest-hostile", "", "hostile".to_string()),
     ];
     for feature in sluice_hostile_list::IMPORT {
