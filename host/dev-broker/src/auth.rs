@@ -9,6 +9,9 @@ use crate::jwt::Claims;
 use crate::problem::ApiError;
 use crate::state::BrokerState;
 
+/// Longest bearer token looked at; the broker's own are well under 2 KiB.
+const MAX_TOKEN: usize = 16 << 10;
+
 /// Verifies the `Authorization: Bearer` token; every failure is audited and answered 401 (403 for
 /// a missing route scope). Expired, tampered, released and revoked tokens look alike to clients.
 pub fn bearer(
@@ -39,6 +42,12 @@ pub fn bearer(
             "invalid authorization scheme",
         ));
     };
+    if token.len() > MAX_TOKEN {
+        return Err(fail(
+            format!("token verification failed: token is {} bytes", token.len()),
+            "token verification failed",
+        ));
+    }
     let claims = state.verify(token).map_err(|reason| {
         fail(
             format!("token verification failed: {reason}"),

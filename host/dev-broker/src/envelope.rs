@@ -20,7 +20,8 @@ pub async fn envelope(request: Request, next: Next) -> Response {
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
+        .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| random_hex(8), str::to_string);
 
     let (parts, body) = request.into_parts();
@@ -123,12 +124,19 @@ fn problem_response(error: &ApiError, path: &str, request_id: &str) -> Response 
 
 /// Decodes a request body the way the broker's Go handlers do: the first JSON value is read,
 /// unknown members and trailing bytes are ignored, `null` means "all members empty", wrong types
-/// and empty bodies fail.
+/// and empty bodies fail. Only an object decodes into a request: serde would also read a struct
+/// from an array (`["secret"]` as `{"secret": ...}`), which Go refuses.
 pub fn decode<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
     match values.next() {
         Some(Ok(serde_json::Value::Null)) => Ok(T::default()),
-        Some(Ok(value)) => serde_json::from_value(value).map_err(|_| ApiError::malformed()),
+        Some(Ok(value @ serde_json::Value::Object(_))) => {
+            serde_json::from_value(value).map_err(|_| ApiError::malformed())
+        }
         _ => Err(ApiError::malformed()),
     }
 }
+
+/// Longest `X-Request-ID` reused as it came: a longer or non-printable one is replaced by a
+/// fresh id (stricter than the real broker, which echoes any value into every response).
+pub const MAX_REQUEST_ID: usize = 128;

@@ -115,6 +115,23 @@ pub fn random_hex(n: usize) -> String {
 }
 
 /// RFC 3339, UTC, whole seconds (`expires_at`, `created_at`, ...).
+/// Longest id, path or resource kept in an audit event, in bytes.
+pub const MAX_EVENT_ID: usize = 256;
+/// Longest audit event detail, in bytes.
+pub const MAX_EVENT_DETAIL: usize = 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, marked when cut.
+pub fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…[{} bytes]", &text[..end], text.len()))
+}
+
 pub fn rfc3339_seconds(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
@@ -187,6 +204,23 @@ impl BrokerState {
     /// Appends an audit event to the chain, in memory and in SQLite (a failed write keeps the
     /// in-memory event, as the real broker does).
     pub fn audit(&self, new: NewEvent<'_>) {
+        // Requests choose much of what an event says (paths, client ids, names): bounded here,
+        // before anything is kept in memory, stored or hashed.
+        let (agent_id, task_id, orch_id) = (
+            bounded(new.agent_id, MAX_EVENT_ID),
+            bounded(new.task_id, MAX_EVENT_ID),
+            bounded(new.orch_id, MAX_EVENT_ID),
+        );
+        let resource = bounded(new.resource, MAX_EVENT_ID);
+        let detail = bounded(&new.detail, MAX_EVENT_DETAIL).into_owned();
+        let new = NewEvent {
+            agent_id: &agent_id,
+            task_id: &task_id,
+            orch_id: &orch_id,
+            resource: &resource,
+            detail,
+            ..new
+        };
         let mut mem = self.mem();
         let prev = mem
             .audit
@@ -226,7 +260,7 @@ impl BrokerState {
         claims.iss = self.config.issuer.clone();
         claims.iat = iat;
         claims.nbf = iat;
-        claims.exp = iat + ttl;
+        claims.exp = iat.saturating_add(ttl);
         claims.jti = random_hex(16);
         let label = claims
             .scope

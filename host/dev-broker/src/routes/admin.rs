@@ -118,6 +118,12 @@ pub fn principal_claims(st: &BrokerState, sub: &str, scopes: &[&str]) -> Claims 
     Claims::new(sub, scopes, st.audience())
 }
 
+/// Longest agent name a launch token holds, in bytes.
+const MAX_NAME: usize = 256;
+/// Most scopes in a launch token, and the longest one, in bytes.
+pub(crate) const MAX_SCOPES: usize = 64;
+pub(crate) const MAX_SCOPE: usize = 256;
+
 #[derive(Deserialize, Default)]
 struct LaunchTokenRequest {
     #[serde(default)]
@@ -220,9 +226,18 @@ fn launch_tokens(
     if r.allowed_scope.is_empty() {
         return Err(deny("allowed_scope must not be empty"));
     }
+    // Stricter: a launch token is kept in memory until it expires; what it holds is bounded.
+    if r.agent_name.len() > MAX_NAME {
+        return Err(deny("agent_name is too long"));
+    }
+    if r.allowed_scope.len() > MAX_SCOPES || r.allowed_scope.iter().any(|s| s.len() > MAX_SCOPE) {
+        return Err(deny("allowed_scope has too many or too long scopes"));
+    }
     let max_ttl = if r.max_ttl <= 0 { 300 } else { r.max_ttl };
-    let ttl = if r.ttl <= 0 { 30 } else { r.ttl };
-    let expires_at = now() + ttl;
+    // Stricter: the launch token's own validity is clamped like every token's (the real broker
+    // leaves it unbounded, 15.6), and no sum overflows.
+    let ttl = st.config.clamp_ttl(if r.ttl <= 0 { 30 } else { r.ttl });
+    let expires_at = now().saturating_add(ttl);
     let token = random_hex(32);
     {
         let mut mem = st.mem();

@@ -44,9 +44,11 @@ struct RegisterRequest {
     requested_scope: Vec<String>,
 }
 
-/// A SPIFFE path segment: non-empty, not `.` or `..`, only `A-Z a-z 0-9 . - _`.
+/// A SPIFFE path segment: non-empty, not `.` or `..`, only `A-Z a-z 0-9 . - _`, and (stricter)
+/// at most 128 bytes, so an agent's SPIFFE ID stays well within the spec's 2,048.
 fn valid_segment(s: &str) -> bool {
     !s.is_empty()
+        && s.len() <= 128
         && s != "."
         && s != ".."
         && s.bytes()
@@ -65,6 +67,10 @@ pub async fn register(State(st): State<Arc<BrokerState>>, body: Bytes) -> ApiRes
     ];
     if fields.iter().any(|f| f.is_empty()) {
         return Err(ApiError::bad_request("missing required field"));
+    }
+    if r.requested_scope.len() > super::admin::MAX_SCOPES {
+        // Stricter: the scopes are copied into a token and an audit event.
+        return Err(ApiError::bad_request("requested_scope has too many scopes"));
     }
     if r.requested_scope.is_empty() {
         return Err(ApiError::bad_request(

@@ -62,8 +62,12 @@ fn check_ttl(ttl: i64) -> ApiResult<()> {
 }
 
 fn check_scopes(scopes: &[String]) -> ApiResult<()> {
+    // Stricter: a ceiling is stored for good; its size is bounded.
+    if scopes.len() > super::admin::MAX_SCOPES {
+        return Err(ApiError::bad_request("too many scopes"));
+    }
     for s in scopes {
-        if Scope::parse(s).is_err() {
+        if s.len() > super::admin::MAX_SCOPE || Scope::parse(s).is_err() {
             return Err(ApiError::bad_request(
                 "invalid scope format: use action:resource:identifier",
             ));
@@ -302,16 +306,21 @@ struct AppAuth {
     client_secret: String,
 }
 
+/// Longest client id taken for one; issued ids are `<abbrev>-<12 hex>`.
+const MAX_CLIENT_ID: usize = 128;
+
 pub async fn auth(State(st): State<Arc<BrokerState>>, request: Request) -> ApiResult<Json<Value>> {
     let ip = peer_ip(&request);
     let body = axum::body::to_bytes(request.into_body(), crate::envelope::MAX_BODY)
         .await
         .map_err(|_| ApiError::bad_request("failed to read request body"))?;
     // The limiter runs before validation, keyed by the body's client_id when there is one.
+    // Stricter: an id longer than any the broker issues cannot be an app's; it is keyed by the
+    // peer instead, so made-up ids cannot grow the limiter without bound.
     let key = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("client_id")?.as_str().map(str::to_string))
-        .filter(|id| !id.is_empty())
+        .filter(|id| !id.is_empty() && id.len() <= MAX_CLIENT_ID)
         .unwrap_or(ip);
     if st.config.rate_limits && !st.mem().app_limiter.allow(&key, Instant::now()) {
         return Err(rate_limited(60));
