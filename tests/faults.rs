@@ -37,7 +37,7 @@ fn time_of(entry: &Value) -> SystemTime {
 
 /// Waits until `tenant`'s agent exists (the pipeline audits it at once), then a little longer,
 /// so its transform is running. Gate decisions are audited when the run ends, not before.
-async fn running(audit: &std::path::Path, tenant: &str) {
+async fn running_tenant(audit: &std::path::Path, tenant: &str) {
     for _ in 0..600 {
         let created = std::fs::read_to_string(audit).is_ok_and(|t| {
             t.lines().any(|l| {
@@ -72,7 +72,7 @@ async fn a_revoked_agent_reads_nothing_more_within_100_ms_of_the_brokers_answer(
         .await
         .unwrap();
     let agent = registered_agent(&admin, "etl-hospital-").await;
-    running(&audit, "hospital").await;
+    running_tenant(&audit, "hospital").await;
     admin.revoke("agent", &agent).await.unwrap();
     let answered = SystemTime::now();
     let report = night.await.unwrap();
@@ -128,7 +128,7 @@ async fn a_broker_that_goes_down_mid_run_fails_the_tenant_on_time_and_says_why()
                 .await
         }
     });
-    running(&audit, "hospital").await;
+    running_tenant(&audit, "hospital").await;
     let down = Instant::now();
     b.shutdown().await;
     let report = night.await.unwrap();
@@ -183,7 +183,7 @@ async fn a_broker_restarted_with_its_state_mid_run_costs_the_tenant_nothing() {
                 .await
         }
     });
-    running(&audit, "hospital").await;
+    running_tenant(&audit, "hospital").await;
     b.shutdown().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let restarted = DevBroker::start(config, addr).await.unwrap();
@@ -195,6 +195,45 @@ async fn a_broker_restarted_with_its_state_mid_run_costs_the_tenant_nothing() {
     assert_eq!(hospital.agent_end, Some(AgentEnd::Released));
     let written = std::fs::read_to_string(dir.path().join("reports/hospital/latest.json")).unwrap();
     assert!(written.contains("\"tenant\":\"hospital\""), "{written}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_agents_are_released_on_demand_while_their_tenants_run() {
+    let (b, creds) = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = night_config(dir.path(), vec![reader()]);
+    let audit = cfg.audit.clone();
+    let night = pipeline(cfg, &creds, 1, agentwrit::DEFAULT_TIMEOUT);
+    let running = tokio::spawn({
+        let night = std::sync::Arc::clone(&night);
+        async move { night.run(RunOptions::default()).await }
+    });
+    running_tenant(&audit, "hospital").await;
+    // What a second Ctrl-C does: release every live agent, at once.
+    assert_eq!(
+        night.release_live_agents(Duration::from_secs(2)).await,
+        (1, 1)
+    );
+    let report = running.await.unwrap();
+    let admin = AdminClient::authenticate(&b.url(), &AdminSecret::new(ADMIN))
+        .await
+        .unwrap();
+    let agent = report.tenants[0].agent_id.clone().unwrap();
+    let events = sluice_tests::night::broker_events(&admin, &agent).await;
+    assert!(events.contains(&"token_released".to_string()), "{events:?}");
+    // Released behind its session's back, the agent stopped reading: the broker no longer
+    // honoured it.
+    assert!(
+        report.tenants[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("the broker revoked it"),
+        "{:?}",
+        report.tenants[0].error
+    );
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    assert!(trail.contains("on a second interrupt"), "{trail}");
 }
 
 /// A TCP proxy to the broker that can be told to hang: accept, read, never answer.
@@ -265,7 +304,7 @@ async fn a_hanging_broker_fails_the_tenant_instead_of_hanging_it() {
             .run(RunOptions::default())
             .await
     });
-    running(&audit, "hospital").await;
+    running_tenant(&audit, "hospital").await;
     let hung = Instant::now();
     proxy.hang.store(true, Ordering::Release);
     let report: PipelineReport = night.await.unwrap();

@@ -198,8 +198,7 @@ fn watch_signals(pipeline: &Arc<Pipeline>) -> anyhow::Result<()> {
             _ = sigint.recv() => {}
             _ = sigterm.recv() => {}
         }
-        let live = pipeline.live_agents().await;
-        let released = pipeline.release_live_agents(LAST_RELEASE).await;
+        let (released, live) = pipeline.release_live_agents(LAST_RELEASE).await;
         eprintln!(
             "sluice: exiting now: released {released} of {live} live agent(s); any other expires on its own"
         );

@@ -232,8 +232,9 @@ fn digest_prints_what_the_configuration_pins() {
     );
 }
 
-#[test]
-fn ctrl_c_stops_the_run_and_still_releases_the_agent() {
+/// Starts `sluice run` on a tenant that sleeps 4 s before its report, waits until its agent
+/// exists, sends `signals` one right after the other, and returns the output and the trail.
+fn signalled_run(signals: &[&str]) -> (Output, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let probe = root().join("target/guests/probe.wasm");
     let digest = text(&sluice(&["digest", probe.to_str().unwrap()]).stdout);
@@ -284,12 +285,21 @@ resource = "analytics"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    for signal in signals {
+        let killed = Command::new("kill")
+            .args([*signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
     let out = child.wait_with_output().unwrap();
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    (out, trail, dir)
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_releases_the_agent() {
+    let (out, trail, dir) = signalled_run(&["-INT"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -308,9 +318,49 @@ resource = "analytics"
         stdout.contains("[RELEASE]  Agent released for hospital"),
         "{stdout}"
     );
+    assert!(stdout.contains("Pipeline INTERRUPTED: 1 of 1 tenants did not complete (hospital)"));
+    assert!(
+        stdout.contains("Audit trail: "),
+        "the audit head is printed: {stdout}"
+    );
     assert!(!dir.path().join("reports/hospital/latest.json").exists());
-    let trail = std::fs::read_to_string(&audit).unwrap();
     assert!(trail.contains("\"event\":\"agent_released\""));
+}
+
+#[test]
+fn sigterm_stops_the_run_as_ctrl_c_does() {
+    let (out, trail, _dir) = signalled_run(&["-TERM"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("terminated (SIGTERM): starting no new tenant"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("[RELEASE]  Agent released for hospital"),
+        "{stdout}"
+    );
+    assert!(trail.contains("\"event\":\"agent_released\""));
+}
+
+#[test]
+fn a_second_signal_releases_what_it_can_and_exits_at_once() {
+    // Two different signals are never merged into one, however close together.
+    let (out, trail, _dir) = signalled_run(&["-TERM", "-INT"]);
+    let stderr = text(&out.stderr);
+    // The first signal stops the guest within 10 ms, so the night's own release can win the race
+    // against the second signal's (exit 1): either way the agent is released and audited.
+    match out.status.code() {
+        Some(130) => assert!(
+            stderr.contains("sluice: exiting now: released 1 of 1 live agent(s)")
+                || stderr.contains("sluice: exiting now: released 0 of 0 live agent(s)"),
+            "{stderr}"
+        ),
+        Some(1) => assert!(text(&out.stdout).contains("Pipeline INTERRUPTED")),
+        other => panic!("exit {other:?}: {stderr}"),
+    }
+    assert!(trail.contains("\"event\":\"agent_released\""), "{trail}");
 }
 
 #[test]

@@ -283,28 +283,56 @@ impl Pipeline {
         }
     }
 
-    /// How many agents are alive (created and not yet closed) right now.
-    pub async fn live_agents(&self) -> usize {
-        self.live.lock().await.len()
-    }
-
-    /// Best-effort release of every agent still alive, each given at most `within`: what a
-    /// second Ctrl-C does before exiting at once. Returns how many were released.
-    pub async fn release_live_agents(&self, within: Duration) -> usize {
-        let agents: Vec<Arc<Mutex<Agent>>> = self.live.lock().await.values().cloned().collect();
+    /// Best-effort release of every agent still alive, each given at most `within`, audited:
+    /// what a second Ctrl-C does before exiting at once. Returns (released, alive), with the
+    /// audit trail flushed.
+    pub async fn release_live_agents(&self, within: Duration) -> (usize, usize) {
+        let agents: Vec<(String, Arc<Mutex<Agent>>)> = self
+            .live
+            .lock()
+            .await
+            .iter()
+            .map(|(task, agent)| (task.clone(), Arc::clone(agent)))
+            .collect();
+        let alive = agents.len();
         let mut releases = tokio::task::JoinSet::new();
-        for agent in agents {
+        for (task_id, agent) in agents {
             releases.spawn(async move {
-                tokio::time::timeout(within, async move { agent.lock().await.release().await })
-                    .await
-                    .is_ok_and(|r| r.is_ok())
+                let released = tokio::time::timeout(within, async {
+                    let mut agent = agent.lock().await;
+                    // Released by its session while this waited: counted, not audited twice.
+                    let already = agent.is_released();
+                    agent
+                        .release()
+                        .await
+                        .map(|()| (agent.agent_id().to_string(), already))
+                })
+                .await;
+                (task_id, released)
             });
         }
         let mut released = 0;
         while let Some(done) = releases.join_next().await {
-            released += usize::from(done.unwrap_or(false));
+            if let Ok((task_id, Ok(Ok((agent_id, already))))) = done {
+                released += 1;
+                if already {
+                    continue;
+                }
+                let subject = Subject {
+                    tenant: String::new(),
+                    agent_id,
+                    task_id,
+                };
+                self.audit.record(
+                    &subject,
+                    Lifecycle::AgentReleased {
+                        detail: Some("on a second interrupt, before exiting at once"),
+                    },
+                );
+            }
         }
-        released
+        let _ = self.audit.flush();
+        (released, alive)
     }
 }
 

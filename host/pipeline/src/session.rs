@@ -270,11 +270,17 @@ impl TenantSession {
     /// Releases the agent (retrying an unreachable broker for a few seconds) and says how it
     /// ended: an agent the broker already revoked or expired is reported as such.
     pub(crate) async fn close(self) -> AgentEnd {
+        let end = self.end().await;
+        // Only now: until its release is done, a second interrupt may still release it.
         self.pipeline
             .live
             .lock()
             .await
             .remove(&self.subject.task_id);
+        end
+    }
+
+    async fn end(&self) -> AgentEnd {
         let mut agent = self.agent.lock().await;
         let started = Instant::now();
         let audit = &self.pipeline.audit;
