@@ -208,8 +208,8 @@ fn many_instances() {
         load_error("many_instances", &wat_component("many_instances")),
         format!(
             "'many_instances' is refused: it needs more than a tenant's share of the engine \
-             ({} core instances, {} memories, {} tables; [limits] max_core_instances, \
-             max_memories, max_tables): The component transitively contains 40 core module \
+             ({} core instances, {} memories, {} tables; [limits] core_instances, \
+             memories, tables): The component transitively contains 40 core module \
              instances, which exceeds the configured maximum of {} in the pooling allocator",
             share.core_instances, share.memories, share.tables, share.core_instances
         )

@@ -14,7 +14,8 @@ use sluice_tests::{demo_data, pipeline_config as config, pipeline_tenant as tena
 /// Broker start, tenants and isolation proof, as `sluice run` does them.
 async fn night(config: PipelineConfig, concurrency: Option<usize>) -> Duration {
     let start = Instant::now();
-    let pipeline = Arc::new(Pipeline::start(config, concurrency).await.unwrap());
+    let (broker, _dev) = sluice_tests::night::embedded_broker().await;
+    let pipeline = Arc::new(Pipeline::start(config, broker, concurrency).await.unwrap());
     let report = pipeline.run(RunOptions::default()).await;
     assert_eq!(
         report.failed,

@@ -245,6 +245,17 @@ pub mod night {
         broker_with(BrokerConfig::in_memory(AdminSecret::new(ADMIN))).await
     }
 
+    /// What `sluice run` starts when no broker is configured: an embedded dev broker without rate
+    /// limits, and the pipeline's view of it. Keep the `DevBroker` alive for the night.
+    pub async fn embedded_broker() -> (Broker, DevBroker) {
+        let mut config = BrokerConfig::in_memory(AdminSecret::new(ADMIN));
+        config.rate_limits = false;
+        let (dev, creds) = broker_with(config).await;
+        let app =
+            AgentWritApp::new(&creds.broker_url, creds.client_id, creds.client_secret).unwrap();
+        (Broker::embedded(app), dev)
+    }
+
     /// The seed tenants over the demo data.
     pub fn demo_tenants() -> Vec<TenantConfig> {
         vec![

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use agentwrit::{AdminSecret, AgentRequest, AgentWritApp};
+use agentwrit::{AdminSecret, AgentRequest, AgentWritApp, Scope};
 use sluice_dev_broker::{BrokerConfig, start_with_app};
 
 const AGENTS: u32 = 300;
@@ -63,7 +63,8 @@ async fn main() {
     .unwrap();
     app.health().await.unwrap();
     // Warm the app session and the connection pool.
-    app.create_agent(AgentRequest::new("bench", "warm", ["read:analytics:bank"]))
+    let scope = Scope::parse("read:analytics:bank").unwrap();
+    app.create_agent(AgentRequest::new("bench", "warm", [scope.clone()]))
         .await
         .unwrap()
         .release()
@@ -80,7 +81,7 @@ async fn main() {
             .create_agent(AgentRequest::new(
                 "bench",
                 format!("rs-{i}"),
-                ["read:analytics:bank"],
+                [scope.clone()],
             ))
             .await
             .unwrap();

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::secret::AccessToken;
 use crate::types::{DelegatedToken, DelegationRecord};
+use agentwrit_scope::Scope;
 
 /// An agent created by [`AgentWritApp::create_agent`](crate::AgentWritApp::create_agent).
 ///
@@ -21,7 +22,7 @@ pub struct Agent {
     access_token: AccessToken,
     expires_in: u64,
     issued_at: Instant,
-    scope: Vec<String>,
+    scope: Vec<Scope>,
     task_id: String,
     orch_id: String,
     released: bool,
@@ -57,7 +58,7 @@ impl Agent {
         agent_id: String,
         access_token: AccessToken,
         expires_in: u64,
-        scope: Vec<String>,
+        scope: Vec<Scope>,
         task_id: String,
         orch_id: String,
     ) -> Agent {
@@ -94,7 +95,7 @@ impl Agent {
     }
 
     /// The scopes requested at creation (the broker issues exactly these).
-    pub fn scope(&self) -> &[String] {
+    pub fn scope(&self) -> &[Scope] {
         &self.scope
     }
 
@@ -152,7 +153,7 @@ impl Agent {
     pub async fn delegate(
         &self,
         delegate_to: &str,
-        scope: &[String],
+        scope: &[Scope],
         ttl: Option<u64>,
     ) -> Result<DelegatedToken> {
         if self.released {

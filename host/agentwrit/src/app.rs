@@ -15,7 +15,8 @@ use crate::agent::Agent;
 use crate::error::Result;
 use crate::http::Http;
 use crate::secret::{AccessToken, ClientSecret};
-use crate::types::{HealthStatus, ValidateResult};
+use crate::types::{HealthStatus, Validation};
+use agentwrit_scope::Scope;
 
 /// Re-authenticate when less than this is left of the app session, as the Python SDK does.
 const REAUTH_MARGIN: Duration = Duration::from_secs(60);
@@ -57,7 +58,7 @@ impl std::fmt::Debug for AgentWritApp {
 pub struct AgentRequest {
     pub orch_id: String,
     pub task_id: String,
-    pub requested_scope: Vec<String>,
+    pub requested_scope: Vec<Scope>,
     pub max_ttl: u64,
     pub label: Option<String>,
 }
@@ -66,12 +67,12 @@ impl AgentRequest {
     pub fn new(
         orch_id: impl Into<String>,
         task_id: impl Into<String>,
-        requested_scope: impl IntoIterator<Item = impl Into<String>>,
+        requested_scope: impl IntoIterator<Item = Scope>,
     ) -> AgentRequest {
         AgentRequest {
             orch_id: orch_id.into(),
             task_id: task_id.into(),
-            requested_scope: requested_scope.into_iter().map(Into::into).collect(),
+            requested_scope: requested_scope.into_iter().collect(),
             max_ttl: 300,
             label: None,
         }
@@ -262,7 +263,7 @@ impl AgentWritApp {
     }
 
     /// Asks the broker whether `token` is valid. See [`crate::validate`].
-    pub async fn validate(&self, token: &str) -> Result<ValidateResult> {
+    pub async fn validate(&self, token: &AccessToken) -> Result<Validation> {
         crate::validate::validate_with(&self.inner.http, token).await
     }
 

@@ -4,12 +4,15 @@
 //!
 //! ```no_run
 //! # async fn demo() -> agentwrit::Result<()> {
-//! use agentwrit::{AgentRequest, AgentWritApp, ClientSecret};
+//! use agentwrit::{AgentRequest, AgentWritApp, ClientSecret, Scope};
 //! let app = AgentWritApp::new("http://127.0.0.1:8080", "sa-123", ClientSecret::new("…"))?;
+//! let read = Scope::parse("read:analytics:bank").expect("a scope");
 //! let mut agent = app
-//!     .create_agent(AgentRequest::new("nightly-pipeline", "etl-bank-1", ["read:analytics:bank"]))
+//!     .create_agent(AgentRequest::new("nightly-pipeline", "etl-bank-1", [read]))
 //!     .await?;
 //! assert!(agentwrit::scope_is_subset(&["read:analytics:bank"], agent.scope()));
+//! let checked = app.validate(agent.access_token()).await?;
+//! assert!(checked.is_valid());
 //! agent.release().await?;
 //! # Ok(()) }
 //! ```
@@ -19,7 +22,6 @@ mod app;
 mod error;
 mod http;
 pub mod operator;
-pub mod scope;
 mod secret;
 mod types;
 mod validate;
@@ -28,7 +30,11 @@ pub use agent::Agent;
 pub use app::{AgentRequest, AgentWritApp, DEFAULT_TIMEOUT};
 pub use error::{Error, ProblemDetail, Result};
 pub use http::USER_AGENT;
-pub use scope::{Scope, ScopeError, scope_covers, scope_is_subset};
+/// The scope grammar and coverage rule (`agentwrit-scope`), re-exported.
+pub mod scope {
+    pub use agentwrit_scope::*;
+}
+pub use agentwrit_scope::{Scope, ScopeError, scope_covers, scope_is_subset};
 pub use secret::{AccessToken, AdminSecret, ClientSecret, LaunchToken};
-pub use types::{AgentClaims, DelegatedToken, DelegationRecord, HealthStatus, ValidateResult};
+pub use types::{AgentClaims, DelegatedToken, DelegationRecord, HealthStatus, Validation};
 pub use validate::validate;

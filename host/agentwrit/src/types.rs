@@ -1,5 +1,6 @@
 //! Response types, mirroring the Python SDK's data classes.
 
+use agentwrit_scope::Scope;
 use serde::Deserialize;
 
 /// `GET /v1/health`.
@@ -16,7 +17,7 @@ pub struct HealthStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct DelegationRecord {
     pub agent: String,
-    pub scope: Vec<String>,
+    pub scope: Vec<Scope>,
     pub delegated_at: String,
     #[serde(default)]
     pub signature: Option<String>,
@@ -37,7 +38,9 @@ pub struct AgentClaims {
     pub jti: String,
     #[serde(default)]
     pub sid: Option<String>,
-    pub scope: Vec<String>,
+    /// Parsed as they arrive: a token whose scopes do not parse is not a token this client
+    /// accepts (the answer fails to decode, naming the scope).
+    pub scope: Vec<Scope>,
     #[serde(default)]
     pub task_id: Option<String>,
     #[serde(default)]
@@ -48,12 +51,25 @@ pub struct AgentClaims {
     pub chain_hash: Option<String>,
 }
 
-/// The answer of `validate`.
+/// The broker's answer to `validate`: a valid token always comes with its claims.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidateResult {
-    pub valid: bool,
-    pub claims: Option<AgentClaims>,
-    pub error: Option<String>,
+pub enum Validation {
+    Valid(Box<AgentClaims>),
+    /// Garbage, expired, released or revoked; the broker's one fixed reason, or the client's.
+    Invalid(String),
+}
+
+impl Validation {
+    pub fn is_valid(&self) -> bool {
+        matches!(self, Validation::Valid(_))
+    }
+
+    pub fn claims(&self) -> Option<&AgentClaims> {
+        match self {
+            Validation::Valid(claims) => Some(claims.as_ref()),
+            Validation::Invalid(_) => None,
+        }
+    }
 }
 
 /// A token issued by delegation.

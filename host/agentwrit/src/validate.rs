@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::http::Http;
-use crate::types::{AgentClaims, ValidateResult};
+use crate::secret::AccessToken;
+use crate::types::{AgentClaims, Validation};
 
 #[derive(Deserialize)]
 struct Answer {
@@ -22,45 +23,29 @@ struct Answer {
 
 /// Asks the broker at `broker_url` whether `token` is valid.
 ///
-/// Garbage, expired, released and revoked tokens give `Ok` with `valid: false`; an empty token is
+/// Garbage, expired, released and revoked tokens give [`Validation::Invalid`]; an empty token is
 /// answered locally the same way (the broker would refuse the request). `Err` means the broker
-/// could not be asked.
-pub async fn validate(broker_url: &str, token: &str) -> Result<ValidateResult> {
+/// could not be asked, or answered "valid" with claims this client cannot read.
+pub async fn validate(broker_url: &str, token: &AccessToken) -> Result<Validation> {
     let http = Http::new(broker_url, Duration::from_secs(10))?;
     validate_with(&http, token).await
 }
 
-pub(crate) async fn validate_with(http: &Http, token: &str) -> Result<ValidateResult> {
-    if token.is_empty() {
-        return Ok(ValidateResult {
-            valid: false,
-            claims: None,
-            error: Some("token is empty".into()),
-        });
+pub(crate) async fn validate_with(http: &Http, token: &AccessToken) -> Result<Validation> {
+    if token.secret().is_empty() {
+        return Ok(Validation::Invalid("token is empty".into()));
     }
     let answer: Answer = http
         .json(
             Method::POST,
             "v1/token/validate",
             None,
-            Some(&json!({ "token": token })),
+            Some(&json!({ "token": token.secret() })),
         )
         .await?;
     Ok(match (answer.valid, answer.claims) {
-        (true, Some(claims)) => ValidateResult {
-            valid: true,
-            claims: Some(claims),
-            error: None,
-        },
-        (true, None) => ValidateResult {
-            valid: false,
-            claims: None,
-            error: Some("Missing claims in valid response".into()),
-        },
-        (false, _) => ValidateResult {
-            valid: false,
-            claims: None,
-            error: answer.error,
-        },
+        (true, Some(claims)) => Validation::Valid(Box::new(claims)),
+        (true, None) => Validation::Invalid("Missing claims in valid response".into()),
+        (false, _) => Validation::Invalid(answer.error.unwrap_or_default()),
     })
 }

@@ -65,7 +65,7 @@ pub struct TryArgs {
     pub limits: LimitArgs,
 }
 
-/// Per-run limits; the defaults are Sluice's defaults.
+/// Per-run limits, named as in the configuration and in errors; the defaults are Sluice's.
 #[derive(Args, Debug, Clone)]
 pub struct LimitArgs {
     /// Wall-clock time the transform may take, waiting included, in milliseconds.
@@ -76,25 +76,31 @@ pub struct LimitArgs {
     pub memory_mib: u64,
     /// Rows the transform may read.
     #[arg(long, default_value_t = Budget::default().rows_read)]
-    pub max_rows: u64,
+    pub rows_read: u64,
     /// Bytes of column data the transform may read.
     #[arg(long, default_value_t = Budget::default().bytes_read)]
-    pub max_bytes_read: u64,
+    pub bytes_read: u64,
     /// Bytes the transform may write to reports.
     #[arg(long, default_value_t = Budget::default().report_bytes)]
-    pub max_report_bytes: u64,
-    /// Host calls the transform may make.
+    pub report_bytes: u64,
+    /// Calls into the host the transform may make (WASI included).
     #[arg(long, default_value_t = Budget::default().host_calls)]
-    pub max_host_calls: u64,
-    /// Bytes of log output (log interface, stdout, stderr) kept.
-    #[arg(long, default_value_t = Budget::default().log_bytes)]
-    pub max_log_bytes: u64,
+    pub host_calls: u64,
     /// Bytes the transform may hand the host in one call.
     #[arg(long, default_value_t = Budget::default().call_bytes)]
-    pub max_call_bytes: u64,
+    pub call_bytes: u64,
+    /// Bytes of log output (log interface, stdout, stderr) kept.
+    #[arg(long, default_value_t = Budget::default().log_bytes)]
+    pub log_bytes: u64,
+    /// Datasets the transform may have open at once.
+    #[arg(long, default_value_t = Budget::default().open_datasets)]
+    pub open_datasets: u64,
     /// Host resource handles the transform may hold at once.
     #[arg(long, default_value_t = Budget::default().handles)]
-    pub max_handles: u64,
+    pub handles: u64,
+    /// Kinds of gate decision itemized in the audit; the rest are counted.
+    #[arg(long, default_value_t = Budget::default().audit_entries)]
+    pub audit_entries: u64,
 }
 
 impl LimitArgs {
@@ -102,14 +108,15 @@ impl LimitArgs {
         Budget {
             wall_time: std::time::Duration::from_millis(self.wall_time_ms),
             memory_bytes: self.memory_mib << 20,
-            rows_read: self.max_rows,
-            bytes_read: self.max_bytes_read,
-            report_bytes: self.max_report_bytes,
-            host_calls: self.max_host_calls,
-            log_bytes: self.max_log_bytes,
-            call_bytes: self.max_call_bytes,
-            handles: self.max_handles,
-            ..Budget::default()
+            rows_read: self.rows_read,
+            bytes_read: self.bytes_read,
+            report_bytes: self.report_bytes,
+            host_calls: self.host_calls,
+            call_bytes: self.call_bytes,
+            log_bytes: self.log_bytes,
+            open_datasets: self.open_datasets,
+            handles: self.handles,
+            audit_entries: self.audit_entries,
         }
     }
 }

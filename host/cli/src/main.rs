@@ -3,6 +3,7 @@
 
 mod args;
 mod audit_cmd;
+mod broker;
 mod broker_cmd;
 mod data_cmd;
 mod print;

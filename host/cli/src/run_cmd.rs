@@ -215,7 +215,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let json = args.json;
     runtime()?.block_on(async move {
         let total = config.tenants.len();
-        let pipeline = Arc::new(Pipeline::start(config, args.concurrency).await?);
+        // An embedded broker lives as long as this block: the whole night.
+        let (broker, _embedded) =
+            crate::broker::connect(&config.broker, config.broker_timeout).await?;
+        let pipeline = Arc::new(Pipeline::start(config, broker, args.concurrency).await?);
         watch_signals(&pipeline)?;
         let progress = !json && total > 20 && std::io::stderr().is_terminal();
         if !json {
@@ -329,7 +332,9 @@ pub fn verify_isolation(args: VerifyIsolationArgs) -> anyhow::Result<u8> {
         );
     }
     runtime()?.block_on(async move {
-        let pipeline = Arc::new(Pipeline::start(config, Some(1)).await?);
+        let (broker, _embedded) =
+            crate::broker::connect(&config.broker, config.broker_timeout).await?;
+        let pipeline = Arc::new(Pipeline::start(config, broker, Some(1)).await?);
         watch_signals(&pipeline)?;
         println!("Broker: {}", safe(&pipeline.broker.description));
         println!();

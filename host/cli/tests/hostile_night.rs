@@ -14,8 +14,7 @@ use sluice_tests::{demo_data, expected_report, guest, root};
 
 /// Mallory's own budget: short, so attacks end fast; the seed tenants keep the defaults.
 const MALLORY_WALL_MS: u64 = 1_000;
-const MALLORY_LIMITS: &str =
-    "limits = { wall_time_ms = 1000, memory_mib = 64, max_host_calls = 2000 }";
+const MALLORY_LIMITS: &str = "limits = { wall_time_ms = 1000, memory_mib = 64, host_calls = 2000 }";
 const SEED_TENANTS: [&str; 3] = ["hospital", "bank", "retail"];
 
 fn digest(path: &Path) -> String {

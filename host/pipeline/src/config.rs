@@ -67,25 +67,59 @@ struct RawBroker {
     timeout_ms: Option<Spanned<u64>>,
 }
 
+/// A budget as the configuration writes it. Each key is the limit's name as errors print it
+/// (`rows-read` is `rows_read`), with its unit where the field's is another (`memory_mib`).
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
-    /// The old name of `wall_time_ms`: refused with a hint, since it never measured CPU time.
-    cpu_ms: Option<Spanned<u64>>,
     wall_time_ms: Option<Spanned<u64>>,
     memory_mib: Option<Spanned<u64>>,
-    max_rows: Option<u64>,
-    max_bytes_read: Option<u64>,
-    max_report_bytes: Option<u64>,
-    max_host_calls: Option<u64>,
-    max_call_bytes: Option<Spanned<u64>>,
-    max_log_bytes: Option<u64>,
-    max_open_datasets: Option<u64>,
-    max_handles: Option<Spanned<u64>>,
-    max_audit_entries: Option<Spanned<u64>>,
-    max_core_instances: Option<Spanned<u32>>,
-    max_memories: Option<Spanned<u32>>,
-    max_tables: Option<Spanned<u32>>,
+    rows_read: Option<u64>,
+    bytes_read: Option<u64>,
+    report_bytes: Option<u64>,
+    host_calls: Option<u64>,
+    call_bytes: Option<Spanned<u64>>,
+    log_bytes: Option<u64>,
+    open_datasets: Option<u64>,
+    handles: Option<Spanned<u64>>,
+    audit_entries: Option<Spanned<u64>>,
+    /// The engine's share per tenant: `[limits]` only.
+    core_instances: Option<Spanned<u32>>,
+    memories: Option<Spanned<u32>>,
+    tables: Option<Spanned<u32>>,
+    // Names of earlier releases, refused with the new one.
+    cpu_ms: Option<Spanned<toml::Value>>,
+    max_rows: Option<Spanned<toml::Value>>,
+    max_bytes_read: Option<Spanned<toml::Value>>,
+    max_report_bytes: Option<Spanned<toml::Value>>,
+    max_host_calls: Option<Spanned<toml::Value>>,
+    max_log_bytes: Option<Spanned<toml::Value>>,
+    max_open_datasets: Option<Spanned<toml::Value>>,
+}
+
+impl RawLimits {
+    /// An old key that is set, with its new name and why it changed.
+    fn renamed(
+        &self,
+    ) -> Option<(
+        &Spanned<toml::Value>,
+        &'static str,
+        &'static str,
+        &'static str,
+    )> {
+        let same = "each limit now has one name in configuration, flags and errors";
+        [
+            (&self.cpu_ms, "cpu_ms", "wall_time_ms", "the limit has always been wall-clock time, including time spent waiting in the host"),
+            (&self.max_rows, "max_rows", "rows_read", same),
+            (&self.max_bytes_read, "max_bytes_read", "bytes_read", same),
+            (&self.max_report_bytes, "max_report_bytes", "report_bytes", same),
+            (&self.max_host_calls, "max_host_calls", "host_calls", same),
+            (&self.max_log_bytes, "max_log_bytes", "log_bytes", same),
+            (&self.max_open_datasets, "max_open_datasets", "open_datasets", same),
+        ]
+        .into_iter()
+        .find_map(|(v, old, new, why)| v.as_ref().map(|v| (v, old, new, why)))
+    }
 }
 
 #[derive(Deserialize, Debug)]
@@ -257,13 +291,10 @@ pub fn default_ceiling() -> Vec<Scope> {
 
 /// `base` with the limits `l` sets, each checked; `prefix` names the table in errors.
 fn budget(cx: &Ctx<'_>, l: &RawLimits, base: Budget, prefix: &str) -> Result<Budget, ConfigError> {
-    if let Some(old) = &l.cpu_ms {
+    if let Some((value, old, new, why)) = l.renamed() {
         return cx.err(
-            old.span(),
-            format!(
-                "{prefix}.cpu_ms was renamed {prefix}.wall_time_ms: the limit has always been \
-                 wall-clock time, including time spent waiting in the host"
-            ),
+            value.span(),
+            format!("{prefix}.{old} was renamed {prefix}.{new}: {why}"),
         );
     }
     let at_least_one = |key: &str, v: &Option<Spanned<u64>>| -> Result<Option<u64>, ConfigError> {
@@ -278,15 +309,15 @@ fn budget(cx: &Ctx<'_>, l: &RawLimits, base: Budget, prefix: &str) -> Result<Bud
             .map_or(base.wall_time, Duration::from_millis),
         memory_bytes: at_least_one("memory_mib", &l.memory_mib)?
             .map_or(base.memory_bytes, |m| m.saturating_mul(1 << 20)),
-        rows_read: l.max_rows.unwrap_or(base.rows_read),
-        bytes_read: l.max_bytes_read.unwrap_or(base.bytes_read),
-        report_bytes: l.max_report_bytes.unwrap_or(base.report_bytes),
-        host_calls: l.max_host_calls.unwrap_or(base.host_calls),
-        call_bytes: at_least_one("max_call_bytes", &l.max_call_bytes)?.unwrap_or(base.call_bytes),
-        log_bytes: l.max_log_bytes.unwrap_or(base.log_bytes),
-        open_datasets: l.max_open_datasets.unwrap_or(base.open_datasets),
-        handles: at_least_one("max_handles", &l.max_handles)?.unwrap_or(base.handles),
-        audit_entries: at_least_one("max_audit_entries", &l.max_audit_entries)?
+        rows_read: l.rows_read.unwrap_or(base.rows_read),
+        bytes_read: l.bytes_read.unwrap_or(base.bytes_read),
+        report_bytes: l.report_bytes.unwrap_or(base.report_bytes),
+        host_calls: l.host_calls.unwrap_or(base.host_calls),
+        call_bytes: at_least_one("call_bytes", &l.call_bytes)?.unwrap_or(base.call_bytes),
+        log_bytes: l.log_bytes.unwrap_or(base.log_bytes),
+        open_datasets: l.open_datasets.unwrap_or(base.open_datasets),
+        handles: at_least_one("handles", &l.handles)?.unwrap_or(base.handles),
+        audit_entries: at_least_one("audit_entries", &l.audit_entries)?
             .unwrap_or(base.audit_entries),
     })
 }
@@ -391,13 +422,9 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         None => Ok(default),
     };
     let share = TenantShare {
-        core_instances: share_key(
-            "max_core_instances",
-            &l.max_core_instances,
-            ds.core_instances,
-        )?,
-        memories: share_key("max_memories", &l.max_memories, ds.memories)?,
-        tables: share_key("max_tables", &l.max_tables, ds.tables)?,
+        core_instances: share_key("core_instances", &l.core_instances, ds.core_instances)?,
+        memories: share_key("memories", &l.memories, ds.memories)?,
+        tables: share_key("tables", &l.tables, ds.tables)?,
     };
 
     let mut tenants: Vec<TenantConfig> = Vec::new();
@@ -446,9 +473,9 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             Some(limits) => {
                 let l = limits.get_ref();
                 let engine_wide = [
-                    ("max_core_instances", l.max_core_instances.is_some()),
-                    ("max_memories", l.max_memories.is_some()),
-                    ("max_tables", l.max_tables.is_some()),
+                    ("core_instances", l.core_instances.is_some()),
+                    ("memories", l.memories.is_some()),
+                    ("tables", l.tables.is_some()),
                 ];
                 if let Some((key, _)) = engine_wide.iter().find(|(_, set)| *set) {
                     return cx.err(
@@ -628,11 +655,36 @@ resource = "analytics"
         );
         let text = config("").replace(
             "audit = \"audit.jsonl\"",
-            "audit = \"audit.jsonl\"\n[limits]\nwall_time_ms = 1500\nmax_core_instances = 4",
+            "audit = \"audit.jsonl\"\n[limits]\nwall_time_ms = 1500\ncore_instances = 4",
         );
         let c = parse(&text, Path::new("/etc/sluice/nightly.toml")).unwrap();
         assert_eq!(c.budget.wall_time, Duration::from_millis(1500));
         assert_eq!(c.share.core_instances, 4);
+    }
+
+    #[test]
+    fn old_limit_names_are_refused_with_their_one_name() {
+        let text = config("").replace(
+            "audit = \"audit.jsonl\"",
+            "audit = \"audit.jsonl\"\n[limits]\nmax_rows = 10",
+        );
+        assert_eq!(
+            err(&text),
+            "/etc/sluice/nightly.toml:4: limits.max_rows was renamed limits.rows_read: each limit \
+             now has one name in configuration, flags and errors"
+        );
+        let text = config("limits = { max_host_calls = 5 }");
+        assert!(
+            err(&text)
+                .contains("tenants.limits.max_host_calls was renamed tenants.limits.host_calls"),
+            "{}",
+            err(&text)
+        );
+        let text = config("limits = { rows_read = 5, wall_time_ms = 900 }");
+        let c = parse(&text, Path::new("/etc/sluice/nightly.toml")).unwrap();
+        assert_eq!(c.tenants[0].budget.rows_read, 5);
+        assert_eq!(c.tenants[0].budget.wall_time, Duration::from_millis(900));
+        assert_eq!(c.budget.rows_read, Budget::default().rows_read);
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Pipeline {
             }
         };
         result.agent_id = Some(session.agent_id().to_string());
-        result.held = session.issued().to_vec();
+        result.held = session.issued();
         let dataset = reader
             .datasets
             .first()

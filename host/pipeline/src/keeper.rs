@@ -149,24 +149,23 @@ async fn keep(
         let token = a.access_token().clone();
         let expired = a.remaining().is_zero();
         drop(a);
-        let unanswered =
-            match tokio::time::timeout(CHECK_TIMEOUT, app.validate(token.secret())).await {
-                Ok(Ok(r)) if r.valid => {
-                    confirmed = Instant::now();
-                    continue;
-                }
-                Ok(Ok(_)) => {
-                    let why = if expired {
-                        Invalidation::Expired
-                    } else {
-                        Invalidation::Revoked
-                    };
-                    invalidate(&mut report, why);
-                    return report;
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {} ms", CHECK_TIMEOUT.as_millis()),
-            };
+        let unanswered = match tokio::time::timeout(CHECK_TIMEOUT, app.validate(&token)).await {
+            Ok(Ok(r)) if r.is_valid() => {
+                confirmed = Instant::now();
+                continue;
+            }
+            Ok(Ok(_)) => {
+                let why = if expired {
+                    Invalidation::Expired
+                } else {
+                    Invalidation::Revoked
+                };
+                invalidate(&mut report, why);
+                return report;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", CHECK_TIMEOUT.as_millis()),
+        };
         if confirmed.elapsed() >= UNCONFIRMED_AFTER {
             invalidate(&mut report, Invalidation::Unconfirmed(unanswered));
             return report;

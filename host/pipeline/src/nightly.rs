@@ -14,7 +14,7 @@ use sluice_sandbox::{Interrupt, Sandbox, SandboxOptions, Transform};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::audit::{AuditLog, Lifecycle, Subject};
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::config::{PipelineConfig, TenantConfig};
 use crate::outcome::{GateLine, PipelineReport, TenantResult};
 use crate::plugins::PluginCache;
@@ -59,12 +59,12 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 impl Pipeline {
-    /// Connects to the broker, opens the audit trail and prepares the sandbox.
+    /// Authenticates the app with its broker, opens the audit trail and prepares the sandbox.
     pub async fn start(
         config: PipelineConfig,
+        broker: Broker,
         concurrency: Option<usize>,
     ) -> anyhow::Result<Pipeline> {
-        let broker = broker::connect(&config.broker, config.broker_timeout).await?;
         // Wrong credentials or an unreachable broker stop the night before any tenant starts.
         broker.app.authenticate().await.map_err(|e| {
             anyhow::anyhow!(
@@ -75,7 +75,7 @@ impl Pipeline {
         Pipeline::with_broker(config, broker, concurrency)
     }
 
-    /// [`start`](Self::start) with a broker connection of the caller's.
+    /// [`start`](Self::start) without authenticating first (the first agent will).
     pub fn with_broker(
         config: PipelineConfig,
         broker: Broker,
@@ -227,7 +227,7 @@ impl Pipeline {
         use crate::session::SessionError;
         result.agent_id = Some(session.agent_id().to_string());
         result.expires_in = Some(session.expires_in());
-        result.scope = session.issued().to_vec();
+        result.scope = session.issued();
         let outcome = session
             .run(transform, tenant.budget.clone(), tenant.params.clone())
             .await;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use agentwrit::{Agent, AgentRequest, Error as BrokerError, Scope, ScopeError};
+use agentwrit::{Agent, AgentRequest, Error as BrokerError, Scope, Validation};
 use sluice_sandbox::{
     AuditSink as _, Budget, DatasetSource, RunFailure, RunOutcome, RunRequest, StagedReport,
     Transform, Writ,
@@ -37,8 +37,6 @@ pub enum SessionError {
     Validate(BrokerError),
     #[error("the broker says the new agent is invalid: {0}")]
     InvalidAgent(String),
-    #[error("the broker issued a malformed scope: {0}")]
-    MalformedScope(ScopeError),
     /// The transform failed.
     #[error("{0}")]
     Run(RunFailure),
@@ -58,8 +56,7 @@ pub(crate) struct TenantSession {
     pipeline: Arc<Pipeline>,
     subject: Subject,
     agent: Arc<Mutex<Agent>>,
-    /// The scopes the broker issued, as it issued them.
-    issued: Vec<String>,
+    /// The scopes the broker issued: what the gate enforces.
     held: Vec<Scope>,
     expires_in: u64,
     revoked: Arc<AtomicBool>,
@@ -79,7 +76,7 @@ impl TenantSession {
         let request = AgentRequest::new(
             &pipeline.config.orch_id,
             task_id,
-            scopes.iter().map(|s| s.as_str().to_string()),
+            scopes.iter().map(|&s| s.clone()),
         )
         .max_ttl(pipeline.config.agent_ttl.as_secs());
         let agent = match pipeline.broker.app.create_agent(request).await {
@@ -97,7 +94,11 @@ impl TenantSession {
         pipeline.audit.record(
             &subject,
             Lifecycle::AgentCreated {
-                scope: agent.scope().to_vec(),
+                scope: agent
+                    .scope()
+                    .iter()
+                    .map(|s| s.as_str().to_string())
+                    .collect(),
                 expires_in: agent.expires_in(),
                 purpose,
             },
@@ -114,26 +115,19 @@ impl TenantSession {
             pipeline: Arc::clone(pipeline),
             subject,
             agent,
-            issued: Vec::new(),
             held: Vec::new(),
             expires_in,
             revoked: Arc::new(AtomicBool::new(false)),
             keeper: KeeperReport::default(),
         };
-        let claims = match pipeline.broker.app.validate(token.secret()).await {
-            Ok(r) if r.valid => r.claims,
-            Ok(r) => {
-                let why = r.error.unwrap_or_default();
+        // Scopes arrive parsed: a broker issuing a malformed one fails validation, naming it.
+        match pipeline.broker.app.validate(&token).await {
+            Ok(Validation::Valid(claims)) => session.held = claims.scope.clone(),
+            Ok(Validation::Invalid(why)) => {
                 return Err((Some(session), SessionError::InvalidAgent(why)));
             }
             Err(e) => return Err((Some(session), SessionError::Validate(e))),
-        };
-        let issued = claims.map(|c| c.scope).unwrap_or_default();
-        match issued.iter().map(|s| Scope::parse(s)).collect() {
-            Ok(held) => session.held = held,
-            Err(e) => return Err((Some(session), SessionError::MalformedScope(e))),
         }
-        session.issued = issued;
         Ok(session)
     }
 
@@ -141,8 +135,9 @@ impl TenantSession {
         &self.subject.agent_id
     }
 
-    pub(crate) fn issued(&self) -> &[String] {
-        &self.issued
+    /// The scopes the broker issued, as text for reports.
+    pub(crate) fn issued(&self) -> Vec<String> {
+        self.held.iter().map(|s| s.as_str().to_string()).collect()
     }
 
     pub(crate) fn expires_in(&self) -> u64 {
@@ -252,9 +247,9 @@ impl TenantSession {
         let started = Instant::now();
         loop {
             let token = self.agent.lock().await.access_token().clone();
-            match self.pipeline.broker.app.validate(token.secret()).await {
-                Ok(r) if r.valid => return Ok(()),
-                Ok(_) => {
+            match self.pipeline.broker.app.validate(&token).await {
+                Ok(Validation::Valid(_)) => return Ok(()),
+                Ok(Validation::Invalid(_)) => {
                     return Err(format!(
                         "agent {agent} is no longer valid at the broker (revoked, released or expired)"
                     ));

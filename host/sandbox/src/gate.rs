@@ -1,7 +1,7 @@
 //! The scope gate: the one place that decides whether a guest's host call may touch data.
 //!
 //! Every host function that reads or writes tenant data names the scope it requires and asks
-//! [`Gate::check`]. The gate answers with AgentWrit's coverage rule (`agentwrit::Scope::covers`,
+//! [`Gate::check`]. The gate answers with AgentWrit's coverage rule (`agentwrit_scope::Scope::covers`,
 //! the same code the broker client uses) and records the decision, allow or deny, as an audit
 //! event. Nothing else in the host decides a scope question.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use agentwrit::Scope;
+use agentwrit_scope::Scope;
 
 use crate::text::escape;
 

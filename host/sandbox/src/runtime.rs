@@ -168,8 +168,8 @@ impl Sandbox {
                 let share = self.options.share;
                 e.context(format!(
                     "'{name}' is refused: it needs more than a tenant's share of the engine \
-                     ({} core instances, {} memories, {} tables; [limits] max_core_instances, \
-                     max_memories, max_tables)",
+                     ({} core instances, {} memories, {} tables; [limits] core_instances, \
+                     memories, tables)",
                     share.core_instances, share.memories, share.tables
                 ))
             } else {

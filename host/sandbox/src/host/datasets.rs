@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use agentwrit::Scope;
+use agentwrit_scope::Scope;
 use wasmtime::component::Resource;
 
 use crate::bindings::sluice::etl::datasets::{self, Batch, Column};

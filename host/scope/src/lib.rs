@@ -1,9 +1,11 @@
-//! AgentWrit's scope grammar and coverage rule: the only implementation of it in Sluice.
+//! AgentWrit's scope grammar and coverage rule: the only implementation of it in Sluice, a crate
+//! of its own so the sandbox asks it without linking an HTTP client.
 //!
 //! The rule is the broker's (contract section 6), not the Python SDK's looser one: a scope is
 //! valid when splitting on the first two colons gives three non-empty parts; `*` is special only
 //! as the whole identifier of the *held* scope. Comparisons are case-sensitive and nothing is
-//! trimmed.
+//! trimmed. A [`Scope`] is parsed once, where it enters (a configuration, a broker's answer), and
+//! travels typed from there; it (de)serializes as its text, refusing malformed text.
 
 use std::fmt;
 
@@ -86,6 +88,25 @@ impl fmt::Display for Scope {
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Scope({:?})", self.text)
+    }
+}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scope, D::Error> {
+        let text = String::deserialize(d)?;
+        Scope::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl AsRef<str> for Scope {
+    fn as_ref(&self) -> &str {
+        &self.text
     }
 }
 
@@ -218,6 +239,21 @@ mod tests {
         assert!(!scope_covers("foo", "foo"));
         assert!(!scope_covers("read::*", "read::x"));
         assert!(!scope_is_subset(&["foo"], &["foo"]));
+    }
+
+    #[test]
+    fn scopes_travel_as_their_text_and_malformed_text_is_refused() {
+        let s: Scope = serde_json::from_str("\"read:analytics:bank\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            "\"read:analytics:bank\""
+        );
+        let err = serde_json::from_str::<Scope>("\"read:analytics\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid scope 'read:analytics'"),
+            "{err}"
+        );
     }
 
     #[test]
