@@ -7,7 +7,8 @@
 //! if isolation is broken). With `mode=gated-calls` and `calls=N` it instead drains its own first
 //! dataset and then makes N gated `next-batch` calls: the benchmark of the gate's cost. With
 //! `mode=slow-report` and `sleep-ms=N` it reads its own data, sleeps N ms, then writes its report:
-//! the test of an agent revoked mid-run.
+//! the test of an agent revoked mid-run. With `mode=cheapest-calls` and `calls=N` it makes N calls
+//! of the cheapest host function (the benchmark's baseline).
 
 use sluice_guest::{
     Dataset, Error, Figures, Params, Report, RunError, Summary, Transform, describe, param,
@@ -46,6 +47,20 @@ fn gated_calls(params: &Params, tenant: &str, resource: &str) -> Result<Summary,
         .into_summary())
 }
 
+/// `calls` of the cheapest host function there is (the monotonic clock's resolution: a constant,
+/// no gate, no state): the baseline the gated call's cost is measured against.
+fn cheapest_calls(params: &Params) -> Result<Summary, RunError> {
+    let calls: u64 = required(params, "calls")?
+        .parse()
+        .map_err(|_| RunError::Failed("parameter 'calls' must be a number".into()))?;
+    for _ in 0..calls {
+        std::hint::black_box(wasip2::clocks::monotonic_clock::resolution());
+    }
+    Ok(Figures::new()
+        .add("cheapest_calls", calls.to_string())
+        .into_summary())
+}
+
 fn slow_report(params: &Params, tenant: &str, resource: &str) -> Result<Summary, RunError> {
     let sleep_ms: u64 = required(params, "sleep-ms")?
         .parse()
@@ -68,6 +83,7 @@ impl Transform for Probe {
         let resource = param(&params, "resource").unwrap_or("analytics");
         match param(&params, "mode") {
             Some("gated-calls") => return gated_calls(&params, &me.tenant, resource),
+            Some("cheapest-calls") => return cheapest_calls(&params),
             Some("slow-report") => return slow_report(&params, &me.tenant, resource),
             _ => {}
         }

@@ -22,8 +22,8 @@ pub struct Budget {
     pub bytes_read: u64,
     /// Bytes the guest may append to reports. Default 16 MiB.
     pub report_bytes: u64,
-    /// Transitions into the host: every `sluice:etl` and WASI call, and runtime intrinsics such
-    /// as memory growth. Default 100,000: the bank transform makes ~300.
+    /// Calls into the host: every `sluice:etl` and WASI call. Default 100,000: the bank
+    /// transform makes ~300.
     pub host_calls: u64,
     /// Bytes a guest may hand the host in one call (strings, lists, the summary it returns),
     /// checked by Wasmtime before anything is copied. Default 1 MiB: the SDK appends reports in

@@ -19,10 +19,10 @@
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
-use wasmtime_wasi::cli::{WasiCli, WasiCliView};
-use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+use wasmtime_wasi::cli::{WasiCli, WasiCliCtxView, WasiCliView};
+use wasmtime_wasi::clocks::{WasiClocks, WasiClocksCtxView, WasiClocksView};
 use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
-use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+use wasmtime_wasi::random::{WasiRandom, WasiRandomCtx, WasiRandomView};
 
 use crate::bindings::Transform;
 use crate::host::clocks::{RunClockView, RunClocks};
@@ -54,36 +54,61 @@ impl HasData for HasIo {
     type Data<'a> = &'a mut ResourceTable;
 }
 
+/// The views WASI's functions see. Each is asked for once per call, so each counts that call
+/// against the run's host-call budget on its way: WASI calls are budgeted like Sluice's own.
+fn io(s: &mut HostState) -> &mut ResourceTable {
+    s.count_wasi_call();
+    &mut s.table
+}
+
+fn cli(s: &mut HostState) -> WasiCliCtxView<'_> {
+    s.count_wasi_call();
+    s.cli()
+}
+
+fn wall_clock(s: &mut HostState) -> WasiClocksCtxView<'_> {
+    s.count_wasi_call();
+    s.clocks()
+}
+
+fn monotonic_clock(s: &mut HostState) -> RunClockView<'_> {
+    s.count_wasi_call();
+    RunClockView {
+        table: &mut s.table,
+        clock: &s.clock,
+    }
+}
+
+fn random(s: &mut HostState) -> &mut WasiRandomCtx {
+    s.count_wasi_call();
+    s.random()
+}
+
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     let l = &mut linker;
 
-    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<HostState, HasIo>(l, |s| {
-        &mut s.table
-    })?;
-    sync::io::poll::add_to_linker::<HostState, HasIo>(l, |s| &mut s.table)?;
-    sync::io::streams::add_to_linker::<HostState, HasIo>(l, |s| &mut s.table)?;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<HostState, HasIo>(l, io)?;
+    sync::io::poll::add_to_linker::<HostState, HasIo>(l, io)?;
+    sync::io::streams::add_to_linker::<HostState, HasIo>(l, io)?;
 
-    cli::environment::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    cli::exit::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    cli::stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    cli::stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    cli::stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    cli::terminal_input::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    cli::terminal_output::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::environment::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
+    cli::exit::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
+    cli::stdin::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
+    cli::stdout::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
+    cli::stderr::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
+    cli::terminal_input::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
+    cli::terminal_output::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
+    cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
+    cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
+    cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, self::cli)?;
 
-    clocks::wall_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<HostState, RunClocks>(l, |s| RunClockView {
-        table: &mut s.table,
-        clock: &s.clock,
-    })?;
+    clocks::wall_clock::add_to_linker::<HostState, WasiClocks>(l, wall_clock)?;
+    clocks::monotonic_clock::add_to_linker::<HostState, RunClocks>(l, monotonic_clock)?;
 
-    random::random::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
-    random::insecure::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
-    random::insecure_seed::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
+    random::random::add_to_linker::<HostState, WasiRandom>(l, self::random)?;
+    random::insecure::add_to_linker::<HostState, WasiRandom>(l, self::random)?;
+    random::insecure_seed::add_to_linker::<HostState, WasiRandom>(l, self::random)?;
 
     Transform::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
     Ok(linker)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::budget::{Budget, Counter, Limit, LimitExceeded, Usage};
@@ -25,6 +25,8 @@ pub struct StagedReport {
 }
 
 pub struct HostState {
+    /// The engine, to bump its epoch when a WASI call trips a budget.
+    pub(crate) engine: Engine,
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) gate: Gate,
@@ -45,6 +47,7 @@ impl HostState {
     /// The state of a run starting now: the guest's WASI is empty (no environment, arguments or
     /// stdin; stdout and stderr go to `log`), its resource table holds at most `budget.handles`.
     pub(crate) fn new(
+        engine: Engine,
         writ: Writ,
         budget: Budget,
         share: TenantShare,
@@ -60,6 +63,7 @@ impl HostState {
         table.set_max_capacity(budget.handles as usize);
         let start = Instant::now();
         HostState {
+            engine,
             wasi,
             table,
             gate: Gate::new(writ, budget.audit_entries as usize),
@@ -86,8 +90,9 @@ impl HostState {
         }
     }
 
-    /// Runs on every transition into the host (Wasmtime's call hook): counts it against
-    /// `host-calls`, and traps when the run was interrupted or an earlier limit ended it.
+    /// Opens every `sluice:etl` host function: counts the call against `host-calls`, and traps
+    /// when the run was interrupted or an earlier limit ended it.
+    #[inline]
     pub(crate) fn enter(&mut self) -> wasmtime::Result<()> {
         if let Some(limit) = &self.tripped {
             return Err(wasmtime::Error::new(limit.clone()));
@@ -101,9 +106,26 @@ impl HostState {
         Ok(())
     }
 
-    /// Runs at every epoch tick while the guest computes: ends the run at its deadline or when
-    /// it is interrupted, and otherwise lets it run one more tick.
+    /// Counts a WASI call (its view is asked for once per call). WASI functions have no error
+    /// of ours to return, so a spent budget trips the run and bumps the engine's epoch: the guest
+    /// traps at its next epoch check, as soon as it is back in its own code.
+    #[inline]
+    pub(crate) fn count_wasi_call(&mut self) {
+        if self.tripped.is_some() {
+            return;
+        }
+        if let Err(limit) = self.usage.charge(&self.budget, Counter::HostCalls, 1) {
+            self.tripped = Some(limit);
+            self.engine.increment_epoch();
+        }
+    }
+
+    /// Runs at every epoch tick while the guest computes: ends the run at its deadline, when it
+    /// is interrupted or when a budget tripped, and otherwise lets it run one more tick.
     pub(crate) fn on_epoch(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        if let Some(limit) = &self.tripped {
+            return Err(wasmtime::Error::new(limit.clone()));
+        }
         if self.clock.interrupt.is_triggered() {
             return Err(wasmtime::Error::new(Interrupted));
         }

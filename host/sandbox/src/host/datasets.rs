@@ -50,6 +50,7 @@ impl datasets::Host for HostState {
         resource: String,
         name: String,
     ) -> Result<Resource<OpenDataset>, HostError> {
+        self.enter()?;
         check_name("tenant", &tenant)?;
         check_name("resource", &resource)?;
         check_name("dataset", &name)?;
@@ -69,6 +70,7 @@ impl datasets::Host for HostState {
     }
 
     fn list(&mut self, tenant: String, resource: String) -> Result<Vec<String>, HostError> {
+        self.enter()?;
         check_name("tenant", &tenant)?;
         check_name("resource", &resource)?;
         let required = read_scope(&tenant, &resource)?;
@@ -79,6 +81,7 @@ impl datasets::Host for HostState {
 
 impl datasets::HostDataset for HostState {
     fn schema(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<Vec<Column>> {
+        self.enter()?;
         Ok(self.table.get(&dataset)?.cursor.schema().to_vec())
     }
 
@@ -87,6 +90,7 @@ impl datasets::HostDataset for HostState {
         dataset: Resource<OpenDataset>,
         max_rows: u32,
     ) -> Result<Option<Batch>, HostError> {
+        self.enter()?;
         let open = self.table.get_mut(&dataset)?;
         self.gate
             .check(HostCall::DatasetNextBatch, &open.required)?;
@@ -103,6 +107,7 @@ impl datasets::HostDataset for HostState {
     }
 
     fn drop(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<()> {
+        self.enter()?;
         self.table.delete(dataset)?;
         self.open_datasets = self.open_datasets.saturating_sub(1);
         Ok(())

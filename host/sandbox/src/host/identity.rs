@@ -5,6 +5,7 @@ use crate::state::HostState;
 
 impl identity::Host for HostState {
     fn whoami(&mut self) -> wasmtime::Result<Agent> {
+        self.enter()?;
         let writ = self.gate.writ();
         Ok(Agent {
             agent_id: writ.agent_id.clone(),

@@ -39,6 +39,7 @@ impl ReportDraft {
 
 impl reports::Host for HostState {
     fn create(&mut self, tenant: String) -> Result<Resource<ReportDraft>, HostError> {
+        self.enter()?;
         check_name("tenant", &tenant)?;
         let required = Scope::new("write", "reports", &tenant)
             .map(Arc::new)
@@ -55,6 +56,7 @@ impl reports::Host for HostState {
 
 impl reports::HostReport for HostState {
     fn append(&mut self, report: Resource<ReportDraft>, bytes: Vec<u8>) -> Result<(), HostError> {
+        self.enter()?;
         let draft = self.table.get_mut(&report)?;
         self.gate.check(HostCall::ReportAppend, &draft.required)?;
         draft.ensure_open()?;
@@ -65,6 +67,7 @@ impl reports::HostReport for HostState {
     }
 
     fn commit(&mut self, report: Resource<ReportDraft>) -> Result<(), HostError> {
+        self.enter()?;
         let draft = self.table.get_mut(&report)?;
         self.gate.check(HostCall::ReportCommit, &draft.required)?;
         draft.ensure_open()?;
@@ -92,6 +95,7 @@ impl reports::HostReport for HostState {
     }
 
     fn drop(&mut self, report: Resource<ReportDraft>) -> wasmtime::Result<()> {
+        self.enter()?;
         // An uncommitted draft just disappears: abandoned reports leave nothing behind.
         self.table.delete(report)?;
         Ok(())
