@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use sluice_pipeline::config::{
-    BrokerSetting, DatasetConfig, IsolationConfig, PipelineConfig, TenantConfig, default_ceiling,
+    BrokerSetting, DatasetConfig, IsolationConfig, Language, PipelineConfig, TenantConfig,
+    default_ceiling,
 };
 use sluice_pipeline::plugins::file_digest;
 use sluice_pipeline::{SEED_SCALE, SqliteSource, seed_demo};
@@ -162,6 +163,7 @@ pub fn pipeline_tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> Te
         data_type: "analytics".into(),
         sha256: file_digest(&plugin_path).expect("digest of a built guest"),
         plugin: plugin_path,
+        language: Language::Rust,
         read_scope: scope(&format!("read:analytics:{id}")),
         write_scope: scope(&format!("write:reports:{id}")),
         datasets: vec![DatasetConfig {
@@ -195,6 +197,7 @@ pub fn pipeline_config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig
         isolation: Some(IsolationConfig {
             sha256: file_digest(&probe).expect("digest of the probe"),
             probe,
+            language: Language::Rust,
         }),
         tenants,
     }

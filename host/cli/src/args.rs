@@ -61,8 +61,29 @@ pub struct TryArgs {
     /// A parameter passed to the transform, NAME=VALUE (repeat for more).
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
+    /// What the transform is written in: rust, python or js (decides the WASI it may import).
+    #[arg(long = "lang", value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// A transform's language, as `--lang` takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+impl From<Lang> for sluice_pipeline::config::Language {
+    fn from(lang: Lang) -> Self {
+        match lang {
+            Lang::Rust => sluice_pipeline::config::Language::Rust,
+            Lang::Python => sluice_pipeline::config::Language::Python,
+            Lang::Js => sluice_pipeline::config::Language::JavaScript,
+        }
+    }
 }
 
 /// Per-run limits, named as in the configuration and in errors; the defaults are Sluice's.

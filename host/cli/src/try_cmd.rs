@@ -16,6 +16,7 @@ pub fn run(args: TryArgs) -> anyhow::Result<u8> {
         audit: args.audit,
         params: args.params,
         budget: args.limits.budget(),
+        language: args.lang.into(),
     };
     let result = run_local(&run)?;
     let outcome = &result.outcome;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agentwrit::Scope;
 use serde::Deserialize;
-use sluice_sandbox::{Budget, TenantShare};
+use sluice_sandbox::{Budget, TenantShare, WasiSurface};
 use toml::Spanned;
 
 use sluice_sandbox::is_plain_name;
@@ -127,6 +127,8 @@ impl RawLimits {
 struct RawIsolation {
     probe: Spanned<String>,
     sha256: Spanned<String>,
+    #[serde(default)]
+    language: Language,
 }
 
 #[derive(Deserialize, Debug)]
@@ -137,6 +139,8 @@ struct RawTenant {
     data_type: String,
     plugin: Spanned<String>,
     sha256: Spanned<String>,
+    #[serde(default)]
+    language: Language,
     read_scope: Spanned<String>,
     write_scope: Spanned<String>,
     #[serde(default)]
@@ -184,6 +188,7 @@ pub struct TenantConfig {
     pub plugin: PathBuf,
     /// Lowercase hex SHA-256 the plugin file must have.
     pub sha256: String,
+    pub language: Language,
     pub read_scope: Scope,
     pub write_scope: Scope,
     pub datasets: Vec<DatasetConfig>,
@@ -196,6 +201,38 @@ pub struct TenantConfig {
 pub struct IsolationConfig {
     pub probe: PathBuf,
     pub sha256: String,
+    pub language: Language,
+}
+
+/// What a plugin was written in, which decides the WASI surface it may import: Rust and
+/// JavaScript (ComponentizeJS with its WASI features off) get the basics; Python (componentize-py
+/// links CPython, which imports a filesystem and sockets) gets the interpreter surface, which
+/// grants neither a file nor a socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    Rust,
+    Python,
+    #[serde(rename = "js")]
+    JavaScript,
+}
+
+impl Language {
+    pub fn surface(self) -> WasiSurface {
+        match self {
+            Language::Python => WasiSurface::Interpreter,
+            Language::Rust | Language::JavaScript => WasiSurface::Basic,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::Python => "python",
+            Language::JavaScript => "js",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -495,6 +532,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             data_type: t.data_type.clone(),
             plugin: cx.path(t.plugin.get_ref()),
             sha256: sha,
+            language: t.language,
             read_scope: cx.scope("tenants.read_scope", &t.read_scope)?,
             write_scope: cx.scope("tenants.write_scope", &t.write_scope)?,
             datasets,
@@ -516,6 +554,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             Some(IsolationConfig {
                 probe: cx.path(i.probe.get_ref()),
                 sha256: sha,
+                language: i.language,
             })
         }
         None => None,

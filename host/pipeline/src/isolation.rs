@@ -49,7 +49,10 @@ impl Pipeline {
         let target_write = format!("write:reports:{}", writer.id);
         let own_read = format!("read:{}:{}", owner.read_scope.resource(), owner.id);
 
-        let transform = match self.load_plugin(&probe.probe, &probe.sha256).await {
+        let transform = match self
+            .load_plugin(&probe.probe, &probe.sha256, probe.language)
+            .await
+        {
             Ok(t) => t,
             Err(e) => {
                 result.error = Some(e);

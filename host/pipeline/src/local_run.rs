@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use sluice_sandbox::{Budget, Interrupt, RunOutcome, RunRequest, Sandbox, SandboxOptions, Writ};
 
 use crate::audit::{AuditLog, Lifecycle, gate_entries, writ_subject};
+use crate::config::Language;
 use crate::report_dir::ReportDir;
 use crate::sqlite_source::SqliteSource;
 
@@ -23,6 +24,7 @@ pub struct LocalRun {
     pub audit: Option<PathBuf>,
     pub params: Vec<(String, String)>,
     pub budget: Budget,
+    pub language: Language,
 }
 
 /// The outcome, plus where its report went.
@@ -51,7 +53,7 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
         max_memory_bytes: run.budget.memory_bytes,
         ..SandboxOptions::default()
     })?;
-    let transform = sandbox.load_file(&run.component)?;
+    let transform = sandbox.load_file_as(&run.component, run.language.surface())?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::audit::{AuditLog, Lifecycle, Subject};
 use crate::broker::Broker;
-use crate::config::{PipelineConfig, TenantConfig};
+use crate::config::{Language, PipelineConfig, TenantConfig};
 use crate::outcome::{GateLine, PipelineReport, TenantResult};
 use crate::plugins::PluginCache;
 use crate::report_dir::ReportDir;
@@ -117,11 +117,17 @@ impl Pipeline {
         self: &Arc<Self>,
         path: &std::path::Path,
         sha256: &str,
+        language: Language,
     ) -> Result<Transform, String> {
         let (pipeline, path, sha) = (Arc::clone(self), path.to_path_buf(), sha256.to_string());
-        tokio::task::spawn_blocking(move || pipeline.plugins.load(&pipeline.sandbox, &path, &sha))
-            .await
-            .unwrap_or_else(|e| Err(format!("loading the plugin failed: {e}")))
+        let surface = language.surface();
+        tokio::task::spawn_blocking(move || {
+            pipeline
+                .plugins
+                .load(&pipeline.sandbox, &path, &sha, surface)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("loading the plugin failed: {e}")))
     }
 
     /// Runs every tenant, at most `concurrency` at once, and returns their results in config
@@ -177,7 +183,10 @@ impl Pipeline {
             task_id: result.task_id.clone(),
         };
 
-        let outcome = match self.load_plugin(&tenant.plugin, &tenant.sha256).await {
+        let outcome = match self
+            .load_plugin(&tenant.plugin, &tenant.sha256, tenant.language)
+            .await
+        {
             Err(e) => Err(e),
             Ok(transform) => {
                 let scopes = [&tenant.read_scope, &tenant.write_scope];

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use sluice_sandbox::{Sandbox, Transform};
+use sluice_sandbox::{Sandbox, Transform, WasiSurface};
 
 /// The lowercase hex SHA-256 of the file at `path`.
 pub fn file_digest(path: &Path) -> std::io::Result<String> {
@@ -28,17 +28,23 @@ struct Loaded {
 /// see the same bytes even if the file is replaced mid-run.
 #[derive(Default)]
 pub struct PluginCache {
-    loaded: Mutex<HashMap<PathBuf, Loaded>>,
+    loaded: Mutex<HashMap<(PathBuf, WasiSurface), Loaded>>,
 }
 
 impl PluginCache {
     /// The transform at `path`, if its digest is `sha256`; otherwise why not, in one line.
-    pub fn load(&self, sandbox: &Sandbox, path: &Path, sha256: &str) -> Result<Transform, String> {
+    pub fn load(
+        &self,
+        sandbox: &Sandbox,
+        path: &Path,
+        sha256: &str,
+        surface: WasiSurface,
+    ) -> Result<Transform, String> {
         // One lock for the whole load: a second tenant of the same plugin waits for the first
         // compile instead of compiling it again.
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         let entry = loaded
-            .entry(path.to_path_buf())
+            .entry((path.to_path_buf(), surface))
             .or_insert_with(|| match std::fs::read(path) {
                 Ok(bytes) => Loaded {
                     digest: Ok(hex::encode(Sha256::digest(&bytes))),
@@ -69,7 +75,7 @@ impl PluginCache {
         // Compile the bytes that were hashed, not whatever the file holds now.
         let bytes = entry.bytes.take().unwrap_or_default();
         let compiled = sandbox
-            .load(&bytes, &path.display().to_string())
+            .load_as(&bytes, &path.display().to_string(), surface)
             .map_err(|e| format!("{e:#}"));
         entry.compiled = Some(compiled.clone());
         compiled

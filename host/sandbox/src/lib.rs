@@ -33,6 +33,7 @@ pub use failure::RunFailure;
 pub use gate::{AuditSink, Decision, Denied, Gate, GateEvent, GateOverflow, HostCall, Writ};
 pub use host::datasets::MAX_BATCH_ROWS;
 pub use interrupt::{Interrupt, Interrupted};
+pub use linker::WasiSurface;
 pub use output::{LogLevel, LogLine, MAX_MESSAGE_BYTES};
 pub use runtime::{RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform};
 pub use source::{

@@ -1,11 +1,11 @@
-//! The guest's entire surface, in one function: the `transform` world plus the few WASI
-//! interfaces Rust's `wasm32-wasip2` std imports whatever the program does.
+//! The guest's entire surface, in one place: the `transform` world plus the WASI interfaces of
+//! the plugin's [`WasiSurface`], each linked once.
 //!
-//! Deny by default means *not linked*: there is no `wasi:filesystem`, `wasi:sockets` or
-//! `wasi:http` here at all, so a component importing any of them fails to instantiate with an
-//! error naming the import, instead of loading and finding a capability that says no.
+//! Deny by default means *not linked*: a component importing an interface its surface does not
+//! have fails to load with an error naming the import, instead of loading and finding a
+//! capability that says no. `wasi:http` is in no surface.
 //!
-//! What is linked and why:
+//! [`WasiSurface::Basic`], what Rust's `wasm32-wasip2` std imports whatever the program does:
 //! - `wasi:io/{error,poll,streams}`: the stream types of stdout/stderr.
 //! - `wasi:cli/{environment,exit,stdin,stdout,stderr,terminal-*}`: std's startup and panic path.
 //!   The environment and arguments are empty, stdin is closed, stdout/stderr go to the run's
@@ -16,35 +16,76 @@
 //!   own (`host/clocks.rs`): a guest waiting on it wakes at the run's deadline.
 //! - `wasi:random/{random,insecure,insecure-seed}`: std's `HashMap` seeds itself from here. Real
 //!   randomness carries no data either.
+//!
+//! [`WasiSurface::Interpreter`] adds what an interpreter (CPython) imports at startup, granting
+//! nothing through it:
+//! - `wasi:filesystem/{types,preopens}`: no directory is preopened, so there is no path to open;
+//! - `wasi:sockets/*`: TCP and UDP are refused, every address is refused, name lookup is off.
+//!
+//! Every WASI call is counted against the run's `host-calls` on its way in (see the views below).
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::cli::{WasiCli, WasiCliCtxView, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksCtxView, WasiClocksView};
-use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemCtxView, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets, sync};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomCtx, WasiRandomView};
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsCtxView, WasiSocketsView};
 
 use crate::bindings::Transform;
 use crate::host::clocks::{RunClockView, RunClocks};
 use crate::state::HostState;
 
-/// The interface namespaces [`linker`] provides: used only to name, in an error, the imports a
-/// rejected component asked for. The linker itself is the authority.
-const PROVIDED: &[&str] = &[
-    "wasi:io/",
-    "wasi:cli/",
-    "wasi:clocks/",
-    "wasi:random/",
-    "sluice:etl/",
-];
+/// Which WASI interfaces a plugin may import. Neither grants a file, a socket, a variable or an
+/// argument; they differ in what loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WasiSurface {
+    /// Rust's std basics. A component importing the filesystem or sockets is refused.
+    Basic,
+    /// The basics plus a filesystem with no preopened directory and sockets that refuse
+    /// everything: what an interpreter such as CPython imports at startup.
+    Interpreter,
+}
 
-/// The imports of `component` that Sluice does not provide, e.g. `wasi:filesystem/types@0.2.6`.
-pub(crate) fn unprovided_imports(component: &Component, engine: &Engine) -> Vec<String> {
+impl WasiSurface {
+    /// The interface namespaces linked: used to name, in an error, the imports a rejected
+    /// component asked for. The linker itself is the authority.
+    fn provided(self) -> &'static [&'static str] {
+        const BASIC: &[&str] = &[
+            "wasi:io/",
+            "wasi:cli/",
+            "wasi:clocks/",
+            "wasi:random/",
+            "sluice:etl/",
+        ];
+        const INTERPRETER: &[&str] = &[
+            "wasi:io/",
+            "wasi:cli/",
+            "wasi:clocks/",
+            "wasi:random/",
+            "wasi:filesystem/",
+            "wasi:sockets/",
+            "sluice:etl/",
+        ];
+        match self {
+            WasiSurface::Basic => BASIC,
+            WasiSurface::Interpreter => INTERPRETER,
+        }
+    }
+}
+
+/// The imports of `component` that `surface` does not provide, e.g. `wasi:filesystem/types@0.2.6`.
+pub(crate) fn unprovided_imports(
+    component: &Component,
+    engine: &Engine,
+    surface: WasiSurface,
+) -> Vec<String> {
     component
         .component_type()
         .imports(engine)
         .map(|(name, _)| name.to_string())
-        .filter(|name| !PROVIDED.iter().any(|p| name.starts_with(p)))
+        .filter(|name| !surface.provided().iter().any(|p| name.starts_with(p)))
         .collect()
 }
 
@@ -84,7 +125,18 @@ fn random(s: &mut HostState) -> &mut WasiRandomCtx {
     s.random()
 }
 
-pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+fn filesystem(s: &mut HostState) -> WasiFilesystemCtxView<'_> {
+    s.count_wasi_call();
+    s.filesystem()
+}
+
+fn sockets(s: &mut HostState) -> WasiSocketsCtxView<'_> {
+    s.count_wasi_call();
+    s.sockets()
+}
+
+/// The linker for plugins of `surface`: one `add_to_linker` per interface.
+pub(crate) fn linker(engine: &Engine, surface: WasiSurface) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     let l = &mut linker;
 
@@ -109,6 +161,23 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     random::random::add_to_linker::<HostState, WasiRandom>(l, self::random)?;
     random::insecure::add_to_linker::<HostState, WasiRandom>(l, self::random)?;
     random::insecure_seed::add_to_linker::<HostState, WasiRandom>(l, self::random)?;
+
+    if surface == WasiSurface::Interpreter {
+        filesystem::preopens::add_to_linker::<HostState, WasiFilesystem>(l, self::filesystem)?;
+        sync::filesystem::types::add_to_linker::<HostState, WasiFilesystem>(l, self::filesystem)?;
+
+        let network = sockets::network::LinkOptions::default();
+        sockets::network::add_to_linker::<HostState, WasiSockets>(l, &network, self::sockets)?;
+        sockets::instance_network::add_to_linker::<HostState, WasiSockets>(l, self::sockets)?;
+        sockets::ip_name_lookup::add_to_linker::<HostState, WasiSockets>(l, self::sockets)?;
+        sockets::tcp_create_socket::add_to_linker::<HostState, WasiSockets>(l, self::sockets)?;
+        sync::sockets::tcp::add_to_linker::<HostState, WasiSockets>(l, self::sockets)?;
+        sync::sockets::udp_create_socket::add_to_linker::<HostState, WasiSockets>(
+            l,
+            self::sockets,
+        )?;
+        sync::sockets::udp::add_to_linker::<HostState, WasiSockets>(l, self::sockets)?;
+    }
 
     Transform::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
     Ok(linker)

@@ -16,6 +16,7 @@ use crate::budget::{Budget, Usage};
 use crate::failure::{RunFailure, classify};
 use crate::gate::{Gate, GateEvent, GateOverflow, Writ};
 use crate::interrupt::Interrupt;
+use crate::linker::WasiSurface;
 use crate::output::{LogBuffer, LogLine};
 use crate::source::{DatasetSource, NoDatasets};
 use crate::state::{HostState, StagedReport};
@@ -74,7 +75,8 @@ impl Default for SandboxOptions {
 /// and interrupts are checked on.
 pub struct Sandbox {
     engine: Engine,
-    linker: wasmtime::component::Linker<HostState>,
+    basic: wasmtime::component::Linker<HostState>,
+    interpreter: wasmtime::component::Linker<HostState>,
     options: SandboxOptions,
     ticker: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
@@ -112,7 +114,10 @@ impl Sandbox {
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("configuring the Wasmtime engine")?;
-        let linker = crate::linker::linker(&engine).map_err(anyhow::Error::from)?;
+        let basic =
+            crate::linker::linker(&engine, WasiSurface::Basic).map_err(anyhow::Error::from)?;
+        let interpreter = crate::linker::linker(&engine, WasiSurface::Interpreter)
+            .map_err(anyhow::Error::from)?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let engine = engine.clone();
@@ -129,7 +134,8 @@ impl Sandbox {
         };
         Ok(Sandbox {
             engine,
-            linker,
+            basic,
+            interpreter,
             options,
             ticker: Some(ticker),
             stop,
@@ -140,21 +146,42 @@ impl Sandbox {
         &self.engine
     }
 
-    /// Compiles the component at `path` and links it against the host, failing if it imports
-    /// anything Sluice does not provide or needs more than a tenant's share of the engine.
+    /// Compiles the component at `path` and links it against the host's basic WASI surface,
+    /// failing if it imports anything else or needs more than a tenant's share of the engine.
     pub fn load_file(&self, path: &Path) -> anyhow::Result<Transform> {
+        self.load_file_as(path, WasiSurface::Basic)
+    }
+
+    /// [`load_file`](Self::load_file) for a plugin of `surface`.
+    pub fn load_file_as(&self, path: &Path, surface: WasiSurface) -> anyhow::Result<Transform> {
         let bytes = std::fs::read(path).with_context(|| {
             format!(
                 "reading transform '{}': build guests with `cargo xtask guests`",
                 path.display()
             )
         })?;
-        self.load(&bytes, &path.display().to_string())
+        self.load_as(&bytes, &path.display().to_string(), surface)
     }
 
     /// Like [`load_file`](Self::load_file), from bytes; `name` is used in errors.
     pub fn load(&self, bytes: &[u8], name: &str) -> anyhow::Result<Transform> {
-        let component = Component::new(&self.engine, bytes).map_err(|e| {
+        self.load_as(bytes, name, WasiSurface::Basic)
+    }
+
+    /// [`load`](Self::load) for a plugin of `surface`.
+    pub fn load_as(
+        &self,
+        bytes: &[u8],
+        name: &str,
+        surface: WasiSurface,
+    ) -> anyhow::Result<Transform> {
+        let component = self.compile(bytes, name)?;
+        self.link(component, name, surface)
+    }
+
+    /// The engine's compilation of `bytes`, with errors a plugin author can act on.
+    pub(crate) fn compile(&self, bytes: &[u8], name: &str) -> anyhow::Result<Component> {
+        Component::new(&self.engine, bytes).map_err(|e| {
             let e = anyhow::Error::from(e);
             // The pooling allocator's verdict on a plugin that needs too much of the engine.
             let needs_more = e.chain().any(|c| {
@@ -173,18 +200,38 @@ impl Sandbox {
             } else {
                 e.context(format!("'{name}' is not a valid WebAssembly component"))
             }
-        })?;
-        let unprovided = crate::linker::unprovided_imports(&component, &self.engine);
+        })
+    }
+
+    /// Links a compiled component against the host functions of `surface`.
+    pub(crate) fn link(
+        &self,
+        component: Component,
+        name: &str,
+        surface: WasiSurface,
+    ) -> anyhow::Result<Transform> {
+        let unprovided = crate::linker::unprovided_imports(&component, &self.engine, surface);
         if !unprovided.is_empty() {
+            let allowed = match surface {
+                WasiSurface::Basic => {
+                    "sluice:etl/* and the WASI basics of Rust's std (io, cli, clocks, random), \
+                     never files, sockets or HTTP"
+                }
+                WasiSurface::Interpreter => {
+                    "sluice:etl/*, the WASI basics, and a filesystem and sockets that grant \
+                     nothing; never HTTP"
+                }
+            };
             anyhow::bail!(
-                "'{name}' imports {}, which Sluice does not provide: transforms may import \
-                 sluice:etl/* and the WASI basics of Rust's std (io, cli, clocks, random), never \
-                 files, sockets or HTTP",
+                "'{name}' imports {}, which Sluice does not provide: transforms may import {allowed}",
                 unprovided.join(", ")
             );
         }
-        let pre = self
-            .linker
+        let linker = match surface {
+            WasiSurface::Basic => &self.basic,
+            WasiSurface::Interpreter => &self.interpreter,
+        };
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| {

@@ -55,9 +55,17 @@ impl HostState {
         interrupt: Interrupt,
         log: LogBuffer,
     ) -> HostState {
+        // Empty by default (no environment, arguments, preopens; stdin closed; every socket
+        // address denied, name lookup off); TCP and UDP refused outright on top.
         let wasi = WasiCtxBuilder::new()
             .stdout(log.pipe("stdout"))
             .stderr(log.pipe("stderr"))
+            // Spelled out, not left to defaults: interpreters link sockets and name lookup, and
+            // a changed upstream default must not grant a tenant the network.
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(budget.handles as usize);
