@@ -10,7 +10,8 @@ struct Bank;
 impl Transform for Bank {
     fn run(_params: Params) -> Result<Summary, RunError> {
         let me = sluice_guest::whoami();
-        let txns = Dataset::open(&me.tenant, "analytics", "transactions")?;
+        let mut txns = Dataset::open(&me.tenant, "analytics", "transactions")?;
+        txns.select(&["balance_cents", "is_fraud"])?;
         let (balance, fraud) = (txns.column("balance_cents")?, txns.column("is_fraud")?);
 
         let mut totals = BankTotals::default();

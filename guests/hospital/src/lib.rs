@@ -7,7 +7,8 @@ struct Hospital;
 impl Transform for Hospital {
     fn run(_params: Params) -> Result<Summary, RunError> {
         let me = sluice_guest::whoami();
-        let visits = Dataset::open(&me.tenant, "analytics", "visits")?;
+        let mut visits = Dataset::open(&me.tenant, "analytics", "visits")?;
+        visits.select(&["stay_days", "readmitted"])?;
         let (stay, readmitted) = (visits.column("stay_days")?, visits.column("readmitted")?);
 
         let (mut rows, mut stays, mut stay_total, mut readmits) = (0u64, 0u64, 0f64, 0u64);
@@ -20,7 +21,7 @@ impl Transform for Hospital {
             stay_total += days.iter().sum::<f64>();
             stays += (days.len() - nulls.len()) as u64;
             let (flags, _) = batch.boolean(readmitted)?;
-            readmits += flags.iter().filter(|&&r| r).count() as u64;
+            readmits += flags.iter().map(|&r| u64::from(r)).sum::<u64>();
         }
 
         sluice_guest::log::info(&format!("{rows} visits, {stays} with a length of stay"));

@@ -192,7 +192,8 @@ class Batch:
     def float64(self, column: Union[int, str]) -> Tuple[List[float], List[int]]:
         return self._typed(column, _datasets.ColumnValues_Float64, "float64")
 
-    def boolean(self, column: Union[int, str]) -> Tuple[List[bool], List[int]]:
+    def boolean(self, column: Union[int, str]) -> Tuple[bytes, List[int]]:
+        """One byte per row, 1 for true and 0 for false (``sum(values)`` counts the true rows)."""
         return self._typed(column, _datasets.ColumnValues_Boolean, "boolean")
 
     def text(self, column: Union[int, str]) -> Tuple[List[str], List[int]]:
@@ -211,6 +212,8 @@ class Batch:
         data = self._column(column)
         if isinstance(data.values, _datasets.ColumnValues_Text):
             values: List[Value] = list(self.text(column)[0])
+        elif isinstance(data.values, _datasets.ColumnValues_Boolean):
+            values = [b != 0 for b in data.values.value]
         else:
             values = list(data.values.value)
         for row in data.nulls:
@@ -227,10 +230,22 @@ class Dataset:
         self.columns: List[str] = [c.name for c in self.schema]
 
     @staticmethod
-    def open(tenant: str, resource: str, name: str) -> "Dataset":
+    def open(
+        tenant: str, resource: str, name: str, columns: Optional[Sequence[str]] = None
+    ) -> "Dataset":
         """Opens dataset ``name`` of ``resource`` for ``tenant``; needs
-        ``read:<resource>:<tenant>``."""
-        return Dataset(_call(_datasets.open, tenant, resource, name))
+        ``read:<resource>:<tenant>``. With ``columns``, reads only those (see :meth:`select`)."""
+        dataset = Dataset(_call(_datasets.open, tenant, resource, name))
+        if columns is not None:
+            dataset.select(columns)
+        return dataset
+
+    def select(self, columns: Sequence[str]) -> None:
+        """Reads only ``columns``, in that order, from the next batch on: unread columns cost
+        neither storage reads nor copies. Column indices refer to the narrowed schema."""
+        _call(self._inner.select, list(columns))
+        self.schema = self._inner.schema()
+        self.columns = [c.name for c in self.schema]
 
     @staticmethod
     def list(tenant: str, resource: str) -> List[str]:

@@ -7,7 +7,7 @@ from sluice import Dataset, Figures, Report, fmt
 
 def run(params: sluice.Params) -> Figures:
     me = sluice.whoami()
-    txns = Dataset.open(me.tenant, "analytics", "transactions")
+    txns = Dataset.open(me.tenant, "analytics", "transactions", ["balance_cents", "is_fraud"])
     balance, fraud = txns.column("balance_cents"), txns.column("is_fraud")
     transactions = balances = frauds = 0
     balance_cents = 0

@@ -7,7 +7,7 @@ from sluice import Dataset, Figures, Report, fmt
 
 def run(params: sluice.Params) -> Figures:
     me = sluice.whoami()
-    visits = Dataset.open(me.tenant, "analytics", "visits")
+    visits = Dataset.open(me.tenant, "analytics", "visits", ["stay_days", "readmitted"])
     stay, readmitted = visits.column("stay_days"), visits.column("readmitted")
     rows = stays = readmits = 0
     stay_total = 0.0

@@ -7,7 +7,7 @@ from sluice import Dataset, Figures, Report, fmt
 
 def run(params: sluice.Params) -> Figures:
     me = sluice.whoami()
-    orders = Dataset.open(me.tenant, "analytics", "orders")
+    orders = Dataset.open(me.tenant, "analytics", "orders", ["total_cents", "returned"])
     total, returned = orders.column("total_cents"), orders.column("returned")
     count = returns = 0
     cents = 0

@@ -7,7 +7,8 @@ struct Retail;
 impl Transform for Retail {
     fn run(_params: Params) -> Result<Summary, RunError> {
         let me = sluice_guest::whoami();
-        let orders = Dataset::open(&me.tenant, "analytics", "orders")?;
+        let mut orders = Dataset::open(&me.tenant, "analytics", "orders")?;
+        orders.select(&["total_cents", "returned"])?;
         let (total, returned) = (orders.column("total_cents")?, orders.column("returned")?);
 
         let (mut count, mut cents, mut returns) = (0u64, 0i128, 0u64);
@@ -17,7 +18,7 @@ impl Transform for Retail {
             count += totals.len() as u64;
             cents += totals.iter().map(|&c| i128::from(c)).sum::<i128>();
             let (flags, _) = batch.boolean(returned)?;
-            returns += flags.iter().filter(|&&r| r).count() as u64;
+            returns += flags.iter().map(|&r| u64::from(r)).sum::<u64>();
         }
 
         let figures = Figures::new()

@@ -142,6 +142,15 @@ impl Dataset {
         &self.schema
     }
 
+    /// Reads only `columns`, in that order, from the next batch on: unread columns cost neither
+    /// storage reads nor copies. Column indices refer to the narrowed schema.
+    pub fn select(&mut self, columns: &[&str]) -> Result<(), Error> {
+        let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        self.inner.select(&names)?;
+        self.schema = self.inner.schema();
+        Ok(())
+    }
+
     /// The index of column `name`.
     pub fn column(&self, name: &str) -> Result<usize, Error> {
         self.schema
@@ -198,8 +207,9 @@ impl Batch {
         }
     }
 
-    /// Boolean column `index`: values, and the sorted indices of null rows.
-    pub fn boolean(&self, index: usize) -> Result<(&[bool], &[u32]), Error> {
+    /// Boolean column `index`: one byte per row (1 true, 0 false), and the sorted indices of
+    /// null rows.
+    pub fn boolean(&self, index: usize) -> Result<(&[u8], &[u32]), Error> {
         let c = self.col(index)?;
         match &c.values {
             ColumnValues::Boolean(v) => Ok((v, &c.nulls)),

@@ -145,13 +145,7 @@ fn open_table(
             });
         }
     }
-    let columns = schema
-        .iter()
-        .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql =
-        format!("SELECT rowid, {columns} FROM \"{name}\" WHERE rowid > ?1 ORDER BY rowid LIMIT ?2");
+    let sql = select_sql(name, &schema);
     // Fail at open, not mid-stream, if the table has no rowid.
     conn.prepare_cached(&sql)
         .with_context(|| format!("dataset '{name}' cannot be read by rowid"))?;
@@ -224,6 +218,16 @@ impl DatasetSource for CatalogSource {
     }
 }
 
+/// The query of one batch of `schema`'s columns of table `name`, paged by rowid.
+fn select_sql(name: &str, schema: &[Column]) -> String {
+    let columns = schema
+        .iter()
+        .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT rowid, {columns} FROM \"{name}\" WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")
+}
+
 struct SqliteCursor {
     conn: Connection,
     sql: String,
@@ -236,7 +240,7 @@ struct SqliteCursor {
 enum Builder {
     Int64(Vec<i64>),
     Float64(Vec<f64>),
-    Boolean(Vec<bool>),
+    Boolean(Vec<u8>),
     Text(Vec<u8>, Vec<u32>),
 }
 
@@ -262,8 +266,8 @@ impl Builder {
             (Builder::Float64(v), ValueRef::Null) => v.push(0.0),
             (Builder::Float64(v), ValueRef::Real(f)) => v.push(f),
             (Builder::Float64(v), ValueRef::Integer(n)) => v.push(n as f64),
-            (Builder::Boolean(v), ValueRef::Null) => v.push(false),
-            (Builder::Boolean(v), ValueRef::Integer(n)) => v.push(n != 0),
+            (Builder::Boolean(v), ValueRef::Null) => v.push(0),
+            (Builder::Boolean(v), ValueRef::Integer(n)) => v.push(u8::from(n != 0)),
             (Builder::Text(data, offsets), ValueRef::Null) => offsets.push(data.len() as u32),
             (Builder::Text(data, offsets), ValueRef::Text(t)) => {
                 data.extend_from_slice(t);
@@ -287,6 +291,20 @@ impl Builder {
 impl DatasetCursor for SqliteCursor {
     fn schema(&self) -> &[Column] {
         &self.schema
+    }
+
+    fn select(&mut self, columns: &[usize]) -> Result<(), SourceError> {
+        let schema = columns
+            .iter()
+            .map(|&i| {
+                self.schema.get(i).cloned().ok_or_else(|| {
+                    SourceError::Invalid(format!("dataset '{}' has no column {i}", self.name))
+                })
+            })
+            .collect::<Result<Vec<Column>, _>>()?;
+        self.sql = select_sql(&self.name, &schema);
+        self.schema = schema;
+        Ok(())
     }
 
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<Batch>, SourceError> {

@@ -45,6 +45,9 @@ pub trait DatasetCursor: Send {
     fn schema(&self) -> &[Column];
     /// At most `max_rows` rows (at least one unless the dataset is exhausted), or `None` at the end.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<Batch>, SourceError>;
+    /// Narrows the schema, and every batch after this call, to `columns`: distinct indices into
+    /// the current schema, in the order wanted (the host has checked them).
+    fn select(&mut self, columns: &[usize]) -> Result<(), SourceError>;
 }
 
 /// Bytes of column data in a batch, for the bytes-read budget.

@@ -17,6 +17,7 @@ use crate::error::HostError;
 use crate::gate::HostCall;
 use crate::source::{DatasetCursor, SourceError, batch_bytes};
 use crate::state::HostState;
+use crate::text::{cut, escape};
 
 /// Most rows one `next-batch` returns, whatever the guest asks: bounds host-side allocation.
 pub const MAX_BATCH_ROWS: u32 = 65_536;
@@ -106,10 +107,48 @@ impl datasets::HostDataset for HostState {
         Ok(Some(batch))
     }
 
+    fn select(
+        &mut self,
+        dataset: Resource<OpenDataset>,
+        columns: Vec<String>,
+    ) -> Result<(), HostError> {
+        self.enter()?;
+        let open = self.table.get_mut(&dataset)?;
+        self.gate.check(HostCall::DatasetSelect, &open.required)?;
+        let indices = column_indices(open.cursor.schema(), &columns)?;
+        Ok(open.cursor.select(&indices)?)
+    }
+
     fn drop(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<()> {
         self.enter()?;
         self.table.delete(dataset)?;
         self.open_datasets = self.open_datasets.saturating_sub(1);
         Ok(())
     }
+}
+
+/// The schema indices of `names`, or `invalid` naming the first that is unknown or repeated.
+fn column_indices(schema: &[Column], names: &[String]) -> Result<Vec<usize>, HostError> {
+    if names.is_empty() {
+        return Err(HostError::Invalid(
+            "select needs at least one column".into(),
+        ));
+    }
+    let mut indices = Vec::with_capacity(names.len().min(schema.len()));
+    for name in names {
+        let index = schema.iter().position(|c| &c.name == name).ok_or_else(|| {
+            HostError::Invalid(format!(
+                "the dataset has no column '{}'",
+                escape(&cut(name, 64))
+            ))
+        })?;
+        if indices.contains(&index) {
+            return Err(HostError::Invalid(format!(
+                "column '{}' is selected twice",
+                escape(name)
+            )));
+        }
+        indices.push(index);
+    }
+    Ok(indices)
 }
