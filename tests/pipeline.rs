@@ -47,7 +47,7 @@ async fn every_agent_is_released_at_the_broker_even_when_its_guest_traps_or_hits
             .error
             .as_deref()
             .unwrap()
-            .starts_with("limit memory-bytes exceeded")
+            .starts_with("limit memory-mib exceeded: limit is ")
     );
 
     let admin = AdminClient::authenticate(&b.url(), &AdminSecret::new(ADMIN))

@@ -1,9 +1,12 @@
 //! Build tasks, so that the README's commands work on a fresh clone:
-//! - `cargo xtask guests`: builds every guest component for wasm32-wasip2 and puts it at
-//!   `target/guests/<name>.wasm`, the one place tests, the CLI and users look for them;
+//! - `cargo xtask guests`: builds every guest component (Rust for wasm32-wasip2, Python with
+//!   componentize-py, JavaScript with ComponentizeJS) and puts it at `target/guests/<name>.wasm`,
+//!   the one place tests, the CLI and users look for them;
 //! - `cargo xtask demo`: guests, host, demo data, then the demo run;
 //! - `cargo xtask test`: guests, then every test;
 //! - `cargo xtask pin`: guests, then the plugin digests in `examples/nightly.toml` updated.
+
+mod interpreted;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -57,11 +60,16 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// Runs `program args`, failing with the command line if it fails.
+/// Runs `program args` in the workspace root, failing with the command line if it fails.
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    run_in(&workspace_root(), program, args)
+}
+
+/// Runs `program args` in `dir`, failing with the command line if it fails.
+fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
     let status = Command::new(program)
         .args(args)
-        .current_dir(workspace_root())
+        .current_dir(dir)
         .status()
         .map_err(|e| format!("running {program}: {e}"))?;
     if status.success() {
@@ -121,30 +129,10 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// `tests/python` in a virtualenv (`SLUICE_VENV`, default `target/venv`) with the pinned
-/// `agentwrit==0.3.0` from PyPI.
+/// `tests/python` in the project's virtualenv with the pinned `agentwrit==0.3.0` from PyPI.
 fn python_conformance() -> Result<(), String> {
     let root = workspace_root();
-    let venv = std::env::var_os("SLUICE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target").join("venv"));
-    let bin = venv.join("bin");
-    if !bin.join("python").exists() {
-        let venv_s = venv.display().to_string();
-        run("python3", &["-m", "venv", &venv_s])
-            .map_err(|e| format!("{e}: the Python SDK suite needs python3 with the venv module"))?;
-    }
-    let pip = bin.join("pip").display().to_string();
-    run(
-        &pip,
-        &[
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-            "tests/python/requirements.txt",
-        ],
-    )?;
+    let bin = interpreted::venv()?.join("bin");
     let sluice = target_dir().join("debug").join("sluice");
     let status = Command::new(bin.join("pytest"))
         .args(["tests/python", "-q"])
@@ -188,7 +176,9 @@ fn build_guests() -> Result<(), String> {
             let file = entry.file_name().to_string_lossy().into_owned();
             let known = guests
                 .iter()
-                .any(|(_, _, name)| file == format!("{name}.wasm"));
+                .map(|(_, _, name)| name.as_str())
+                .chain(interpreted::GUESTS.iter().map(|(_, _, name)| *name))
+                .any(|name| file == format!("{name}.wasm"));
             if file.ends_with(".wasm") && !known {
                 let _ = std::fs::remove_file(entry.path());
             }
@@ -229,7 +219,7 @@ fn build_guests() -> Result<(), String> {
             dest.strip_prefix(&root).unwrap_or(&dest).display()
         );
     }
-    Ok(())
+    interpreted::build(&out_dir, &target_dir.join("interpreted"))
 }
 
 /// Rewrites each `sha256 = "..."` in `config` to the digest of the plugin or probe named just

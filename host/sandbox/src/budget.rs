@@ -79,7 +79,7 @@ impl Limit {
     pub fn name(self) -> &'static str {
         match self {
             Limit::WallTime => "wall-time-ms",
-            Limit::Memory => "memory-bytes",
+            Limit::Memory => "memory-mib",
             Limit::RowsRead => "rows-read",
             Limit::BytesRead => "bytes-read",
             Limit::ReportBytes => "report-bytes",
@@ -95,7 +95,7 @@ impl Limit {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitExceeded {
     pub limit: Limit,
-    /// The configured value.
+    /// The configured value (for memory, in bytes; shown in MiB as it is configured).
     pub value: u64,
     /// What the run would have used had the host allowed it; `None` when unknowable (a guest
     /// stopped by the clock, or one call that wanted more than the limit).
@@ -106,6 +106,12 @@ impl fmt::Display for LimitExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.limit.name();
         match (self.limit, self.requested) {
+            (Limit::Memory, Some(requested)) => write!(
+                f,
+                "limit {name} exceeded: limit is {}, run needed {} ({requested} bytes)",
+                self.value.div_ceil(1 << 20),
+                requested.div_ceil(1 << 20)
+            ),
             (_, Some(requested)) => write!(
                 f,
                 "limit {name} exceeded: limit is {}, run needed {requested}",
