@@ -47,10 +47,36 @@ pub fn demo_data() -> &'static Path {
     .path()
 }
 
+/// The compiled-plugin cache the tests share, in cargo's target dir: a Python or JS guest is
+/// compiled once per build of it, not once per test binary and run.
+pub fn test_cache_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("sluice-test-plugin-cache")
+}
+
 /// One sandbox per test binary: compiling guests is the slow part of these tests.
 pub fn sandbox() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| Sandbox::new(SandboxOptions::default()).expect("creating the sandbox"))
+    SANDBOX.get_or_init(|| {
+        let mut sandbox = Sandbox::new(SandboxOptions::default()).expect("creating the sandbox");
+        sandbox
+            .use_compiled_cache(&test_cache_dir())
+            .expect("opening the tests' plugin cache");
+        sandbox
+    })
+}
+
+/// The language of built guest `name`: `-py` and `-js` guests are Python and JavaScript.
+pub fn language_of(name: &str) -> Language {
+    if name.ends_with("-py") {
+        Language::Python
+    } else if name.ends_with("-js") {
+        Language::JavaScript
+    } else {
+        Language::Rust
+    }
 }
 
 /// The compiled guest `name`, cached per test binary.
@@ -63,7 +89,7 @@ pub fn transform(name: &str) -> Transform {
         return t.clone();
     }
     let t = sandbox()
-        .load_file(&guest(name))
+        .load_file_as(&guest(name), language_of(name).surface())
         .unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
     cache.lock().unwrap().insert(name.to_string(), t.clone());
     t
@@ -163,7 +189,7 @@ pub fn pipeline_tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> Te
         data_type: "analytics".into(),
         sha256: file_digest(&plugin_path).expect("digest of a built guest"),
         plugin: plugin_path,
-        language: Language::Rust,
+        language: language_of(plugin),
         read_scope: scope(&format!("read:analytics:{id}")),
         write_scope: scope(&format!("write:reports:{id}")),
         datasets: vec![DatasetConfig {
@@ -200,6 +226,7 @@ pub fn pipeline_config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig
             language: Language::Rust,
         }),
         tenants,
+        cache_dir: Some(test_cache_dir()),
     }
 }
 

@@ -226,7 +226,8 @@ fn forget_older(cache_dir: &Path, name: &str, keep: &Path) {
             .strip_prefix(name)
             .and_then(|rest| rest.strip_prefix('-'))
             .and_then(|rest| rest.strip_suffix(".wasm"));
-        let ours = digest.is_some_and(|d| d.len() == 16 && d.bytes().all(|b| b.is_ascii_hexdigit()));
+        let ours =
+            digest.is_some_and(|d| d.len() == 16 && d.bytes().all(|b| b.is_ascii_hexdigit()));
         if ours && entry.path() != keep {
             let _ = std::fs::remove_file(entry.path());
         }

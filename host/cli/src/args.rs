@@ -37,6 +37,48 @@ pub enum Command {
     /// Inspect an audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Inspect or empty the compiled-plugin cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// Where compiled plugins are kept between runs.
+#[derive(Args, Debug, Clone)]
+pub struct CacheArgs {
+    /// Compiled-plugin cache directory [default: $SLUICE_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/sluice/plugins, else ~/.cache/sluice/plugins].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile every plugin, neither reading nor writing the cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The directory to use, if any.
+    pub fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir
+            .clone()
+            .or_else(sluice_sandbox::CompiledCache::default_dir)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// List compiled plugins: plugin SHA-256, engine, size, age.
+    Ls(CacheDirArgs),
+    /// Remove every compiled plugin.
+    Clear(CacheDirArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CacheDirArgs {
+    /// The cache directory [default: as `sluice run` uses].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +108,8 @@ pub struct TryArgs {
     pub lang: Lang,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// A transform's language, as `--lang` takes it.
@@ -221,11 +265,15 @@ pub struct RunArgs {
     /// Tenants to run at once (default: the config's `concurrency`, else the number of cores).
     #[arg(long)]
     pub concurrency: Option<usize>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct VerifyIsolationArgs {
     pub config: PathBuf,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ mod args;
 mod audit_cmd;
 mod broker;
 mod broker_cmd;
+mod cache_cmd;
 mod data_cmd;
 mod print;
 mod run_cmd;
@@ -47,5 +48,7 @@ fn run(cli: args::Cli) -> anyhow::Result<u8> {
         args::Command::Data(args::DataCommand::Seed(a)) => data_cmd::seed(a),
         args::Command::Audit(args::AuditCommand::Verify(a)) => audit_cmd::verify(a),
         args::Command::Audit(args::AuditCommand::Show(a)) => audit_cmd::show(a),
+        args::Command::Cache(args::CacheCommand::Ls(a)) => cache_cmd::ls(a),
+        args::Command::Cache(args::CacheCommand::Clear(a)) => cache_cmd::clear(a),
     }
 }

@@ -92,3 +92,19 @@ pub fn thousands(n: u64) -> String {
     }
     out
 }
+
+/// `[PLUGIN] python, compiled in 6.6 s` or `... loaded compiled from the cache in 9 ms`.
+pub fn plugin_load(p: &sluice_pipeline::outcome::PluginLoad, indent: &str) {
+    let how = match p.origin {
+        "cached" => "compiled code from the cache",
+        "recompiled" => "recompiled",
+        _ => "compiled",
+    };
+    println!(
+        "{indent}[PLUGIN]  {}, {how} in {} ms",
+        p.language, p.load_ms
+    );
+    if let Some(note) = &p.cache_note {
+        println!("{indent}          {}", safe(note));
+    }
+}

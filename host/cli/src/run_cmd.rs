@@ -72,6 +72,9 @@ fn print_tenant(t: &TenantResult) {
             t.gate_overflow.denied
         );
     }
+    if let Some(plugin) = &t.plugin {
+        crate::print::plugin_load(plugin, "   ");
+    }
     if !t.figures.is_empty() {
         println!(
             "   [TRANSFORM] Processed data for report: {}",
@@ -208,7 +211,8 @@ fn watch_signals(pipeline: &Arc<Pipeline>) -> anyhow::Result<()> {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let config = config::load(&args.config)?;
+    let mut config = config::load(&args.config)?;
+    config.cache_dir = args.cache.dir();
     if args.concurrency == Some(0) {
         anyhow::bail!("--concurrency must be at least 1");
     }
@@ -219,6 +223,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         let (broker, _embedded) =
             crate::broker::connect(&config.broker, config.broker_timeout).await?;
         let pipeline = Arc::new(Pipeline::start(config, broker, args.concurrency).await?);
+        warn_about_cache(&pipeline);
         watch_signals(&pipeline)?;
         let progress = !json && total > 20 && std::io::stderr().is_terminal();
         if !json {
@@ -324,7 +329,8 @@ fn verdict(report: &PipelineReport, code: u8) -> String {
 }
 
 pub fn verify_isolation(args: VerifyIsolationArgs) -> anyhow::Result<u8> {
-    let config = config::load(&args.config)?;
+    let mut config = config::load(&args.config)?;
+    config.cache_dir = args.cache.dir();
     if config.isolation.is_none() {
         anyhow::bail!(
             "{} has no [isolation] section naming the probe (see examples/nightly.toml)",
@@ -335,6 +341,7 @@ pub fn verify_isolation(args: VerifyIsolationArgs) -> anyhow::Result<u8> {
         let (broker, _embedded) =
             crate::broker::connect(&config.broker, config.broker_timeout).await?;
         let pipeline = Arc::new(Pipeline::start(config, broker, Some(1)).await?);
+        warn_about_cache(&pipeline);
         watch_signals(&pipeline)?;
         println!("Broker: {}", safe(&pipeline.broker.description));
         println!();
@@ -348,6 +355,12 @@ pub fn verify_isolation(args: VerifyIsolationArgs) -> anyhow::Result<u8> {
             exit::OK
         })
     })
+}
+
+fn warn_about_cache(pipeline: &Pipeline) {
+    if let Some(warning) = &pipeline.cache_warning {
+        eprintln!("sluice: warning: {}", safe(warning));
+    }
 }
 
 pub fn digest(files: &[std::path::PathBuf]) -> anyhow::Result<u8> {

@@ -17,8 +17,12 @@ pub fn run(args: TryArgs) -> anyhow::Result<u8> {
         params: args.params,
         budget: args.limits.budget(),
         language: args.lang.into(),
+        cache_dir: args.cache.dir(),
     };
     let result = run_local(&run)?;
+    if let Some(warning) = &result.cache_warning {
+        eprintln!("sluice: warning: {}", print::safe(warning));
+    }
     let outcome = &result.outcome;
     let writ = &outcome.writ;
     println!(
@@ -31,6 +35,7 @@ pub fn run(args: TryArgs) -> anyhow::Result<u8> {
         print::safe(&writ.agent_id)
     );
     println!("   Scope:    {}", print::scope_list(&writ.held_strings()));
+    print::plugin_load(&result.plugin, "   ");
     print::gate_events(writ, &outcome.events, "   ");
     print::logs(outcome, "   ");
     if outcome.overflow.total() > 0 {

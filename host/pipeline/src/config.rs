@@ -254,6 +254,10 @@ pub struct PipelineConfig {
     pub share: TenantShare,
     pub isolation: Option<IsolationConfig>,
     pub tenants: Vec<TenantConfig>,
+    /// Where compiled plugins are kept between runs (not read from the file: the CLI's
+    /// `--cache-dir`, `SLUICE_CACHE_DIR` or the user's cache directory); `None` compiles every
+    /// plugin on every run.
+    pub cache_dir: Option<PathBuf>,
 }
 
 struct Ctx<'a> {
@@ -574,6 +578,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         share,
         isolation,
         tenants,
+        cache_dir: None,
     })
 }
 

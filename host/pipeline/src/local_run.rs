@@ -10,6 +10,7 @@ use sluice_sandbox::{Budget, Interrupt, RunOutcome, RunRequest, Sandbox, Sandbox
 
 use crate::audit::{AuditLog, Lifecycle, gate_entries, writ_subject};
 use crate::config::Language;
+use crate::outcome::PluginLoad;
 use crate::report_dir::ReportDir;
 use crate::sqlite_source::SqliteSource;
 
@@ -25,6 +26,8 @@ pub struct LocalRun {
     pub params: Vec<(String, String)>,
     pub budget: Budget,
     pub language: Language,
+    /// Where compiled plugins are kept between runs; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The outcome, plus where its report went.
@@ -32,6 +35,10 @@ pub struct LocalRun {
 pub struct LocalRunResult {
     pub outcome: RunOutcome,
     pub published: Vec<PathBuf>,
+    /// How the plugin was loaded.
+    pub plugin: PluginLoad,
+    /// Why the configured plugin cache was not used, if it was not.
+    pub cache_warning: Option<String>,
 }
 
 /// Parses scopes given by a user, naming the first bad one.
@@ -48,12 +55,18 @@ pub fn parse_scopes(scopes: &[String]) -> anyhow::Result<Vec<Scope>> {
 pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
     let held = parse_scopes(&run.scopes)?;
     let audit = run.audit.as_ref().map(AuditLog::open).transpose()?;
-    let sandbox = Sandbox::new(SandboxOptions {
+    let mut sandbox = Sandbox::new(SandboxOptions {
         pooling_slots: None,
         max_memory_bytes: run.budget.memory_bytes,
         ..SandboxOptions::default()
     })?;
+    let cache_warning = run
+        .cache_dir
+        .as_deref()
+        .and_then(|dir| sandbox.use_compiled_cache(dir).err())
+        .map(|e| format!("{e}; compiling the plugin instead"));
     let transform = sandbox.load_file_as(&run.component, run.language.surface())?;
+    let plugin = PluginLoad::new(run.language.name(), &transform);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -93,7 +106,12 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
         .iter()
         .map(|staged| reports.publish(&staged.tenant, &staged.bytes))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(LocalRunResult { outcome, published })
+    Ok(LocalRunResult {
+        outcome,
+        published,
+        plugin,
+        cache_warning,
+    })
 }
 
 /// The component path `target/guests/<name>.wasm` relative to `root`.

@@ -16,7 +16,7 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::audit::{AuditLog, Lifecycle, Subject};
 use crate::broker::Broker;
 use crate::config::{Language, PipelineConfig, TenantConfig};
-use crate::outcome::{GateLine, PipelineReport, TenantResult};
+use crate::outcome::{GateLine, PipelineReport, PluginLoad, TenantResult};
 use crate::plugins::PluginCache;
 use crate::report_dir::ReportDir;
 use crate::session::TenantSession;
@@ -49,6 +49,9 @@ pub struct Pipeline {
     pub(crate) run_slots: Arc<Semaphore>,
     /// Agents created and not yet closed, by task id: what a second Ctrl-C releases.
     pub(crate) live: Mutex<HashMap<String, Arc<Mutex<Agent>>>>,
+    /// Why the configured compiled-plugin cache is not used, if it is not: the night runs
+    /// anyway, compiling every plugin.
+    pub cache_warning: Option<String>,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -86,11 +89,16 @@ impl Pipeline {
         let audit = AuditLog::open(&config.audit)?;
         // One slot per concurrent tenant plus the isolation probe.
         let slots = concurrency + 1;
-        let sandbox = Sandbox::new(SandboxOptions {
+        let mut sandbox = Sandbox::new(SandboxOptions {
             pooling_slots: Some(slots as u32),
             max_memory_bytes: config.budget.memory_bytes,
             share: config.share,
         })?;
+        let cache_warning = config
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| sandbox.use_compiled_cache(dir).err())
+            .map(|e| format!("{e}; compiling every plugin instead"));
         let mut source = CatalogSource::new(config.data_dir.as_ref().map(SqliteSource::new));
         for tenant in &config.tenants {
             for ds in &tenant.datasets {
@@ -109,6 +117,7 @@ impl Pipeline {
             interrupt: Interrupt::new(),
             run_slots: Arc::new(Semaphore::new(slots)),
             live: Mutex::new(HashMap::new()),
+            cache_warning,
         })
     }
 
@@ -189,6 +198,7 @@ impl Pipeline {
         {
             Err(e) => Err(e),
             Ok(transform) => {
+                result.plugin = Some(PluginLoad::new(tenant.language.name(), &transform));
                 let scopes = [&tenant.read_scope, &tenant.write_scope];
                 match TenantSession::open(self, &tenant.id, &result.task_id, scopes, None).await {
                     Err((None, e)) => Err(e.to_string()),

@@ -45,6 +45,44 @@ pub enum AgentEnd {
     NotReleased(String),
 }
 
+/// How a tenant's plugin was loaded.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PluginLoad {
+    /// `rust`, `python` or `js`.
+    pub language: &'static str,
+    /// `cached` (compiled code from the plugin cache), `compiled`, or `recompiled` (a cache
+    /// entry was unusable).
+    pub origin: &'static str,
+    /// Why the cache could not be used, if it could not (an unusable entry, a failed write).
+    pub cache_note: Option<String>,
+    /// Compiling (or loading compiled code) and linking, in milliseconds.
+    pub load_ms: u64,
+}
+
+impl PluginLoad {
+    pub fn new(language: &'static str, transform: &sluice_sandbox::Transform) -> PluginLoad {
+        use sluice_sandbox::CodeOrigin;
+        let (origin, cache_note) = match transform.origin() {
+            CodeOrigin::Cached => ("cached", None),
+            CodeOrigin::Uncached => ("compiled", None),
+            CodeOrigin::Compiled { stored } => ("compiled", stored.clone().err()),
+            CodeOrigin::Recompiled { reason, stored } => (
+                "recompiled",
+                Some(match stored {
+                    Ok(()) => format!("cache entry unusable: {reason}"),
+                    Err(e) => format!("cache entry unusable: {reason}; {e}"),
+                }),
+            ),
+        };
+        PluginLoad {
+            language,
+            origin,
+            cache_note,
+            load_ms: transform.load_time().as_millis() as u64,
+        }
+    }
+}
+
 /// One tenant's night.
 #[derive(Clone, Debug, Serialize)]
 pub struct TenantResult {
@@ -57,6 +95,8 @@ pub struct TenantResult {
     /// The scopes the broker issued (what the gate enforced).
     pub scope: Vec<String>,
     pub expires_in: Option<u64>,
+    /// How its plugin was loaded, once it was.
+    pub plugin: Option<PluginLoad>,
     pub rows_read: u64,
     pub host_calls: u64,
     pub figures: Vec<Figure>,
@@ -86,6 +126,7 @@ impl TenantResult {
             agent_id: None,
             scope: Vec::new(),
             expires_in: None,
+            plugin: None,
             rows_read: 0,
             host_calls: 0,
             figures: Vec::new(),

@@ -75,7 +75,7 @@ impl PluginCache {
         // Compile the bytes that were hashed, not whatever the file holds now.
         let bytes = entry.bytes.take().unwrap_or_default();
         let compiled = sandbox
-            .load_as(&bytes, &path.display().to_string(), surface)
+            .load_pinned(&bytes, &actual, &path.display().to_string(), surface)
             .map_err(|e| format!("{e:#}"));
         entry.compiled = Some(compiled.clone());
         compiled

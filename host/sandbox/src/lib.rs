@@ -13,6 +13,7 @@
 mod bindings;
 pub mod bounds;
 mod budget;
+mod compiled_cache;
 mod error;
 mod failure;
 mod gate;
@@ -29,6 +30,7 @@ mod watchdog;
 
 pub use bounds::{Figure, Summary, is_plain_name};
 pub use budget::{Budget, Counter, Limit, LimitExceeded, Usage};
+pub use compiled_cache::{CacheEntry, CacheError, CacheStats, CodeOrigin, CompiledCache};
 pub use failure::RunFailure;
 pub use gate::{AuditSink, Decision, Denied, Gate, GateEvent, GateOverflow, HostCall, Writ};
 pub use host::datasets::MAX_BATCH_ROWS;

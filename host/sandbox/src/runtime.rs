@@ -13,6 +13,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings::TransformPre;
 use crate::bounds::{Summary, check_summary, guest_message};
 use crate::budget::{Budget, Usage};
+use crate::compiled_cache::{CacheError, CodeOrigin, CompiledCache, Lookup};
 use crate::failure::{RunFailure, classify};
 use crate::gate::{Gate, GateEvent, GateOverflow, Writ};
 use crate::interrupt::Interrupt;
@@ -78,6 +79,7 @@ pub struct Sandbox {
     basic: wasmtime::component::Linker<HostState>,
     interpreter: wasmtime::component::Linker<HostState>,
     options: SandboxOptions,
+    cache: Option<CompiledCache>,
     ticker: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -137,6 +139,7 @@ impl Sandbox {
             basic,
             interpreter,
             options,
+            cache: None,
             ticker: Some(ticker),
             stop,
         })
@@ -144,6 +147,18 @@ impl Sandbox {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Keeps compiled plugins in `dir` (see [`CompiledCache`]): each plugin is compiled once per
+    /// (SHA-256, engine configuration), later loads take milliseconds.
+    pub fn use_compiled_cache(&mut self, dir: &Path) -> Result<(), CacheError> {
+        self.cache = Some(CompiledCache::open(dir, &self.engine)?);
+        Ok(())
+    }
+
+    /// The compiled-plugin cache, if one is in use.
+    pub fn compiled_cache(&self) -> Option<&CompiledCache> {
+        self.cache.as_ref()
     }
 
     /// Compiles the component at `path` and links it against the host's basic WASI surface,
@@ -175,8 +190,43 @@ impl Sandbox {
         name: &str,
         surface: WasiSurface,
     ) -> anyhow::Result<Transform> {
-        let component = self.compile(bytes, name)?;
-        self.link(component, name, surface)
+        let sha256 = match self.cache {
+            Some(_) => hex_sha256(bytes),
+            None => String::new(),
+        };
+        self.load_pinned(bytes, &sha256, name, surface)
+    }
+
+    /// [`load_as`](Self::load_as) for bytes whose SHA-256 (lowercase hex) the caller has
+    /// already checked: the compiled-plugin cache is keyed by it.
+    pub fn load_pinned(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        name: &str,
+        surface: WasiSurface,
+    ) -> anyhow::Result<Transform> {
+        let start = Instant::now();
+        let (component, origin) = match &self.cache {
+            None => (self.compile(bytes, name)?, CodeOrigin::Uncached),
+            Some(cache) => match cache.get(&self.engine, sha256) {
+                Lookup::Hit(component) => (component, CodeOrigin::Cached),
+                Lookup::Miss => {
+                    let component = self.compile(bytes, name)?;
+                    let stored = cache.put(sha256, &component);
+                    (component, CodeOrigin::Compiled { stored })
+                }
+                Lookup::Rejected(reason) => {
+                    let component = self.compile(bytes, name)?;
+                    let stored = cache.put(sha256, &component);
+                    (component, CodeOrigin::Recompiled { reason, stored })
+                }
+            },
+        };
+        let mut transform = self.link(component, name, surface)?;
+        transform.origin = origin;
+        transform.load_time = start.elapsed();
+        Ok(transform)
     }
 
     /// The engine's compilation of `bytes`, with errors a plugin author can act on.
@@ -245,6 +295,8 @@ impl Sandbox {
             name: name.to_string(),
             max_memory_bytes: self.options.max_memory_bytes,
             share: self.options.share,
+            origin: CodeOrigin::Uncached,
+            load_time: Duration::ZERO,
         })
     }
 }
@@ -326,11 +378,23 @@ pub struct Transform {
     name: String,
     max_memory_bytes: u64,
     share: TenantShare,
+    origin: CodeOrigin,
+    load_time: Duration,
 }
 
 impl Transform {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether its code was compiled or came from the compiled-plugin cache.
+    pub fn origin(&self) -> &CodeOrigin {
+        &self.origin
+    }
+
+    /// How long loading it took: compiling (or loading compiled code) and linking.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
     }
 
     /// `budget` as this engine can honour it: memory no larger than the engine's slots.
@@ -454,4 +518,13 @@ fn guest_failure(error: crate::bindings::RunError, gate: &Gate) -> RunFailure {
         }
         RunError::Failed(message) => RunFailure::Guest(guest_message(&message)),
     }
+}
+
+/// The lowercase hex SHA-256 of `bytes`, as plugins are pinned.
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
