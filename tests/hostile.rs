@@ -10,7 +10,7 @@ use std::time::Duration;
 use sluice_pipeline::{ReportDir, SqliteSource};
 use sluice_sandbox::{
     Budget, Decision, Interrupt, RunOutcome, RunRequest, SandboxOptions, TenantShare,
-    WATCHDOG_GRACE,
+    WATCHDOG_GRACE, WasiSurface,
 };
 use sluice_tests::{demo_data, expected_report, files_under, guest, own_scopes, run_as, writ};
 
@@ -584,6 +584,52 @@ fn sockets() {
         message.contains("which Sluice does not provide"),
         "{message}"
     );
+}
+
+/// Refused with the Rust guests' WASI; linked with the interpreters' capability-free WASI, where
+/// every interface it asks answers "nothing": no preopened directory, no environment, arguments
+/// or working directory, stdin closed, TCP, UDP and name lookup refused by the host. A grant
+/// anywhere changes a figure and fails this test.
+#[test]
+fn wasi_surface() {
+    let message = import_refusal("wasi_surface");
+    assert!(
+        message.contains("which Sluice does not provide"),
+        "{message}"
+    );
+    let scopes = own_scopes("hospital");
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let transform = sluice_tests::sandbox()
+        .load_file_as(&guest("hostile-wasi_surface"), WasiSurface::Interpreter)
+        .expect("the interpreter surface links it");
+    let outcome = transform.run(RunRequest::new(
+        writ("hospital", &scopes),
+        Arc::new(SqliteSource::new(demo_data())),
+    ));
+    let figures: Vec<(String, String)> = outcome
+        .result
+        .expect("the probe runs")
+        .figures
+        .iter()
+        .map(|f| (f.name.to_string(), f.value.to_string()))
+        .collect();
+    let expected = [
+        ("preopens", "0"),
+        ("environment", "0"),
+        ("arguments", "0"),
+        ("cwd", "none"),
+        ("stdin", "closed"),
+        ("tcp", "access-denied"),
+        ("udp", "access-denied"),
+        // Wasmtime's answer when lookup is off, before any query is made.
+        ("name-lookup", "permanent-resolver-failure"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(figures, expected);
+    assert!(outcome.staged.is_empty());
 }
 
 // Hostile runs between clean tenants.

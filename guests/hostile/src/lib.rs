@@ -9,7 +9,7 @@
 
 // An import attack is the whole component: the run-time attacks are built but unused.
 #![cfg_attr(
-    any(feature = "filesystem", feature = "sockets"),
+    any(feature = "filesystem", feature = "sockets", feature = "wasi_surface"),
     allow(dead_code, unused_imports)
 )]
 
@@ -33,12 +33,12 @@ macro_rules! dispatch {
 sluice_hostile_list::foreach_hostile!(dispatch);
 
 impl Transform for Hostile {
-    #[cfg(any(feature = "filesystem", feature = "sockets"))]
+    #[cfg(any(feature = "filesystem", feature = "sockets", feature = "wasi_surface"))]
     fn run(_: Params) -> Result<Summary, RunError> {
         attacks::imports::attack()
     }
 
-    #[cfg(not(any(feature = "filesystem", feature = "sockets")))]
+    #[cfg(not(any(feature = "filesystem", feature = "sockets", feature = "wasi_surface")))]
     fn run(params: Params) -> Result<Summary, RunError> {
         match param(&params, "attack") {
             Some(attack) => dispatch(attack, &params),

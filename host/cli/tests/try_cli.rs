@@ -194,3 +194,100 @@ fn missing_component_says_how_to_build_it() {
         "{stderr}"
     );
 }
+
+/// `AGENTWRIT_CLIENT_SECRET` is in the host's environment; the Python and JS guests see an empty
+/// one (or none at all), and the secret is nowhere in what sluice prints.
+#[test]
+fn interpreted_guests_cannot_see_the_host_environment() {
+    const SECRET: &str = "s3cret-the-guest-must-never-see";
+    for (guest_name, lang, cause) in [
+        (
+            "hostile-py",
+            "python",
+            "transform failed: TransformFailed: environment {}, arguments []",
+        ),
+        (
+            "hostile-js",
+            "js",
+            "transform failed: ReferenceError: process is not defined",
+        ),
+    ] {
+        let reports = tempfile::tempdir().unwrap();
+        let component = guest(guest_name).display().to_string();
+        let args = try_args(
+            &component,
+            "hospital",
+            reports.path(),
+            &["--lang", lang, "--param", "attack=read_env"],
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&args)
+            .env("AGENTWRIT_CLIENT_SECRET", SECRET)
+            .env("AGENTWRIT_CLIENT_ID", "sa-visible-to-nobody")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("[FAILED]  {cause}")),
+            "{guest_name}: {stdout}"
+        );
+        for output in [&stdout, &stderr] {
+            assert!(!output.contains(SECRET), "{guest_name} leaked: {output}");
+            assert!(!output.contains("sa-visible-to-nobody"), "{output}");
+        }
+    }
+}
+
+#[test]
+fn a_second_try_loads_the_plugin_compiled_from_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let component = guest("hospital").display().to_string();
+    let mut origins = Vec::new();
+    for _ in 0..2 {
+        let reports = tempfile::tempdir().unwrap();
+        let out = run(&try_args(
+            &component,
+            "hospital",
+            reports.path(),
+            &["--cache-dir", &cache_dir],
+        ));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("[PLUGIN]"))
+            .unwrap_or_else(|| panic!("{stdout}"))
+            .to_string();
+        origins.push(line);
+        assert_eq!(
+            std::fs::read_to_string(reports.path().join("hospital/latest.json")).unwrap(),
+            expected_report("hospital")
+        );
+    }
+    assert!(
+        origins[0].contains("[PLUGIN]  rust, compiled in "),
+        "{}",
+        origins[0]
+    );
+    assert!(
+        origins[1].contains("[PLUGIN]  rust, compiled code from the cache in "),
+        "{}",
+        origins[1]
+    );
+
+    let sha = sluice_pipeline::plugins::file_digest(&guest("hospital")).unwrap();
+    let ls = sluice(&["cache", "ls", "--cache-dir", &cache_dir]);
+    let listing = text(&ls.stdout);
+    assert!(listing.contains(&sha[..16]), "{listing}");
+    assert!(listing.contains("1 compiled plugin(s)"), "{listing}");
+    let clear = sluice(&["cache", "clear", "--cache-dir", &cache_dir]);
+    assert!(
+        text(&clear.stdout).starts_with("removed 2 file(s), "),
+        "{}",
+        text(&clear.stdout)
+    );
+    let ls = sluice(&["cache", "ls", "--cache-dir", &cache_dir]);
+    assert!(text(&ls.stdout).contains("0 compiled plugin(s)"));
+}

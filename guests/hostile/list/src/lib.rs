@@ -61,7 +61,7 @@ macro_rules! foreach_hostile {
                 trap_after_commit,
                 exit_with_code
             ],
-            import: [filesystem, sockets],
+            import: [filesystem, sockets, wasi_surface],
             wat: [many_instances, many_memories],
         }
     };
@@ -79,6 +79,39 @@ macro_rules! names {
 }
 
 foreach_hostile!(names);
+
+/// Calls `$m! { [...] }` with every attack of the hostile Python and JavaScript guests
+/// (`guests/python/transforms/hostile.py`, `guests/js/transforms/hostile.js`, chosen by their
+/// `attack` parameter): what an interpreter makes possible beyond the Rust guest's attacks.
+/// `tests/interpreted.rs` must have a test per attack and language.
+#[macro_export]
+macro_rules! foreach_interpreted_hostile {
+    ($m:ident) => {
+        $m! {
+            [
+                read_passwd,
+                read_own_plugin,
+                read_env,
+                connect_broker,
+                http_request,
+                spawn_process,
+                read_other_tenant,
+                spin,
+                memory_hog,
+                recurse
+            ]
+        }
+    };
+}
+
+macro_rules! interpreted_names {
+    ([$($attack:ident),*]) => {
+        /// Attacks of `hostile-py.wasm` and `hostile-js.wasm`, by `attack` parameter.
+        pub const INTERPRETED: &[&str] = &[$(stringify!($attack)),*];
+    };
+}
+
+foreach_interpreted_hostile!(interpreted_names);
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 
 mod audit;
 mod calls;
-#[cfg(any(feature = "filesystem", feature = "sockets"))]
+#[cfg(any(feature = "filesystem", feature = "sockets", feature = "wasi_surface"))]
 pub mod imports;
 mod input;
 mod memory;
