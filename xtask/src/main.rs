@@ -2,9 +2,9 @@
 //! - `cargo xtask guests`: builds every guest component (Rust for wasm32-wasip2, Python with
 //!   componentize-py, JavaScript with ComponentizeJS) and puts it at `target/guests/<name>.wasm`,
 //!   the one place tests, the CLI and users look for them;
-//! - `cargo xtask demo`: guests, host, demo data, then the demo run;
+//! - `cargo xtask demo`: guests, host, demo data, then the demo runs (all-Rust, then polyglot);
 //! - `cargo xtask test`: guests, then every test;
-//! - `cargo xtask pin`: guests, then the plugin digests in `examples/nightly.toml` updated.
+//! - `cargo xtask pin`: guests, then the plugin digests in `examples/*.toml` updated.
 
 mod interpreted;
 
@@ -37,12 +37,18 @@ fn main() -> ExitCode {
         Some("guests") => build_guests(),
         Some("demo") => build_guests().and_then(|()| demo()),
         Some("test") => build_guests().and_then(|()| test(&args[1..])),
-        Some("pin") => build_guests().and_then(|()| pin("examples/nightly.toml")),
+        Some("pin") => build_guests().and_then(|()| {
+            for config in ["examples/nightly.toml", "examples/polyglot.toml"] {
+                let changed = pin(config)?;
+                println!("{config}: {changed} plugin digest(s) updated");
+            }
+            Ok(())
+        }),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n  guests  build every guest to target/guests/<name>.wasm\n  \
                  demo    build everything and run the nightly demo\n  test    build guests and run every test\n  \
-                 pin     build guests and update the plugin digests in examples/nightly.toml"
+                 pin     build guests and update the plugin digests in examples/*.toml"
             );
             return ExitCode::from(2);
         }
@@ -110,7 +116,18 @@ fn demo() -> Result<(), String> {
     println!();
     sluice(&["run", "examples/nightly.toml"])?;
     println!();
-    sluice(&["audit", "verify", ".sluice/demo/audit.jsonl"])
+    sluice(&["audit", "verify", ".sluice/demo/audit.jsonl"])?;
+    println!();
+    // Python and JS builds are not bit-reproducible: pin what this machine built.
+    let repinned = pin("examples/polyglot.toml")?;
+    if repinned > 0 {
+        println!(
+            "pinned examples/polyglot.toml to this machine's Python/JS builds ({repinned} digest(s))"
+        );
+    }
+    println!("The same night with the hospital in Python and the retailer in JavaScript:");
+    println!();
+    sluice(&["run", "examples/polyglot.toml"])
 }
 
 /// Every test: the Rust workspace, then the official Python SDK against the dev broker.
@@ -223,8 +240,9 @@ fn build_guests() -> Result<(), String> {
 }
 
 /// Rewrites each `sha256 = "..."` in `config` to the digest of the plugin or probe named just
-/// before it: after changing a guest, the example configuration pins the new build.
-fn pin(config: &str) -> Result<(), String> {
+/// before it: after changing a guest, the example configuration pins the new build. Returns how
+/// many digests changed.
+fn pin(config: &str) -> Result<usize, String> {
     use sha2::Digest as _;
     let root = workspace_root();
     let path = root.join(config);
@@ -232,6 +250,7 @@ fn pin(config: &str) -> Result<(), String> {
     let dir = path.parent().unwrap_or(&root).to_path_buf();
     let mut plugin: Option<PathBuf> = None;
     let mut out = String::new();
+    let mut changed = 0;
     for line in text.lines() {
         let trimmed = line.trim_start();
         let value = |l: &str| l.split('"').nth(1).map(str::to_string);
@@ -242,16 +261,22 @@ fn pin(config: &str) -> Result<(), String> {
             && let Some(p) = plugin.take()
         {
             let bytes = std::fs::read(&p).map_err(|e| format!("reading {}: {e}", p.display()))?;
-            out.push_str(&format!(
-                "sha256 = \"{}\"\n",
+            let pinned = format!(
+                "sha256 = \"{}\"",
                 hex::encode(sha2::Sha256::digest(&bytes))
-            ));
+            );
+            if trimmed != pinned {
+                changed += 1;
+            }
+            out.push_str(&pinned);
+            out.push('\n');
             continue;
         }
         out.push_str(line);
         out.push('\n');
     }
-    std::fs::write(&path, out).map_err(|e| format!("writing {config}: {e}"))?;
-    println!("pinned plugin digests in {config}");
-    Ok(())
+    if changed > 0 {
+        std::fs::write(&path, out).map_err(|e| format!("writing {config}: {e}"))?;
+    }
+    Ok(changed)
 }

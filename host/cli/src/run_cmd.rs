@@ -34,6 +34,9 @@ fn print_tenant(t: &TenantResult) {
             println!("   Expires:  {e}s");
         }
     }
+    if let Some(plugin) = &t.plugin {
+        crate::print::plugin_load(plugin, "   ");
+    }
     let reads: u64 = t
         .gate
         .iter()
@@ -71,9 +74,6 @@ fn print_tenant(t: &TenantResult) {
             t.gate_overflow.total(),
             t.gate_overflow.denied
         );
-    }
-    if let Some(plugin) = &t.plugin {
-        crate::print::plugin_load(plugin, "   ");
     }
     if !t.figures.is_empty() {
         println!(
