@@ -335,3 +335,76 @@ mod js {
         );
     }
 }
+
+/// A night of three clean tenants in three languages and every Python and JS attack as a tenant
+/// of its own, run two at a time against a real broker on loopback (which the socket attacks aim
+/// at): the clean tenants' reports are the seed's bytes, every attacker fails with one line,
+/// writes nothing and has its agent released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_night_with_python_and_js_attackers_leaves_the_other_tenants_untouched() {
+    use sluice_pipeline::outcome::AgentEnd;
+    use sluice_tests::{files_under, night, pipeline_tenant};
+
+    let (_broker, creds) = night::broker().await;
+    let broker_port = creds
+        .broker_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tenants = vec![
+        pipeline_tenant("hospital", "hospital-py", "visits", demo_data()),
+        pipeline_tenant("bank", "bank", "transactions", demo_data()),
+        pipeline_tenant("retail", "retail-js", "orders", demo_data()),
+    ];
+    let mut attackers = Vec::new();
+    for lang in ["py", "js"] {
+        for attack in sluice_hostile_list::INTERPRETED {
+            let id = format!("mallory_{lang}_{attack}");
+            let mut tenant = pipeline_tenant(&id, &format!("hostile-{lang}"), "data", demo_data());
+            tenant.params = vec![
+                ("attack".into(), attack.to_string()),
+                ("port".into(), broker_port.clone()),
+            ];
+            attackers.push(id);
+            tenants.push(tenant);
+        }
+    }
+    let mut config = night::night_config(dir.path(), tenants);
+    for tenant in config.tenants.iter_mut().skip(3) {
+        tenant.budget.wall_time = Duration::from_secs(2);
+    }
+    let reports_dir = config.reports.clone();
+    let report = night::run(config, &creds, 2).await;
+
+    for (tenant, result) in ["hospital", "bank", "retail"].iter().zip(&report.tenants) {
+        assert_eq!(result.error, None, "{tenant}");
+        assert_eq!(
+            std::fs::read_to_string(reports_dir.join(tenant).join("latest.json")).unwrap(),
+            expected_report(tenant)
+        );
+        assert_eq!(result.agent_end, Some(AgentEnd::Released), "{tenant}");
+    }
+    for (id, result) in attackers.iter().zip(&report.tenants[3..]) {
+        assert_eq!(&result.id, id);
+        let error = result
+            .error
+            .as_deref()
+            .unwrap_or_else(|| panic!("{id} succeeded"));
+        assert!(!error.contains('\n'), "{id}: {error:?}");
+        assert_eq!(result.report, None, "{id}");
+        assert_eq!(result.agent_end, Some(AgentEnd::Released), "{id}");
+    }
+    assert_eq!(
+        files_under(&reports_dir),
+        [
+            "bank/latest.json",
+            "hospital/latest.json",
+            "retail/latest.json"
+        ]
+    );
+    let isolation = report.isolation.as_ref().expect("the probe ran");
+    assert!(!isolation.violated);
+}

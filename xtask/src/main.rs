@@ -261,10 +261,7 @@ fn pin(config: &str) -> Result<usize, String> {
             && let Some(p) = plugin.take()
         {
             let bytes = std::fs::read(&p).map_err(|e| format!("reading {}: {e}", p.display()))?;
-            let pinned = format!(
-                "sha256 = \"{}\"",
-                hex::encode(sha2::Sha256::digest(&bytes))
-            );
+            let pinned = format!("sha256 = \"{}\"", hex::encode(sha2::Sha256::digest(&bytes)));
             if trimmed != pinned {
                 changed += 1;
             }

@@ -28,6 +28,8 @@ pub enum Command {
     Digest(DigestArgs),
     /// Run one transform under scopes given on the command line, with no broker.
     Try(TryArgs),
+    /// Start a transform project in Rust, Python or JavaScript that builds with one command.
+    New(NewArgs),
     /// Manage tenant data.
     #[command(subcommand)]
     Data(DataCommand),
@@ -110,6 +112,18 @@ pub struct TryArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// The project's name: its directory, package and `<NAME>.wasm` (a-z 0-9 _ -).
+    pub name: String,
+    /// The language to write it in.
+    #[arg(long = "lang", value_enum)]
+    pub lang: Lang,
+    /// Where to create the project directory.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
 }
 
 /// A transform's language, as `--lang` takes it.

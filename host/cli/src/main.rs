@@ -7,6 +7,7 @@ mod broker;
 mod broker_cmd;
 mod cache_cmd;
 mod data_cmd;
+mod new_cmd;
 mod print;
 mod run_cmd;
 mod try_cmd;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
 fn run(cli: args::Cli) -> anyhow::Result<u8> {
     match cli.command {
         args::Command::Try(a) => try_cmd::run(a),
+        args::Command::New(a) => new_cmd::run(a),
         args::Command::Run(a) => run_cmd::run(a),
         args::Command::VerifyIsolation(a) => run_cmd::verify_isolation(a),
         args::Command::Digest(a) => run_cmd::digest(&a.files),
