@@ -558,7 +558,7 @@ fn exit_with_code() {
 // Components the host refuses to load.
 
 fn import_refusal(feature: &str) -> String {
-    let name = format!("hostile-{feature}");
+    let name = format!("hostile-{}", feature.replace('_', "-"));
     match sluice_tests::sandbox().load_file(&guest(&name)) {
         Ok(_) => panic!("{name} loaded"),
         Err(e) => format!("{e:#}"),
@@ -600,7 +600,7 @@ fn wasi_surface() {
     let scopes = own_scopes("hospital");
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let transform = sluice_tests::sandbox()
-        .load_file_as(&guest("hostile-wasi_surface"), WasiSurface::Interpreter)
+        .load_file_as(&guest("hostile-wasi-surface"), WasiSurface::Interpreter)
         .expect("the interpreter surface links it");
     let outcome = transform.run(RunRequest::new(
         writ("hospital", &scopes),

@@ -24,7 +24,11 @@ fn guests() -> Vec<(&'static str, &'static str, String)> {
         ("guest-hostile", "", "hostile".to_string()),
     ];
     for feature in sluice_hostile_list::IMPORT {
-        guests.push(("guest-hostile", feature, format!("hostile-{feature}")));
+        guests.push((
+            "guest-hostile",
+            feature,
+            format!("hostile-{}", feature.replace('_', "-")),
+        ));
     }
     guests
 }

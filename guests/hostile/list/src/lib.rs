@@ -71,7 +71,7 @@ macro_rules! names {
     (run: [$($run:ident),*], import: [$($import:ident),*], wat: [$($wat:ident),*] $(,)?) => {
         /// Attacks of `hostile.wasm`, by `attack` parameter.
         pub const RUN: &[&str] = &[$(stringify!($run)),*];
-        /// Cargo features of `guests/hostile`, each built to `hostile-<feature>.wasm`.
+        /// Cargo features of `guests/hostile`, each built to `hostile-<feature>.wasm` (`_` written `-`).
         pub const IMPORT: &[&str] = &[$(stringify!($import)),*];
         /// Components in `guests/hostile/wat/<name>.wat`.
         pub const WAT: &[&str] = &[$(stringify!($wat)),*];
