@@ -94,7 +94,53 @@ fn report(what: &str, unit: &str, samples: &[Vec<f64>]) -> Vec<f64> {
     medians
 }
 
+/// Where a cached load's milliseconds go, for the Python component (`SLUICE_BENCH=breakdown`):
+/// the copying path (read the entry whole, hash, deserialize the copy) step by step, against the
+/// cache's path (hash through a small buffer, let Wasmtime map the file).
+fn breakdown() {
+    let cache = tempfile::tempdir().unwrap();
+    let name = "hospital-py";
+    let bytes = std::fs::read(guest(name)).unwrap();
+    let sha = hex_sha256(&bytes);
+    sandbox(Some(cache.path()))
+        .load_pinned(&bytes, &sha, name, surface(name))
+        .unwrap();
+    let entry = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .unwrap();
+    let s = sandbox(Some(cache.path()));
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let code = std::fs::read(&entry).unwrap();
+        let t1 = Instant::now();
+        let digest = blake3::hash(&code);
+        let t2 = Instant::now();
+        // SAFETY: the cache's own entry, just written by this process.
+        let component =
+            unsafe { wasmtime::component::Component::deserialize(s.engine(), &code) }.unwrap();
+        let t3 = Instant::now();
+        let total = Instant::now();
+        s.load_pinned(&bytes, &sha, name, surface(name)).unwrap();
+        let t4 = Instant::now();
+        drop((digest, component));
+        println!(
+            "copying: read {:.1} ms ({} MB), blake3 {:.1} ms, deserialize {:.1} ms; the cache's \
+             load_pinned: {:.1} ms",
+            (t1 - t0).as_secs_f64() * 1e3,
+            code.len() >> 20,
+            (t2 - t1).as_secs_f64() * 1e3,
+            (t3 - t2).as_secs_f64() * 1e3,
+            (t4 - total).as_secs_f64() * 1e3,
+        );
+    }
+}
+
 fn main() {
+    if std::env::var("SLUICE_BENCH").as_deref() == Ok("breakdown") {
+        return breakdown();
+    }
     println!("rounds: {} (interleaved Rust, Python, JS)\n", rounds());
     println!("| measurement | Rust | Python | JS |");
     println!("|---|---|---|---|");

@@ -162,7 +162,11 @@ fn bank_native(source: &SqliteSource) -> bank_figures::BankTotals {
         .expect("open");
     let schema = cursor.schema().to_vec();
     let col = |name: &str| schema.iter().position(|c| c.name == name).expect("column");
-    let (balance, fraud) = (col("balance_cents"), col("is_fraud"));
+    // The two columns the guest selects, read the same way.
+    cursor
+        .select(&[col("balance_cents"), col("is_fraud")])
+        .expect("select");
+    let (balance, fraud) = (0, 1);
     let mut totals = bank_figures::BankTotals::default();
     while let Some(batch) = cursor.next_batch(16_384).expect("batch") {
         let (
