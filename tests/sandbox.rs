@@ -37,7 +37,7 @@ fn figures_follow_the_data_not_a_constant() {
     };
     sluice_pipeline::seed_demo(dir.path(), scale).unwrap();
     let db = rusqlite_path(dir.path());
-    let conn = sluice_pipeline::sqlite_source::open_for_update(&db).unwrap();
+    let conn = sluice_pipeline::sources::sqlite::open_for_update(&db).unwrap();
     conn.execute_batch(
         "UPDATE visits SET stay_days = 5.0 WHERE stay_days IS NOT NULL;
          UPDATE visits SET readmitted = (visit_id % 4 = 0);",

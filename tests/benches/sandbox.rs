@@ -157,26 +157,27 @@ fn gated_calls() {
 }
 
 fn bank_native(source: &SqliteSource) -> bank_figures::BankTotals {
+    use arrow_array::Array as _;
+    use arrow_array::cast::AsArray as _;
+    // The two columns the guest reads, from the same Arrow batches the guest's come from.
+    let columns = ["balance_cents".to_string(), "is_fraud".to_string()];
     let mut cursor = source
-        .open("bank", "analytics", "transactions")
+        .open("bank", "analytics", "transactions", Some(&columns))
         .expect("open");
-    let schema = cursor.schema().to_vec();
-    let col = |name: &str| schema.iter().position(|c| c.name == name).expect("column");
-    // The two columns the guest selects, read the same way.
-    cursor
-        .select(&[col("balance_cents"), col("is_fraud")])
-        .expect("select");
-    let (balance, fraud) = (0, 1);
     let mut totals = bank_figures::BankTotals::default();
     while let Some(batch) = cursor.next_batch(16_384).expect("batch") {
-        let (
-            sluice_sandbox::ColumnValues::Int64(cents),
-            sluice_sandbox::ColumnValues::Boolean(flags),
-        ) = (&batch.columns[balance].values, &batch.columns[fraud].values)
-        else {
-            panic!("unexpected column types");
-        };
-        totals.add(cents, &batch.columns[balance].nulls, flags);
+        let cents = batch
+            .column(0)
+            .as_primitive::<arrow_array::types::Int64Type>();
+        // One byte per flag, as the guest gets them.
+        let flags: Vec<u8> = batch
+            .column(1)
+            .as_boolean()
+            .values()
+            .iter()
+            .map(u8::from)
+            .collect();
+        totals.add(cents.values(), cents.null_count(), &flags);
     }
     totals
 }

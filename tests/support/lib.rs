@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use sluice_pipeline::config::{
-    BrokerSetting, DatasetConfig, IsolationConfig, Language, PipelineConfig, TenantConfig,
-    default_ceiling,
+    BrokerSetting, DatasetConfig, DatasetKind, IsolationConfig, Language, PipelineConfig,
+    TenantConfig, default_ceiling,
 };
 use sluice_pipeline::plugins::file_digest;
 use sluice_pipeline::{SEED_SCALE, SqliteSource, seed_demo};
@@ -196,6 +196,7 @@ pub fn pipeline_tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> Te
             name: dataset.into(),
             path: data.join(id).join("analytics.db"),
             resource: "analytics".into(),
+            kind: DatasetKind::Sqlite,
         }],
         params: vec![],
         budget: Budget::default(),

@@ -11,12 +11,12 @@ pub struct BankTotals {
 }
 
 impl BankTotals {
-    /// Adds one batch: `balance_nulls` are the rows whose balance is unknown.
-    pub fn add(&mut self, balance_cents: &[i64], balance_nulls: &[u32], fraud: &[u8]) {
+    /// Adds one batch: `unknown_balances` rows have no balance (null).
+    pub fn add(&mut self, balance_cents: &[i64], unknown_balances: usize, fraud: &[u8]) {
         self.transactions += balance_cents.len() as u64;
         // Null rows hold 0, so the plain sum is the sum over known balances.
         self.balance_cents += balance_cents.iter().map(|&c| i128::from(c)).sum::<i128>();
-        self.balances += (balance_cents.len() - balance_nulls.len()) as u64;
+        self.balances += (balance_cents.len() - unknown_balances) as u64;
         self.frauds += fraud.iter().map(|&f| u64::from(f)).sum::<u64>();
     }
 }

@@ -10,8 +10,12 @@ struct Bank;
 impl Transform for Bank {
     fn run(_params: Params) -> Result<Summary, RunError> {
         let me = sluice_guest::whoami();
-        let mut txns = Dataset::open(&me.tenant, "analytics", "transactions")?;
-        txns.select(&["balance_cents", "is_fraud"])?;
+        let txns = Dataset::open_columns(
+            &me.tenant,
+            "analytics",
+            "transactions",
+            &["balance_cents", "is_fraud"],
+        )?;
         let (balance, fraud) = (txns.column("balance_cents")?, txns.column("is_fraud")?);
 
         let mut totals = BankTotals::default();
@@ -19,7 +23,7 @@ impl Transform for Bank {
             let batch = batch?;
             let (cents, nulls) = batch.int64(balance)?;
             let (flags, _) = batch.boolean(fraud)?;
-            totals.add(cents, nulls, flags);
+            totals.add(cents, nulls.len(), flags);
         }
 
         let figures = Figures::new()

@@ -132,7 +132,16 @@ impl Transform for Chaos {
                 }
                 2 | 3 => {
                     let (t, r, n) = (rng.pick(&tenants), rng.pick(&resources), rng.pick(&names));
-                    if let Some(d) = seen.note(datasets::open(t, r, n)) {
+                    // All columns, a real one, or a name from the pool (mostly not a column).
+                    let columns: Option<Vec<String>> = match rng.below(3) {
+                        0 => None,
+                        1 => Some(vec!["stay_days".to_string()]),
+                        _ => Some(vec![
+                            rng.pick(&names).to_string();
+                            1 + rng.below(2) as usize
+                        ]),
+                    };
+                    if let Some(d) = seen.note(datasets::open(t, r, n, columns.as_deref())) {
                         datasets.push(d);
                     }
                 }

@@ -7,8 +7,12 @@ struct Hospital;
 impl Transform for Hospital {
     fn run(_params: Params) -> Result<Summary, RunError> {
         let me = sluice_guest::whoami();
-        let mut visits = Dataset::open(&me.tenant, "analytics", "visits")?;
-        visits.select(&["stay_days", "readmitted"])?;
+        let visits = Dataset::open_columns(
+            &me.tenant,
+            "analytics",
+            "visits",
+            &["stay_days", "readmitted"],
+        )?;
         let (stay, readmitted) = (visits.column("stay_days")?, visits.column("readmitted")?);
 
         let (mut rows, mut stays, mut stay_total, mut readmits) = (0u64, 0u64, 0f64, 0u64);

@@ -19,10 +19,11 @@
 // required and the scopes the agent holds. 64-bit integer columns arrive as `BigInt64Array`, so
 // sums of cents stay exact; `fmt` takes `bigint` or `number`.
 
-import { whoami as hostWhoami } from "sluice:etl/identity@0.1.0";
-import * as hostDatasets from "sluice:etl/datasets@0.1.0";
-import * as hostReports from "sluice:etl/reports@0.1.0";
-import { log as hostLog } from "sluice:etl/log@0.1.0";
+import { whoami as hostWhoami } from "sluice:etl/identity@0.2.0";
+import * as hostDatasets from "sluice:etl/datasets@0.2.0";
+import * as hostReports from "sluice:etl/reports@0.2.0";
+import { log as hostLog } from "sluice:etl/log@0.2.0";
+import * as hostTables from "sluice:etl/tables@0.2.0";
 
 export * as fmt from "./fmt.js";
 import { toJson } from "./json.js";
@@ -155,6 +156,30 @@ export const log = {
 const decoder = new TextDecoder("utf-8");
 
 /**
+ * The null rows of a column in one batch: Arrow's validity bitmap. `length` is how many rows
+ * are null; `has(row)` says whether a row is; iterating yields the null rows in order.
+ */
+export class Nulls {
+  /** @param {Uint8Array | undefined} validity @param {number} count @param {number} rows */
+  constructor(validity, count, rows) {
+    this._validity = validity;
+    this._rows = rows;
+    /** @type {number} */ this.length = count;
+  }
+
+  /** @param {number} row @returns {boolean} */
+  has(row) {
+    const v = this._validity;
+    return v !== undefined && row < this._rows && (v[row >> 3] & (1 << (row & 7))) === 0;
+  }
+
+  *[Symbol.iterator]() {
+    if (this._validity === undefined) return;
+    for (let row = 0; row < this._rows; row++) if (this.has(row)) yield row;
+  }
+}
+
+/**
  * A batch of rows, column by column. Null rows hold a default (0, 0n, false, "") in the typed
  * accessors and are listed in their `nulls`; `values` shows them as `null`.
  */
@@ -182,32 +207,65 @@ export class Batch {
   _typed(column, tag) {
     const data = this._column(column);
     if (data.values.tag !== tag) throw new Invalid(`column ${JSON.stringify(column)} is not ${tag}`);
-    return { values: data.values.val, nulls: data.nulls };
+    return {
+      values: data.values.val,
+      nulls: new Nulls(data.validity ?? undefined, data.nullCount, this._batch.rows),
+    };
   }
 
   /**
-   * The column's values and the sorted indices of its null rows.
+   * The column's values and its null rows.
    * @param {number | string} column
-   * @returns {{values: BigInt64Array, nulls: Uint32Array}}
+   * @returns {{values: BigInt64Array, nulls: Nulls}}
    */
   int64(column) {
     return this._typed(column, "int64");
   }
 
-  /** @param {number | string} column @returns {{values: Float64Array, nulls: Uint32Array}} */
+  /** @param {number | string} column @returns {{values: Float64Array, nulls: Nulls}} */
   float64(column) {
     return this._typed(column, "float64");
   }
 
   /**
    * One byte per row, 1 for true and 0 for false.
-   * @param {number | string} column @returns {{values: Uint8Array, nulls: Uint32Array}}
+   * @param {number | string} column @returns {{values: Uint8Array, nulls: Nulls}}
    */
   boolean(column) {
     return this._typed(column, "boolean");
   }
 
-  /** @param {number | string} column @returns {{values: string[], nulls: Uint32Array}} */
+  /**
+   * Days since 1970-01-01.
+   * @param {number | string} column @returns {{values: Int32Array, nulls: Nulls}}
+   */
+  date(column) {
+    return this._typed(column, "date");
+  }
+
+  /**
+   * Microseconds since 1970-01-01T00:00:00Z.
+   * @param {number | string} column @returns {{values: BigInt64Array, nulls: Nulls}}
+   */
+  timestamp(column) {
+    return this._typed(column, "timestamp");
+  }
+
+  /**
+   * Unscaled values (the scale is the schema's), exact.
+   * @param {number | string} column @returns {{values: bigint[], nulls: Nulls}}
+   */
+  decimal(column) {
+    const { values, nulls } = this._typed(column, "decimal");
+    const view = new DataView(values.buffer, values.byteOffset, values.byteLength);
+    const out = [];
+    for (let i = 0; i + 16 <= values.byteLength; i += 16) {
+      out.push((view.getBigInt64(i + 8, true) << 64n) | view.getBigUint64(i, true));
+    }
+    return { values: out, nulls };
+  }
+
+  /** @param {number | string} column @returns {{values: string[], nulls: Nulls}} */
   text(column) {
     const { values, nulls } = this._typed(column, "text");
     const [raw, offsets] = values;
@@ -218,6 +276,15 @@ export class Batch {
     return { values: strings, nulls };
   }
 
+  /** @param {number | string} column @returns {{values: Uint8Array[], nulls: Nulls}} */
+  binary(column) {
+    const { values, nulls } = this._typed(column, "binary");
+    const [raw, offsets] = values;
+    const out = [];
+    for (let i = 0; i + 1 < offsets.length; i++) out.push(raw.slice(offsets[i], offsets[i + 1]));
+    return { values: out, nulls };
+  }
+
   /**
    * The column as JavaScript values, `null` where a row is null.
    * @param {number | string} column
@@ -226,13 +293,14 @@ export class Batch {
   values(column) {
     const data = this._column(column);
     const tag = data.values.tag;
-    const values =
-      tag === "text"
-        ? this.text(column).values
-        : tag === "boolean"
-          ? Array.from(data.values.val, (b) => b !== 0)
-          : Array.from(data.values.val);
-    for (const row of data.nulls) values[row] = null;
+    /** @type {Array<any>} */
+    let values;
+    if (tag === "text" || tag === "binary" || tag === "decimal") values = this[tag](column).values;
+    else if (tag === "boolean") values = Array.from(data.values.val, (b) => b !== 0);
+    else values = Array.from(data.values.val);
+    for (const row of new Nulls(data.validity ?? undefined, data.nullCount, this._batch.rows)) {
+      values[row] = null;
+    }
     return values;
   }
 }
@@ -242,7 +310,7 @@ export class Dataset {
   /** @param {any} inner */
   constructor(inner) {
     this._inner = inner;
-    /** @type {Array<{name: string, ty: string}>} */
+    /** @type {Array<{name: string, ty: {tag: string, val?: any}, nullable: boolean}>} */
     this.schema = inner.schema();
     /** @type {string[]} */
     this.columns = this.schema.map((c) => c.name);
@@ -250,26 +318,14 @@ export class Dataset {
 
   /**
    * Opens dataset `name` of `resource` for `tenant`; needs `read:<resource>:<tenant>`. With
-   * `columns`, reads only those (see `select`).
+   * `columns`, reads only those, in that order: the source reads nothing else.
    * @param {string} tenant @param {string} resource @param {string} name
    * @param {string[]} [columns]
    * @returns {Dataset}
    */
   static open(tenant, resource, name, columns) {
-    const dataset = new Dataset(call(() => hostDatasets.open(tenant, resource, name)));
-    if (columns !== undefined) dataset.select(columns);
-    return dataset;
-  }
-
-  /**
-   * Reads only `columns`, in that order, from the next batch on: unread columns cost neither
-   * storage reads nor copies. Column indices refer to the narrowed schema.
-   * @param {string[]} columns
-   */
-  select(columns) {
-    call(() => this._inner.select([...columns]));
-    this.schema = this._inner.schema();
-    this.columns = this.schema.map((c) => c.name);
+    const wanted = columns === undefined ? undefined : [...columns];
+    return new Dataset(call(() => hostDatasets.open(tenant, resource, name, wanted)));
   }
 
   /**
@@ -370,6 +426,62 @@ export class Report {
   writeJson(text) {
     this.append(encoder.encode(text));
     this.commit();
+  }
+}
+
+/**
+ * A column for `Table.append`: `{tag, val}` as the WIT's column values, and optionally which
+ * rows are valid (`false` makes a row null).
+ * @param {string} tag @param {any} val @param {boolean[]} [valid]
+ */
+export function column(tag, val, valid) {
+  if (valid === undefined) return { values: { tag, val }, validity: undefined, nullCount: 0 };
+  const bits = new Uint8Array((valid.length + 7) >> 3);
+  let nulls = 0;
+  valid.forEach((v, row) => {
+    if (v) bits[row >> 3] |= 1 << (row & 7);
+    else nulls++;
+  });
+  return { values: { tag, val }, validity: nulls ? bits : undefined, nullCount: nulls };
+}
+
+/** Text values as the WIT's `text` column values. @param {string[]} strings */
+export function textValues(strings) {
+  const parts = strings.map((s) => encoder.encode(s));
+  const offsets = new Uint32Array(parts.length + 1);
+  let total = 0;
+  parts.forEach((p, i) => {
+    total += p.length;
+    offsets[i + 1] = total;
+  });
+  const data = new Uint8Array(total);
+  parts.forEach((p, i) => data.set(p, offsets[i]));
+  return [data, offsets];
+}
+
+/** An output dataset being written: published when the run succeeds, like a report. */
+export class Table {
+  /** @param {any} inner */
+  constructor(inner) {
+    this._inner = inner;
+  }
+
+  /**
+   * Starts output `name` of `resource` for `tenant`; needs `write:<resource>:<tenant>`.
+   * @param {string} tenant @param {string} resource @param {string} name
+   * @param {Array<{name: string, ty: {tag: string, val?: any}, nullable: boolean}>} schema
+   */
+  static create(tenant, resource, name, schema) {
+    return new Table(call(() => hostTables.create(tenant, resource, name, schema)));
+  }
+
+  /** @param {number} rows @param {Array<ReturnType<typeof column>>} columns */
+  append(rows, columns) {
+    call(() => this._inner.append({ rows, columns }));
+  }
+
+  commit() {
+    call(() => this._inner.commit());
   }
 }
 

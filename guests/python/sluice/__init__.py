@@ -24,17 +24,21 @@ the call required and the scopes the agent holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import componentize_py_types
 import wit_world
+from wit_world.imports import columns as _columns
 from wit_world.imports import datasets as _datasets
+from wit_world.imports import tables as _tables
 from wit_world.imports import identity as _identity
 from wit_world.imports import log as _log
 from wit_world.imports import reports as _reports
 from wit_world.imports import types as _types
 
 from . import fmt
+
+columns = _columns
 from ._json import to_json
 
 __all__ = [
@@ -47,6 +51,8 @@ __all__ = [
     "Invalid",
     "LimitExceeded",
     "NotFound",
+    "Nulls",
+    "Table",
     "Params",
     "Report",
     "TransformFailed",
@@ -160,14 +166,40 @@ class log:
         _log.log(_log.Level.ERROR, message)
 
 
-Value = Union[int, float, bool, str, None]
+Value = Union[int, float, bool, str, bytes, None]
+
+
+class Nulls:
+    """The null rows of a column in one batch (Arrow's validity bitmap): ``len(nulls)`` is how
+    many rows are null, ``row in nulls`` whether one is, and iterating yields them in order."""
+
+    __slots__ = ("_bits", "_count", "_rows")
+
+    def __init__(self, bits: Optional[bytes], count: int, rows: int) -> None:
+        self._bits = bits
+        self._count = count
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, row: int) -> bool:
+        bits = self._bits
+        return bits is not None and 0 <= row < self._rows and not (bits[row >> 3] >> (row & 7)) & 1
+
+    def __iter__(self) -> Iterator[int]:
+        if self._bits is None:
+            return
+        for row in range(self._rows):
+            if row in self:
+                yield row
 
 
 class Batch:
-    """A batch of rows, column by column. Null rows hold a default (0, 0.0, False, "") in the
-    typed accessors and are listed in their ``nulls``; :meth:`values` shows them as ``None``."""
+    """A batch of rows, column by column. A null row holds some value in the typed accessors (0
+    from the sources Sluice ships) and is in their ``nulls``; :meth:`values` shows it as ``None``."""
 
-    def __init__(self, batch: _datasets.Batch, columns: List[str]) -> None:
+    def __init__(self, batch: _columns.Batch, columns: List[str]) -> None:
         self._batch = batch
         self._names = columns
 
@@ -175,48 +207,70 @@ class Batch:
     def rows(self) -> int:
         return self._batch.rows
 
-    def _column(self, column: Union[int, str]) -> _datasets.ColumnData:
+    def _column(self, column: Union[int, str]) -> _columns.ColumnData:
         index = self._names.index(column) if isinstance(column, str) else column
         return self._batch.columns[index]
 
-    def _typed(self, column: Union[int, str], kind: type, want: str) -> Tuple[list, List[int]]:
+    def _typed(self, column: Union[int, str], kind: type, want: str) -> Tuple[Any, Nulls]:
         data = self._column(column)
         if not isinstance(data.values, kind):
             raise Invalid(f"column {column!r} is not {want}")
-        return data.values.value, data.nulls
+        return data.values.value, Nulls(data.validity, data.null_count, self._batch.rows)
 
-    def int64(self, column: Union[int, str]) -> Tuple[List[int], List[int]]:
-        """The column's values and the sorted indices of its null rows."""
-        return self._typed(column, _datasets.ColumnValues_Int64, "int64")
+    def int64(self, column: Union[int, str]) -> Tuple[List[int], Nulls]:
+        """The column's values and its null rows."""
+        return self._typed(column, _columns.ColumnValues_Int64, "int64")
 
-    def float64(self, column: Union[int, str]) -> Tuple[List[float], List[int]]:
-        return self._typed(column, _datasets.ColumnValues_Float64, "float64")
+    def float64(self, column: Union[int, str]) -> Tuple[List[float], Nulls]:
+        return self._typed(column, _columns.ColumnValues_Float64, "float64")
 
-    def boolean(self, column: Union[int, str]) -> Tuple[bytes, List[int]]:
+    def boolean(self, column: Union[int, str]) -> Tuple[bytes, Nulls]:
         """One byte per row, 1 for true and 0 for false (``sum(values)`` counts the true rows)."""
-        return self._typed(column, _datasets.ColumnValues_Boolean, "boolean")
+        return self._typed(column, _columns.ColumnValues_Boolean, "boolean")
 
-    def text(self, column: Union[int, str]) -> Tuple[List[str], List[int]]:
-        data = self._column(column)
-        if not isinstance(data.values, _datasets.ColumnValues_Text):
-            raise Invalid(f"column {column!r} is not text")
-        raw, offsets = data.values.value
-        strings = [
-            raw[offsets[i] : offsets[i + 1]].decode("utf-8", "replace")
-            for i in range(len(offsets) - 1)
+    def date(self, column: Union[int, str]) -> Tuple[List[int], Nulls]:
+        """Days since 1970-01-01."""
+        return self._typed(column, _columns.ColumnValues_Date, "date")
+
+    def timestamp(self, column: Union[int, str]) -> Tuple[List[int], Nulls]:
+        """Microseconds since 1970-01-01T00:00:00Z."""
+        return self._typed(column, _columns.ColumnValues_Timestamp, "timestamp")
+
+    def decimal(self, column: Union[int, str]) -> Tuple[List[int], Nulls]:
+        """Unscaled values (the scale is the schema's), exact."""
+        raw, nulls = self._typed(column, _columns.ColumnValues_Decimal, "decimal")
+        values = [
+            int.from_bytes(raw[i : i + 16], "little", signed=True) for i in range(0, len(raw), 16)
         ]
-        return strings, data.nulls
+        return values, nulls
+
+    def _bytes(self, column: Union[int, str], kind: type, want: str) -> Tuple[List[bytes], Nulls]:
+        (raw, offsets), nulls = self._typed(column, kind, want)
+        return [raw[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)], nulls
+
+    def text(self, column: Union[int, str]) -> Tuple[List[str], Nulls]:
+        values, nulls = self._bytes(column, _columns.ColumnValues_Text, "text")
+        return [v.decode("utf-8", "replace") for v in values], nulls
+
+    def binary(self, column: Union[int, str]) -> Tuple[List[bytes], Nulls]:
+        return self._bytes(column, _columns.ColumnValues_Binary, "binary")
 
     def values(self, column: Union[int, str]) -> List[Value]:
         """The column as Python values, ``None`` where a row is null."""
         data = self._column(column)
-        if isinstance(data.values, _datasets.ColumnValues_Text):
-            values: List[Value] = list(self.text(column)[0])
-        elif isinstance(data.values, _datasets.ColumnValues_Boolean):
+        kinds = {
+            _columns.ColumnValues_Text: self.text,
+            _columns.ColumnValues_Binary: self.binary,
+            _columns.ColumnValues_Decimal: self.decimal,
+        }
+        accessor = kinds.get(type(data.values))
+        if accessor is not None:
+            values: List[Value] = list(accessor(column)[0])
+        elif isinstance(data.values, _columns.ColumnValues_Boolean):
             values = [b != 0 for b in data.values.value]
         else:
             values = list(data.values.value)
-        for row in data.nulls:
+        for row in Nulls(data.validity, data.null_count, self._batch.rows):
             values[row] = None
         return values
 
@@ -226,7 +280,7 @@ class Dataset:
 
     def __init__(self, inner: _datasets.Dataset) -> None:
         self._inner = inner
-        self.schema: List[_datasets.Column] = inner.schema()
+        self.schema: List[_columns.Column] = inner.schema()
         self.columns: List[str] = [c.name for c in self.schema]
 
     @staticmethod
@@ -234,18 +288,10 @@ class Dataset:
         tenant: str, resource: str, name: str, columns: Optional[Sequence[str]] = None
     ) -> "Dataset":
         """Opens dataset ``name`` of ``resource`` for ``tenant``; needs
-        ``read:<resource>:<tenant>``. With ``columns``, reads only those (see :meth:`select`)."""
-        dataset = Dataset(_call(_datasets.open, tenant, resource, name))
-        if columns is not None:
-            dataset.select(columns)
-        return dataset
-
-    def select(self, columns: Sequence[str]) -> None:
-        """Reads only ``columns``, in that order, from the next batch on: unread columns cost
-        neither storage reads nor copies. Column indices refer to the narrowed schema."""
-        _call(self._inner.select, list(columns))
-        self.schema = self._inner.schema()
-        self.columns = [c.name for c in self.schema]
+        ``read:<resource>:<tenant>``. With ``columns``, reads only those, in that order: the
+        source reads nothing else."""
+        wanted = None if columns is None else list(columns)
+        return Dataset(_call(_datasets.open, tenant, resource, name, wanted))
 
     @staticmethod
     def list(tenant: str, resource: str) -> List[str]:
@@ -296,6 +342,52 @@ class Report:
         """Appends ``text`` (one JSON document) and commits."""
         self.append(text.encode("utf-8"))
         self.commit()
+
+
+Column = _columns.Column
+ColumnType = _columns.ColumnType
+
+
+def column(values: Any, valid: Optional[Sequence[bool]] = None) -> _columns.ColumnData:
+    """A column for :meth:`Table.append`: ``values`` as the WIT's column values (e.g.
+    ``sluice.columns.ColumnValues_Int64([1, 2])``), and optionally which rows are valid."""
+    if valid is None:
+        return _columns.ColumnData(values, None, 0)
+    bits = bytearray((len(valid) + 7) // 8)
+    for row, ok in enumerate(valid):
+        if ok:
+            bits[row >> 3] |= 1 << (row & 7)
+    nulls = sum(1 for ok in valid if not ok)
+    return _columns.ColumnData(values, bytes(bits) if nulls else None, nulls)
+
+
+def text_values(strings: Sequence[str]) -> _columns.ColumnValues_Text:
+    """Strings as the WIT's ``text`` column values."""
+    data = bytearray()
+    offsets = [0]
+    for s in strings:
+        data += s.encode("utf-8")
+        offsets.append(len(data))
+    return _columns.ColumnValues_Text((bytes(data), offsets))
+
+
+class Table:
+    """An output dataset being written: published when the run returns, like a report."""
+
+    def __init__(self, inner: _tables.Table) -> None:
+        self._inner = inner
+
+    @staticmethod
+    def create(tenant: str, resource: str, name: str, schema: List[_columns.Column]) -> "Table":
+        """Starts output ``name`` of ``resource`` for ``tenant``; needs
+        ``write:<resource>:<tenant>``."""
+        return Table(_call(_tables.create, tenant, resource, name, schema))
+
+    def append(self, rows: int, columns: List[_columns.ColumnData]) -> None:
+        _call(self._inner.append, _columns.Batch(rows, columns))
+
+    def commit(self) -> None:
+        _call(self._inner.commit)
 
 
 class Figures:

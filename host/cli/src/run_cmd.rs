@@ -87,6 +87,16 @@ fn print_tenant(t: &TenantResult) {
             t.renewals
         );
     }
+    if t.error.is_none() {
+        for table in &t.tables {
+            println!(
+                "   [LOAD]     Table {} ({} rows) written to {}",
+                safe(&table.name),
+                table.rows,
+                safe(&shown(&table.path))
+            );
+        }
+    }
     match (&t.report, &t.error) {
         (Some(report), None) => {
             println!("   [LOAD]     Report written to {}", safe(&shown(report)))

@@ -158,6 +158,9 @@ struct RawDataset {
     name: Spanned<String>,
     path: Spanned<String>,
     resource: Spanned<String>,
+    /// `sqlite`, `parquet` or `csv`; by default from the file's extension.
+    #[serde(default)]
+    kind: Option<Spanned<String>>,
 }
 
 /// Where agents come from.
@@ -178,6 +181,39 @@ pub struct DatasetConfig {
     pub name: String,
     pub path: PathBuf,
     pub resource: String,
+    pub kind: DatasetKind,
+}
+
+/// What kind of store a dataset is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetKind {
+    /// A table (named as the dataset) of a SQLite database.
+    Sqlite,
+    /// A Parquet file.
+    Parquet,
+    /// A CSV file with a header row (types in `<file>.types`).
+    Csv,
+}
+
+impl DatasetKind {
+    fn parse(text: &str) -> Option<DatasetKind> {
+        Some(match text {
+            "sqlite" => DatasetKind::Sqlite,
+            "parquet" => DatasetKind::Parquet,
+            "csv" => DatasetKind::Csv,
+            _ => return None,
+        })
+    }
+
+    /// The kind a file's extension says, if it says one.
+    fn of_path(path: &str) -> Option<DatasetKind> {
+        match Path::new(path).extension()?.to_str()? {
+            "db" | "sqlite" | "sqlite3" => Some(DatasetKind::Sqlite),
+            "parquet" => Some(DatasetKind::Parquet),
+            "csv" => Some(DatasetKind::Csv),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -497,10 +533,38 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
                     );
                 }
             }
+            let kind = match &ds.kind {
+                Some(kind) => DatasetKind::parse(kind.get_ref()).map_or_else(
+                    || {
+                        cx.err(
+                            kind.span(),
+                            format!(
+                                "tenants.datasets.kind '{}': expected sqlite, parquet or csv",
+                                kind.get_ref()
+                            ),
+                        )
+                    },
+                    Ok,
+                )?,
+                None => DatasetKind::of_path(ds.path.get_ref()).map_or_else(
+                    || {
+                        cx.err(
+                            ds.path.span(),
+                            format!(
+                                "tenants.datasets.path '{}': say its kind (kind = \"sqlite\", \
+                                 \"parquet\" or \"csv\"), or name it .db, .parquet or .csv",
+                                ds.path.get_ref()
+                            ),
+                        )
+                    },
+                    Ok,
+                )?,
+            };
             datasets.push(DatasetConfig {
                 name: ds.name.get_ref().clone(),
                 path: cx.path(ds.path.get_ref()),
                 resource: ds.resource.get_ref().clone(),
+                kind,
             });
         }
         if datasets.is_empty() && raw.data_dir.is_none() {

@@ -13,10 +13,10 @@ pub mod plugins;
 pub mod report_dir;
 pub mod seed;
 pub mod session;
-pub mod sqlite_source;
+pub mod sources;
 
 pub use audit::{AuditLog, Verdict};
 pub use local_run::{LocalRun, LocalRunResult, run_local};
 pub use report_dir::ReportDir;
 pub use seed::{DEMO_TENANTS, DemoTenant, SEED_SCALE, SeedScale, seed_demo};
-pub use sqlite_source::SqliteSource;
+pub use sources::SqliteSource;

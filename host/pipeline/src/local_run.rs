@@ -12,7 +12,7 @@ use crate::audit::{AuditLog, Lifecycle, gate_entries, writ_subject};
 use crate::config::Language;
 use crate::outcome::PluginLoad;
 use crate::report_dir::ReportDir;
-use crate::sqlite_source::SqliteSource;
+use crate::sources::LayoutSource;
 
 /// What `sluice try` runs.
 #[derive(Clone, Debug)]
@@ -30,7 +30,7 @@ pub struct LocalRun {
     pub cache_dir: Option<PathBuf>,
 }
 
-/// The outcome, plus where its report went.
+/// The outcome, plus where its output tables and report went.
 #[derive(Debug)]
 pub struct LocalRunResult {
     pub outcome: RunOutcome,
@@ -81,7 +81,7 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
     let request = RunRequest {
         writ,
         budget: run.budget.clone(),
-        datasets: Arc::new(SqliteSource::new(&run.data)),
+        datasets: Arc::new(LayoutSource::new(&run.data)),
         params: run.params.clone(),
         interrupt: Interrupt::new(),
     };
@@ -101,11 +101,14 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
             .with_context(|| format!("writing audit {}", audit.path().display()))?;
     }
     let reports = ReportDir::new(&run.reports);
-    let published = outcome
-        .staged
-        .iter()
-        .map(|staged| reports.publish(&staged.tenant, &staged.bytes))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Tables first, as in a night: a visible report is never ahead of its tables.
+    let mut published = Vec::new();
+    for table in &outcome.tables {
+        published.push(reports.publish_table(table)?);
+    }
+    for staged in &outcome.staged {
+        published.push(reports.publish(&staged.tenant, &staged.bytes)?);
+    }
     Ok(LocalRunResult {
         outcome,
         published,

@@ -15,12 +15,13 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::audit::{AuditLog, Lifecycle, Subject};
 use crate::broker::Broker;
-use crate::config::{Language, PipelineConfig, TenantConfig};
+use crate::config::{DatasetKind, Language, PipelineConfig, TenantConfig};
 use crate::outcome::{GateLine, PipelineReport, PluginLoad, TenantResult};
 use crate::plugins::PluginCache;
 use crate::report_dir::ReportDir;
 use crate::session::TenantSession;
-use crate::sqlite_source::{CatalogSource, SqliteSource};
+use crate::sources::catalog::Location;
+use crate::sources::{CatalogSource, LayoutSource};
 
 /// Called in config order as each tenant's result becomes final.
 pub type TenantCallback = Box<dyn FnMut(&TenantResult) + Send>;
@@ -99,10 +100,15 @@ impl Pipeline {
             .as_deref()
             .and_then(|dir| sandbox.use_compiled_cache(dir).err())
             .map(|e| format!("{e}; compiling every plugin instead"));
-        let mut source = CatalogSource::new(config.data_dir.as_ref().map(SqliteSource::new));
+        let mut source = CatalogSource::new(config.data_dir.as_ref().map(LayoutSource::new));
         for tenant in &config.tenants {
             for ds in &tenant.datasets {
-                source.add(&tenant.id, &ds.resource, &ds.name, ds.path.clone());
+                let location = match ds.kind {
+                    DatasetKind::Sqlite => Location::Sqlite(ds.path.clone()),
+                    DatasetKind::Parquet => Location::Parquet(ds.path.clone()),
+                    DatasetKind::Csv => Location::Csv(ds.path.clone()),
+                };
+                source.add(&tenant.id, &ds.resource, &ds.name, location);
             }
         }
         Ok(Pipeline {
@@ -263,8 +269,10 @@ impl Pipeline {
             }
         };
         result.figures = summary.figures;
-        if !outcome.staged.is_empty() {
-            result.report = session.commit(&outcome.staged).await?.pop();
+        if !outcome.staged.is_empty() || !outcome.tables.is_empty() {
+            let (mut reports, tables) = session.commit(&outcome.staged, &outcome.tables).await?;
+            result.report = reports.pop();
+            result.tables = tables;
         }
         Ok(())
     }

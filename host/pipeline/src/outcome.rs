@@ -83,6 +83,15 @@ impl PluginLoad {
     }
 }
 
+/// An output table a run published.
+#[derive(Clone, Debug, Serialize)]
+pub struct PublishedTable {
+    /// `<resource>/<name>`.
+    pub name: String,
+    pub path: PathBuf,
+    pub rows: u64,
+}
+
 /// One tenant's night.
 #[derive(Clone, Debug, Serialize)]
 pub struct TenantResult {
@@ -107,6 +116,8 @@ pub struct TenantResult {
     pub log: Vec<GuestText>,
     /// Where the report was committed.
     pub report: Option<PathBuf>,
+    /// Output tables published, in commit order.
+    pub tables: Vec<PublishedTable>,
     pub renewals: u32,
     /// How the agent ended, once it existed.
     pub agent_end: Option<AgentEnd>,
@@ -134,6 +145,7 @@ impl TenantResult {
             gate_overflow: GateOverflow::default(),
             log: Vec::new(),
             report: None,
+            tables: Vec::new(),
             renewals: 0,
             agent_end: None,
             error: None,

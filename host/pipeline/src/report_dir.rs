@@ -1,8 +1,9 @@
-//! Reports on disk: `<root>/<tenant>/latest.json`, replaced atomically.
+//! Reports and output tables on disk, replaced atomically: `<root>/<tenant>/latest.json` and
+//! `<root>/<tenant>/<resource>/<name>.parquet`.
 //!
-//! A report is written to a temporary file in the same directory, flushed to disk, renamed over
-//! the old one, and the directory is flushed: a reader sees the old report or the new one, never
-//! a mix, and a crash at any point leaves the previous report intact.
+//! Each file is written to a temporary file in the same directory, flushed to disk, renamed over
+//! the old one, and the directory is flushed: a reader sees the old file or the new one, never a
+//! mix, and a crash at any point leaves the previous file intact.
 
 use std::fs::{self, File};
 use std::io::Write as _;
@@ -11,7 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 
-use sluice_sandbox::is_plain_name;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use sluice_sandbox::{StagedTable, is_plain_name};
 
 #[derive(Clone, Debug)]
 pub struct ReportDir {
@@ -34,33 +38,81 @@ impl ReportDir {
         self.root.join(tenant).join("latest.json")
     }
 
+    /// Where `tenant`'s output table `name` of `resource` lives.
+    pub fn table_path(&self, tenant: &str, resource: &str, name: &str) -> PathBuf {
+        self.root
+            .join(tenant)
+            .join(resource)
+            .join(format!("{name}.parquet"))
+    }
+
     /// Atomically replaces `tenant`'s latest report with `bytes`; returns its path.
     pub fn publish(&self, tenant: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
         anyhow::ensure!(
             is_plain_name(tenant),
             "tenant name '{tenant}' cannot name a report directory"
         );
-        let dir = self.root.join(tenant);
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let dest = dir.join("latest.json");
-        let tmp = dir.join(format!(
-            ".latest.json.{}.{}.tmp",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = (|| -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &dest)?;
-            File::open(&dir)?.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e).with_context(|| format!("writing {}", dest.display()));
-        }
-        Ok(dest)
+        write_atomically(&self.root.join(tenant), "latest.json", bytes)
     }
+
+    /// Atomically replaces output table `table` with its rows as one Parquet file; returns its
+    /// path.
+    pub fn publish_table(&self, table: &StagedTable) -> anyhow::Result<PathBuf> {
+        for (kind, name) in [
+            ("tenant", &table.tenant),
+            ("resource", &table.resource),
+            ("table", &table.name),
+        ] {
+            anyhow::ensure!(
+                is_plain_name(name),
+                "{kind} name '{name}' cannot name an output file"
+            );
+        }
+        let bytes = parquet_bytes(table)
+            .with_context(|| format!("encoding output table '{}' as Parquet", table.name))?;
+        write_atomically(
+            &self.root.join(&table.tenant).join(&table.resource),
+            &format!("{}.parquet", table.name),
+            &bytes,
+        )
+    }
+}
+
+/// `table`'s rows as a Parquet file (Snappy-compressed column chunks, one row group per 1 Mi
+/// rows): the same rows always give the same bytes.
+pub fn parquet_bytes(table: &StagedTable) -> anyhow::Result<Vec<u8>> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .build();
+    let mut writer = ArrowWriter::try_new(Vec::new(), table.schema.clone(), Some(properties))?;
+    for batch in &table.batches {
+        writer.write(batch)?;
+    }
+    Ok(writer.into_inner()?)
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file, fsync and rename; returns the path.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dest = dir.join(name);
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &dest)?;
+        File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", dest.display()));
+    }
+    Ok(dest)
 }
 
 #[cfg(test)]

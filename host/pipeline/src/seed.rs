@@ -235,7 +235,9 @@ fn seed_bank(dir: &Path, n: u64) -> anyhow::Result<PathBuf> {
 }
 
 /// A retailer's `orders` table of `n` rows for `tenant` (the retail transform reads any tenant's);
-/// with the seed's 847,000 rows it gives the seed's figures.
+/// with the seed's 847,000 rows it gives the seed's figures. Besides the columns the figures
+/// come from it holds one column of every other type a source maps to Arrow: the order's day
+/// (`DATE`), instant (`TIMESTAMP`, µs), total as `DECIMAL(12,2)` and a receipt id (`BLOB`).
 pub fn seed_orders(dir: &Path, tenant: &str, n: u64) -> anyhow::Result<PathBuf> {
     let (mut conn, path) = fresh_database(dir, tenant)?;
     conn.execute_batch(
@@ -244,27 +246,45 @@ pub fn seed_orders(dir: &Path, tenant: &str, n: u64) -> anyhow::Result<PathBuf> 
             customer_id INTEGER NOT NULL,
             region TEXT,               -- NULL when the customer gave none
             total_cents INTEGER NOT NULL,
-            returned BOOLEAN NOT NULL
+            returned BOOLEAN NOT NULL,
+            ordered_on DATE NOT NULL,
+            ordered_at TIMESTAMP NOT NULL,
+            total DECIMAL(12,2) NOT NULL,
+            receipt BLOB               -- NULL for orders placed by phone
         );",
     )?;
     let mut rng = Rng(0x5409_3A7E);
+    // The typed columns draw from their own stream, so the older columns keep their values.
+    let mut typed = Rng(0x0D0E_5EED);
     let regions = ["north", "south", "east", "west", "online"];
     let returns = (n * 84 + 500) / 1000; // 8.4%
     let stride = stride_for(n);
+    // Orders span ORDER_DAYS days from 2026-11-01, in order-id order.
+    let first_day = days_from_civil(2026, 11, 1);
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare(
-            "INSERT INTO orders (order_id, customer_id, region, total_cents, returned) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO orders (order_id, customer_id, region, total_cents, returned, \
+             ordered_on, ordered_at, total, receipt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         let mut pair = 0i64;
         for i in 0..n {
             let region = (i % 97 != 0).then(|| regions[rng.upto(4) as usize]);
+            let customer = (rng.upto(199_999) + 1) as i64;
+            let cents = mirrored(&mut rng, i, n, 6_730, 6_000, &mut pair);
+            let day = first_day + (i * ORDER_DAYS / n.max(1)) as i64;
+            let at = day * 86_400_000_000 + (typed.upto(86_399_999) as i64) * 1_000;
+            let receipt = (i % 13 != 0).then(|| typed.next().to_le_bytes());
             insert.execute(rusqlite::params![
                 i as i64 + 1,
-                (rng.upto(199_999) + 1) as i64,
+                customer,
                 region,
-                mirrored(&mut rng, i, n, 6_730, 6_000, &mut pair),
+                cents,
                 flagged(i, n, returns, stride),
+                civil_from_days(day),
+                at,
+                format!("{}.{:02}", cents / 100, cents % 100),
+                receipt,
             ])?;
         }
     }
@@ -272,9 +292,43 @@ pub fn seed_orders(dir: &Path, tenant: &str, n: u64) -> anyhow::Result<PathBuf> 
     finish_database(conn, &path)
 }
 
+/// Days the demo's orders span.
+pub const ORDER_DAYS: u64 = 28;
+
+/// Days from 1970-01-01 to `y-m-d` (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_days_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(civil_from_days(days_from_civil(2026, 11, 28)), "2026-11-28");
+        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), "2024-02-29");
+        assert_eq!(civil_from_days(-1), "1969-12-31");
+    }
 
     #[test]
     fn flagged_marks_exactly_the_requested_count() {

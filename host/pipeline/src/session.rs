@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use agentwrit::{Agent, AgentRequest, Error as BrokerError, Scope, Validation};
 use sluice_sandbox::{
     AuditSink as _, Budget, DatasetSource, RunFailure, RunOutcome, RunRequest, StagedReport,
-    Transform, Writ,
+    StagedTable, Transform, Writ,
 };
 use tokio::sync::Mutex;
 
 use crate::audit::{Lifecycle, Subject, writ_subject};
 use crate::keeper::{Invalidation, Keeper, KeeperReport};
 use crate::nightly::Pipeline;
-use crate::outcome::AgentEnd;
+use crate::outcome::{AgentEnd, PublishedTable};
 
 /// How long a transient broker failure may be retried when confirming or releasing an agent.
 const RETRY_WINDOW: Duration = Duration::from_secs(3);
@@ -203,11 +203,14 @@ impl TenantSession {
             })
     }
 
-    /// Publishes `staged` only with an agent the broker still honours; the paths written.
+    /// Publishes `tables`, then `staged` reports, only with an agent the broker still honours;
+    /// the report paths and tables written. Tables go first so that a report, once visible, is
+    /// never ahead of the tables it describes.
     pub(crate) async fn commit(
         &self,
         staged: &[StagedReport],
-    ) -> Result<Vec<PathBuf>, SessionError> {
+        tables: &[StagedTable],
+    ) -> Result<(Vec<PathBuf>, Vec<PublishedTable>), SessionError> {
         if let Some(invalidated) = self.invalidated() {
             return Err(invalidated);
         }
@@ -220,6 +223,28 @@ impl TenantSession {
                 },
             );
             return Err(SessionError::CommitRefused(why));
+        }
+        let mut written = Vec::new();
+        for table in tables {
+            let path = self
+                .pipeline
+                .reports
+                .publish_table(table)
+                .map_err(|e| SessionError::Publish(format!("{e:#}")))?;
+            let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+            self.pipeline.audit.record(
+                &self.subject,
+                Lifecycle::TableCommitted {
+                    table: path.display().to_string(),
+                    rows: table.rows() as u64,
+                    bytes,
+                },
+            );
+            written.push(PublishedTable {
+                name: format!("{}/{}", table.resource, table.name),
+                path,
+                rows: table.rows() as u64,
+            });
         }
         let mut published = Vec::new();
         for report in staged {
@@ -237,7 +262,7 @@ impl TenantSession {
             );
             published.push(path);
         }
-        Ok(published)
+        Ok((published, written))
     }
 
     /// Asks the broker whether the agent is still valid, retrying an unreachable broker for a

@@ -13,6 +13,7 @@
 mod bindings;
 pub mod bounds;
 mod budget;
+pub mod columns;
 mod compiled_cache;
 mod error;
 mod failure;
@@ -28,19 +29,23 @@ mod state;
 mod text;
 mod watchdog;
 
+pub use bindings::sluice::etl::columns::{
+    Batch, Column, ColumnData, ColumnType, ColumnValues, DecimalType,
+};
 pub use bounds::{Figure, Summary, is_plain_name};
 pub use budget::{Budget, Counter, Limit, LimitExceeded, Usage};
 pub use compiled_cache::{CacheEntry, CacheError, CacheStats, CodeOrigin, CompiledCache};
 pub use failure::RunFailure;
 pub use gate::{AuditSink, Decision, Denied, Gate, GateEvent, GateOverflow, HostCall, Writ};
 pub use host::datasets::MAX_BATCH_ROWS;
+pub use host::tables::StagedTable;
 pub use interrupt::{Interrupt, Interrupted};
 pub use linker::WasiSurface;
 pub use output::{LogLevel, LogLine, MAX_MESSAGE_BYTES};
 pub use runtime::{RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform};
 pub use source::{
-    Batch, Column, ColumnData, ColumnType, ColumnValues, DatasetCursor, DatasetSource, NoDatasets,
-    SourceError, batch_bytes,
+    DataType, DatasetCursor, DatasetSource, Field, NoDatasets, RecordBatch, Schema, SchemaRef,
+    SourceError, TimeUnit, projection,
 };
 pub use state::StagedReport;
 pub use text::{GuestText, cut, escape};

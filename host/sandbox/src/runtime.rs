@@ -16,6 +16,7 @@ use crate::budget::{Budget, Usage};
 use crate::compiled_cache::{CacheError, CodeOrigin, CompiledCache, Lookup};
 use crate::failure::{RunFailure, classify};
 use crate::gate::{Gate, GateEvent, GateOverflow, Writ};
+use crate::host::tables::StagedTable;
 use crate::interrupt::Interrupt;
 use crate::linker::WasiSurface;
 use crate::output::{LogBuffer, LogLine};
@@ -340,6 +341,8 @@ impl RunRequest {
 pub struct RunOutcome {
     pub result: Result<Summary, RunFailure>,
     pub staged: Vec<StagedReport>,
+    /// Output tables the run committed; empty unless it succeeded.
+    pub tables: Vec<StagedTable>,
     pub writ: Writ,
     pub events: Vec<GateEvent>,
     /// Gate decisions past the budget's `audit_entries` distinct kinds, counted.
@@ -360,6 +363,7 @@ impl RunOutcome {
         RunOutcome {
             result: Err(failure),
             staged: Vec::new(),
+            tables: Vec::new(),
             writ,
             events: Vec::new(),
             overflow: GateOverflow::default(),
@@ -476,15 +480,16 @@ impl Transform {
             (Ok(Ok(summary)), None) => check_summary(summary),
             (Ok(Err(error)), None) => Err(guest_failure(error, &state.gate)),
         };
-        let staged = if result.is_ok() {
-            state.staged
+        let (staged, tables) = if result.is_ok() {
+            (state.staged, state.staged_tables)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let (writ, events, overflow) = state.gate.into_parts();
         RunOutcome {
             result,
             staged,
+            tables,
             writ,
             events,
             overflow,

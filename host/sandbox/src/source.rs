@@ -1,9 +1,8 @@
-//! The backend the datasets capability reads from. The sandbox never sees SQL: the pipeline's
-//! SQLite store implements these traits.
+//! The backend the datasets capability reads from: Arrow record batches. The sandbox never sees
+//! SQL or files: the pipeline's sources (SQLite, PostgreSQL, Parquet, CSV) implement these traits.
 
-pub use crate::bindings::sluice::etl::datasets::{
-    Batch, Column, ColumnData, ColumnType, ColumnValues,
-};
+pub use arrow_array::RecordBatch;
+pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Why a dataset could not be listed, opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -29,42 +28,64 @@ impl SourceError {
 }
 
 /// Tenant datasets, looked up by tenant, resource and name. Called only after the gate allowed
-/// `read:<resource>:<tenant>`.
+/// `read:<resource>:<tenant>`. Every source yields Arrow record batches; the sandbox turns them
+/// into the WIT's columns.
 pub trait DatasetSource: Send + Sync {
     fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError>;
+    /// Opens dataset `name`, reading only `columns` (in that order) when given: a source reads
+    /// nothing else from storage. [`projection`] checks the names against the schema.
     fn open(
         &self,
         tenant: &str,
         resource: &str,
         name: &str,
+        columns: Option<&[String]>,
     ) -> Result<Box<dyn DatasetCursor>, SourceError>;
 }
 
 /// An open dataset, read forward in batches.
 pub trait DatasetCursor: Send {
-    fn schema(&self) -> &[Column];
-    /// At most `max_rows` rows (at least one unless the dataset is exhausted), or `None` at the end.
-    fn next_batch(&mut self, max_rows: usize) -> Result<Option<Batch>, SourceError>;
-    /// Narrows the schema, and every batch after this call, to `columns`: distinct indices into
-    /// the current schema, in the order wanted (the host has checked them).
-    fn select(&mut self, columns: &[usize]) -> Result<(), SourceError>;
+    /// The columns of every batch: the projection `open` was given, or all.
+    fn schema(&self) -> &SchemaRef;
+    /// At most `max_rows` rows (at least one unless the dataset is exhausted), or `None` at the
+    /// end. Every batch has exactly [`schema`](Self::schema)'s columns.
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, SourceError>;
 }
 
-/// Bytes of column data in a batch, for the bytes-read budget.
-pub fn batch_bytes(batch: &Batch) -> u64 {
-    batch
-        .columns
-        .iter()
-        .map(|c| {
-            let values = match &c.values {
-                ColumnValues::Int64(v) => v.len() * 8,
-                ColumnValues::Float64(v) => v.len() * 8,
-                ColumnValues::Boolean(v) => v.len(),
-                ColumnValues::Text((data, offsets)) => data.len() + offsets.len() * 4,
-            };
-            (values + c.nulls.len() * 4) as u64
-        })
-        .sum()
+/// The indices into `schema` of the `columns` a transform asked for (all, in order, for
+/// `None`), or `invalid` naming the first unknown or repeated one and the columns there are.
+pub fn projection(
+    dataset: &str,
+    schema: &Schema,
+    columns: Option<&[String]>,
+) -> Result<Vec<usize>, SourceError> {
+    let Some(columns) = columns else {
+        return Ok((0..schema.fields().len()).collect());
+    };
+    if columns.is_empty() {
+        return Err(SourceError::Invalid(format!(
+            "no columns asked of dataset '{dataset}': name at least one, or none to read all"
+        )));
+    }
+    let mut indices = Vec::with_capacity(columns.len().min(schema.fields().len()));
+    for name in columns {
+        let Some(index) = schema.fields().iter().position(|f| f.name() == name) else {
+            let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(SourceError::Invalid(format!(
+                "dataset '{dataset}' has no column '{}'; it has: {}",
+                crate::escape(&crate::cut(name, 64)),
+                crate::escape(&crate::cut(&known.join(", "), 512))
+            )));
+        };
+        if indices.contains(&index) {
+            return Err(SourceError::Invalid(format!(
+                "column '{}' of dataset '{dataset}' is asked for twice",
+                crate::escape(name)
+            )));
+        }
+        indices.push(index);
+    }
+    Ok(indices)
 }
 
 /// A source with no datasets at all.
@@ -79,6 +100,7 @@ impl DatasetSource for NoDatasets {
         tenant: &str,
         resource: &str,
         name: &str,
+        _columns: Option<&[String]>,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
         Err(SourceError::not_found(tenant, resource, name))
     }

@@ -37,6 +37,7 @@ pub struct HostState {
     pub(crate) tripped: Option<LimitExceeded>,
     pub(crate) datasets: Arc<dyn DatasetSource>,
     pub(crate) staged: Vec<StagedReport>,
+    pub(crate) staged_tables: Vec<crate::host::tables::StagedTable>,
     pub(crate) log: LogBuffer,
     /// Dataset handles currently open (bounded by `budget.open_datasets`).
     pub(crate) open_datasets: u64,
@@ -93,6 +94,7 @@ impl HostState {
             tripped: None,
             datasets,
             staged: Vec::new(),
+            staged_tables: Vec::new(),
             log,
             open_datasets: 0,
         }

@@ -78,6 +78,10 @@ const RUST_SDK: &[(&str, &str)] = &[
         "sdk/src/json.rs",
         include_str!("../../../guests/sdk/src/json.rs"),
     ),
+    (
+        "sdk/src/arrow.rs",
+        include_str!("../../../guests/sdk/src/arrow.rs"),
+    ),
 ];
 const PYTHON_SDK: &[(&str, &str)] = &[
     (

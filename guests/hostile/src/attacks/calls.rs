@@ -60,7 +60,7 @@ pub fn forged_handle(_: &Params) -> Result<Summary, RunError> {
 pub fn stale_handle(_: &Params) -> Result<Summary, RunError> {
     let me = me();
     let name = datasets::list(&me, "analytics")?.remove(0);
-    let handle = datasets::open(&me, "analytics", &name)?.take_handle();
+    let handle = datasets::open(&me, "analytics", &name, None)?.take_handle();
     // SAFETY: none; the first drops the dataset, the second is stale on purpose.
     drop(unsafe { datasets::Dataset::from_handle(handle) });
     let stale = unsafe { datasets::Dataset::from_handle(handle) };

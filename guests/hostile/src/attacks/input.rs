@@ -6,7 +6,7 @@ use sluice_guest::{Figure, Params, RunError, Summary};
 /// Opens a dataset of a tenant whose name is 16 MiB long.
 pub fn huge_tenant_name(_: &Params) -> Result<Summary, RunError> {
     let name = "t".repeat(16 << 20);
-    datasets::open(&name, "analytics", "visits")?;
+    datasets::open(&name, "analytics", "visits", None)?;
     Err(RunError::Failed("opened it".into()))
 }
 
@@ -15,7 +15,7 @@ pub fn long_names_denied(_: &Params) -> Result<Summary, RunError> {
     let names = ["x".repeat(512 << 10), "y".repeat(512 << 10)];
     let mut last = None;
     for i in 0..140 {
-        if let Err(e) = datasets::open(&names[i % 2], "analytics", "visits") {
+        if let Err(e) = datasets::open(&names[i % 2], "analytics", "visits", None) {
             last = Some(e);
         }
     }

@@ -37,7 +37,7 @@ pub fn read_forever(_: &Params) -> Result<Summary, RunError> {
         .next()
         .ok_or_else(|| RunError::Failed("no dataset".into()))?;
     loop {
-        let dataset = datasets::open(&me, "analytics", &name)?;
+        let dataset = datasets::open(&me, "analytics", &name, None)?;
         while dataset.next_batch(1)?.is_some() {
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -56,6 +56,12 @@ pub enum Lifecycle {
         report: String,
         bytes: u64,
     },
+    /// An output table published as a file.
+    TableCommitted {
+        table: String,
+        rows: u64,
+        bytes: u64,
+    },
     TenantFailed {
         detail: String,
     },

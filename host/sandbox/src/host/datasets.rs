@@ -2,7 +2,8 @@
 //!
 //! Names are checked to be plain names first (a malformed call is `invalid`, not a gate
 //! question). `open` then asks the gate for `read:<resource>:<tenant>` before the source is even
-//! consulted, so a denied guest cannot learn whether another tenant's dataset exists. The open dataset keeps its
+//! consulted, so a denied guest cannot learn whether another tenant's dataset exists; the source
+//! reads only the columns the guest named. The open dataset keeps its
 //! required scope and every `next-batch` asks the gate again: a revoked agent stops mid-stream.
 
 use std::sync::Arc;
@@ -10,21 +11,28 @@ use std::sync::Arc;
 use agentwrit_scope::Scope;
 use wasmtime::component::Resource;
 
-use crate::bindings::sluice::etl::datasets::{self, Batch, Column};
+use crate::bindings::sluice::etl::columns::{Batch, Column};
+use crate::bindings::sluice::etl::datasets;
 use crate::bounds::check_name;
 use crate::budget::{Counter, Limit, LimitExceeded};
+use crate::columns::{batch_bytes, wit_batch, wit_schema};
 use crate::error::HostError;
 use crate::gate::HostCall;
-use crate::source::{DatasetCursor, SourceError, batch_bytes};
+use crate::source::{DatasetCursor, SourceError};
 use crate::state::HostState;
-use crate::text::{cut, escape};
 
 /// Most rows one `next-batch` returns, whatever the guest asks: bounds host-side allocation.
 pub const MAX_BATCH_ROWS: u32 = 65_536;
 
+/// Most columns a transform may name when it opens a dataset.
+pub const MAX_OPEN_COLUMNS: usize = 1024;
+
 /// The host side of a guest's `dataset` handle.
 pub struct OpenDataset {
     cursor: Box<dyn DatasetCursor>,
+    /// The schema as the guest sees it, checked when the dataset was opened.
+    schema: Vec<Column>,
+    name: String,
     required: Arc<Scope>,
 }
 
@@ -50,11 +58,20 @@ impl datasets::Host for HostState {
         tenant: String,
         resource: String,
         name: String,
+        columns: Option<Vec<String>>,
     ) -> Result<Resource<OpenDataset>, HostError> {
         self.enter()?;
         check_name("tenant", &tenant)?;
         check_name("resource", &resource)?;
         check_name("dataset", &name)?;
+        if let Some(columns) = &columns
+            && columns.len() > MAX_OPEN_COLUMNS
+        {
+            return Err(HostError::Invalid(format!(
+                "{} columns named; at most {MAX_OPEN_COLUMNS}",
+                columns.len()
+            )));
+        }
         let required = read_scope(&tenant, &resource)?;
         self.gate.check(HostCall::DatasetsOpen, &required)?;
         if self.open_datasets >= self.budget.open_datasets {
@@ -64,8 +81,16 @@ impl datasets::Host for HostState {
                 requested: Some(self.open_datasets + 1),
             }));
         }
-        let cursor = self.datasets.open(&tenant, &resource, &name)?;
-        let handle = self.push(OpenDataset { cursor, required })?;
+        let cursor = self
+            .datasets
+            .open(&tenant, &resource, &name, columns.as_deref())?;
+        let schema = wit_schema(&name, cursor.schema())?;
+        let handle = self.push(OpenDataset {
+            cursor,
+            schema,
+            name,
+            required,
+        })?;
         self.open_datasets += 1;
         Ok(handle)
     }
@@ -83,7 +108,7 @@ impl datasets::Host for HostState {
 impl datasets::HostDataset for HostState {
     fn schema(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<Vec<Column>> {
         self.enter()?;
-        Ok(self.table.get(&dataset)?.cursor.schema().to_vec())
+        Ok(self.table.get(&dataset)?.schema.clone())
     }
 
     fn next_batch(
@@ -95,28 +120,17 @@ impl datasets::HostDataset for HostState {
         let open = self.table.get_mut(&dataset)?;
         self.gate
             .check(HostCall::DatasetNextBatch, &open.required)?;
-        let Some(batch) = open
+        let Some(record) = open
             .cursor
             .next_batch(max_rows.clamp(1, MAX_BATCH_ROWS) as usize)?
         else {
             return Ok(None);
         };
+        let batch = wit_batch(&open.name, &record)?;
         // Charged before the batch reaches the guest: a spent budget delivers nothing.
         self.charge(Counter::RowsRead, u64::from(batch.rows))?;
         self.charge(Counter::BytesRead, batch_bytes(&batch))?;
         Ok(Some(batch))
-    }
-
-    fn select(
-        &mut self,
-        dataset: Resource<OpenDataset>,
-        columns: Vec<String>,
-    ) -> Result<(), HostError> {
-        self.enter()?;
-        let open = self.table.get_mut(&dataset)?;
-        self.gate.check(HostCall::DatasetSelect, &open.required)?;
-        let indices = column_indices(open.cursor.schema(), &columns)?;
-        Ok(open.cursor.select(&indices)?)
     }
 
     fn drop(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<()> {
@@ -125,30 +139,4 @@ impl datasets::HostDataset for HostState {
         self.open_datasets = self.open_datasets.saturating_sub(1);
         Ok(())
     }
-}
-
-/// The schema indices of `names`, or `invalid` naming the first that is unknown or repeated.
-fn column_indices(schema: &[Column], names: &[String]) -> Result<Vec<usize>, HostError> {
-    if names.is_empty() {
-        return Err(HostError::Invalid(
-            "select needs at least one column".into(),
-        ));
-    }
-    let mut indices = Vec::with_capacity(names.len().min(schema.len()));
-    for name in names {
-        let index = schema.iter().position(|c| &c.name == name).ok_or_else(|| {
-            HostError::Invalid(format!(
-                "the dataset has no column '{}'",
-                escape(&cut(name, 64))
-            ))
-        })?;
-        if indices.contains(&index) {
-            return Err(HostError::Invalid(format!(
-                "column '{}' is selected twice",
-                escape(name)
-            )));
-        }
-        indices.push(index);
-    }
-    Ok(indices)
 }

@@ -6,4 +6,5 @@ pub(crate) mod datasets;
 pub(crate) mod identity;
 pub(crate) mod log;
 pub(crate) mod reports;
+pub(crate) mod tables;
 pub(crate) mod types;

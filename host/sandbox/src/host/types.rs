@@ -28,3 +28,6 @@ impl types::Host for HostState {
         }
     }
 }
+
+/// `sluice:etl/columns` declares types only; the host has nothing to provide for it.
+impl crate::bindings::sluice::etl::columns::Host for HostState {}

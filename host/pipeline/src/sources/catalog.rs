@@ -1,0 +1,88 @@
+//! Datasets a configuration lists explicitly (tenant, resource, name → where the data is), with
+//! the conventional layout (SQLite, Parquet, CSV under one directory) as the fallback for
+//! tenants that list none.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use sluice_sandbox::{DatasetCursor, DatasetSource, SourceError};
+
+use super::files::{open_csv, open_parquet};
+use super::layout::LayoutSource;
+use super::sqlite::{open_read_only, open_table};
+
+/// Where one dataset's rows are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// Table `name` of the SQLite database at this path.
+    Sqlite(PathBuf),
+    /// A Parquet file.
+    Parquet(PathBuf),
+    /// A CSV file with a header row (and its types in `<file>.types`).
+    Csv(PathBuf),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CatalogSource {
+    listed: HashMap<String, Vec<(String, String, Location)>>,
+    fallback: Option<LayoutSource>,
+}
+
+impl CatalogSource {
+    /// A catalog falling back to `fallback`'s layout for tenants with no listed datasets.
+    pub fn new(fallback: Option<LayoutSource>) -> CatalogSource {
+        CatalogSource {
+            listed: HashMap::new(),
+            fallback,
+        }
+    }
+
+    /// Adds dataset `name` of `tenant`'s `resource`, found at `location`.
+    pub fn add(&mut self, tenant: &str, resource: &str, name: &str, location: Location) {
+        self.listed.entry(tenant.to_string()).or_default().push((
+            resource.to_string(),
+            name.to_string(),
+            location,
+        ));
+    }
+}
+
+impl DatasetSource for CatalogSource {
+    fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError> {
+        match (self.listed.get(tenant), &self.fallback) {
+            (Some(entries), _) => Ok(entries
+                .iter()
+                .filter(|(r, _, _)| r == resource)
+                .map(|(_, n, _)| n.clone())
+                .collect()),
+            (None, Some(fallback)) => fallback.list(tenant, resource),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    fn open(
+        &self,
+        tenant: &str,
+        resource: &str,
+        name: &str,
+        columns: Option<&[String]>,
+    ) -> Result<Box<dyn DatasetCursor>, SourceError> {
+        match (self.listed.get(tenant), &self.fallback) {
+            (Some(entries), _) => {
+                let (_, _, location) = entries
+                    .iter()
+                    .find(|(r, n, _)| r == resource && n == name)
+                    .ok_or_else(|| SourceError::not_found(tenant, resource, name))?;
+                match location {
+                    Location::Sqlite(path) => {
+                        open_table(open_read_only(path)?, tenant, resource, name, columns)
+                    }
+                    Location::Parquet(path) => open_parquet(name, path, columns),
+                    Location::Csv(path) => open_csv(name, path, columns),
+                }
+            }
+            (None, Some(fallback)) => fallback.open(tenant, resource, name, columns),
+            (None, None) => Err(SourceError::not_found(tenant, resource, name)),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Where tenants keep their data, each behind the sandbox's one `DatasetSource` trait and each
+//! yielding Arrow record batches of only the columns a transform named: SQLite databases,
+//! PostgreSQL schemas, Parquet and CSV files. [`CatalogSource`] routes a tenant's datasets to
+//! the source its configuration names.
+
+pub mod catalog;
+pub mod files;
+pub mod layout;
+pub mod sqlite;
+pub mod typed;
+
+pub use catalog::CatalogSource;
+pub use layout::LayoutSource;
+pub use sqlite::SqliteSource;

@@ -1,0 +1,345 @@
+//! Tenant datasets in SQLite: `<root>/<tenant>/<resource>.db`, one table per dataset, read into
+//! Arrow record batches of the columns a transform named (the query selects only those).
+//!
+//! Databases are opened read-only, names from the guest are checked to be plain identifiers
+//! before they reach a path or a query, and rows are read by rowid ranges so a cursor holds no
+//! statement between batches. Declared types map to Arrow's: `INTEGER` to Int64, `REAL` to
+//! Float64, `BOOLEAN`, `TEXT`, `BLOB`, `DATE` (stored as `YYYY-MM-DD`), `TIMESTAMP` (ISO-8601
+//! text or integer microseconds, UTC) and `DECIMAL(p, s)` (text, integer, or the REAL SQLite's
+//! NUMERIC affinity makes of decimal text: read from its shortest round-trip form).
+
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use arrow_array::ArrayRef;
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use sluice_sandbox::{
+    DataType, DatasetCursor, DatasetSource, Field, RecordBatch, Schema, SchemaRef, SourceError,
+    TimeUnit, projection,
+};
+
+use super::typed::{check_name, declared_decimal, parse_date, parse_decimal, parse_timestamp};
+
+/// The directory holding every tenant's databases.
+#[derive(Clone, Debug)]
+pub struct SqliteSource {
+    root: PathBuf,
+}
+
+impl SqliteSource {
+    pub fn new(root: impl Into<PathBuf>) -> SqliteSource {
+        SqliteSource { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The database file of `tenant`'s `resource`.
+    pub fn database_path(&self, tenant: &str, resource: &str) -> PathBuf {
+        self.root.join(tenant).join(format!("{resource}.db"))
+    }
+
+    fn connect(&self, tenant: &str, resource: &str) -> Result<Option<Connection>, SourceError> {
+        check_name("tenant", tenant)?;
+        check_name("resource", resource)?;
+        let path = self.database_path(tenant, resource);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(open_read_only(&path)?))
+    }
+}
+
+/// Opens a database for writing: for tools and tests that prepare data, never for guests.
+pub fn open_for_update(path: &Path) -> anyhow::Result<Connection> {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+fn tables(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )?;
+    let names = stmt
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
+}
+
+/// The Arrow type of a declared SQLite column type: SQLite's affinity rules, plus the types it
+/// stores as something else (booleans as integers; dates, timestamps and decimals as text).
+fn column_type(declared: &str) -> DataType {
+    let upper = declared.to_ascii_uppercase();
+    if let Some((precision, scale)) = declared_decimal(&upper) {
+        DataType::Decimal128(precision, scale)
+    } else if upper.contains("BOOL") {
+        DataType::Boolean
+    } else if upper.contains("TIMESTAMP") || upper.contains("DATETIME") {
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    } else if upper == "DATE" {
+        DataType::Date32
+    } else if upper.contains("INT") {
+        DataType::Int64
+    } else if upper.contains("CHAR") || upper.contains("CLOB") || upper.contains("TEXT") {
+        DataType::Utf8
+    } else if upper.contains("BLOB") || upper.is_empty() {
+        DataType::Binary
+    } else {
+        DataType::Float64
+    }
+}
+
+impl DatasetSource for SqliteSource {
+    fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError> {
+        match self.connect(tenant, resource)? {
+            Some(conn) => Ok(tables(&conn)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn open(
+        &self,
+        tenant: &str,
+        resource: &str,
+        name: &str,
+        columns: Option<&[String]>,
+    ) -> Result<Box<dyn DatasetCursor>, SourceError> {
+        check_name("dataset", name)?;
+        let conn = self
+            .connect(tenant, resource)?
+            .ok_or_else(|| SourceError::not_found(tenant, resource, name))?;
+        open_table(conn, tenant, resource, name, columns)
+    }
+}
+
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, SourceError> {
+    Ok(Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", path.display()))?)
+}
+
+/// The Arrow schema of table `name`, from its declared column types.
+pub fn table_schema(conn: &Connection, name: &str) -> Result<Schema, SourceError> {
+    let mut fields = Vec::new();
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info(\"{name}\")"))
+        .context("reading the table's columns")?;
+    let mut rows = stmt.query([]).context("reading the table's columns")?;
+    while let Some(row) = rows.next().context("reading the table's columns")? {
+        let column: String = row.get(1).context("column name")?;
+        let declared: String = row.get(2).context("column type")?;
+        let not_null: bool = row.get(3).context("column nullability")?;
+        fields.push(Field::new(column, column_type(&declared), !not_null));
+    }
+    Ok(Schema::new(fields))
+}
+
+/// A cursor over the `columns` of table `name` of an open database.
+pub(crate) fn open_table(
+    conn: Connection,
+    tenant: &str,
+    resource: &str,
+    name: &str,
+    columns: Option<&[String]>,
+) -> Result<Box<dyn DatasetCursor>, SourceError> {
+    if !tables(&conn)?.iter().any(|t| t == name) {
+        return Err(SourceError::not_found(tenant, resource, name));
+    }
+    let full = table_schema(&conn, name)?;
+    let schema = Arc::new(
+        full.project(&projection(name, &full, columns)?)
+            .map_err(|e| SourceError::Invalid(format!("dataset '{name}': {e}")))?,
+    );
+    let list = schema
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name().replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql =
+        format!("SELECT rowid, {list} FROM \"{name}\" WHERE rowid > ?1 ORDER BY rowid LIMIT ?2");
+    // Fail at open, not mid-stream, if the table has no rowid.
+    conn.prepare_cached(&sql)
+        .with_context(|| format!("dataset '{name}' cannot be read by rowid"))?;
+    Ok(Box::new(SqliteCursor {
+        conn,
+        sql,
+        schema,
+        last_rowid: i64::MIN,
+        done: false,
+        name: name.to_string(),
+    }))
+}
+
+struct SqliteCursor {
+    conn: Connection,
+    sql: String,
+    schema: SchemaRef,
+    last_rowid: i64,
+    done: bool,
+    name: String,
+}
+
+fn text(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|_| "holds text that is not UTF-8".to_string())
+}
+
+/// One column being read into Arrow.
+enum Builder {
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Boolean(BooleanBuilder),
+    Text(StringBuilder),
+    Binary(BinaryBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
+    Decimal(Decimal128Builder, u8, i8),
+}
+
+impl Builder {
+    fn new(ty: &DataType, rows: usize) -> Builder {
+        match ty {
+            DataType::Int64 => Builder::Int64(Int64Builder::with_capacity(rows)),
+            DataType::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(rows)),
+            DataType::Utf8 => Builder::Text(StringBuilder::with_capacity(rows, rows * 8)),
+            DataType::Binary => Builder::Binary(BinaryBuilder::with_capacity(rows, rows * 8)),
+            DataType::Date32 => Builder::Date(Date32Builder::with_capacity(rows)),
+            DataType::Timestamp(_, tz) => {
+                Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows), tz.clone())
+            }
+            DataType::Decimal128(p, s) => {
+                Builder::Decimal(Decimal128Builder::with_capacity(rows), *p, *s)
+            }
+            _ => Builder::Float64(Float64Builder::with_capacity(rows)),
+        }
+    }
+
+    /// Appends one value (a null as null), or says what the cell holds instead.
+    fn push(&mut self, value: ValueRef<'_>) -> Result<(), String> {
+        match (self, value) {
+            (Builder::Int64(b), ValueRef::Null) => b.append_null(),
+            (Builder::Int64(b), ValueRef::Integer(n)) => b.append_value(n),
+            (Builder::Float64(b), ValueRef::Null) => b.append_null(),
+            (Builder::Float64(b), ValueRef::Real(f)) => b.append_value(f),
+            (Builder::Float64(b), ValueRef::Integer(n)) => b.append_value(n as f64),
+            (Builder::Boolean(b), ValueRef::Null) => b.append_null(),
+            (Builder::Boolean(b), ValueRef::Integer(n)) => b.append_value(n != 0),
+            (Builder::Text(b), ValueRef::Null) => b.append_null(),
+            (Builder::Text(b), ValueRef::Text(t)) => b.append_value(text(t)?),
+            (Builder::Binary(b), ValueRef::Null) => b.append_null(),
+            (Builder::Binary(b), ValueRef::Blob(t) | ValueRef::Text(t)) => b.append_value(t),
+            (Builder::Date(b), ValueRef::Null) => b.append_null(),
+            (Builder::Date(b), ValueRef::Text(t)) => b.append_value(parse_date(text(t)?)?),
+            (Builder::Date(b), ValueRef::Integer(n)) => b.append_value(
+                i32::try_from(n).map_err(|_| format!("holds day {n}, out of range"))?,
+            ),
+            (Builder::Timestamp(b, _), ValueRef::Null) => b.append_null(),
+            (Builder::Timestamp(b, _), ValueRef::Text(t)) => {
+                b.append_value(parse_timestamp(text(t)?)?)
+            }
+            (Builder::Timestamp(b, _), ValueRef::Integer(n)) => b.append_value(n),
+            (Builder::Decimal(b, _, _), ValueRef::Null) => b.append_null(),
+            (Builder::Decimal(b, p, s), ValueRef::Text(t)) => {
+                b.append_value(parse_decimal(text(t)?, *p, *s)?)
+            }
+            (Builder::Decimal(b, p, s), ValueRef::Integer(n)) => {
+                b.append_value(parse_decimal(&n.to_string(), *p, *s)?)
+            }
+            // SQLite's NUMERIC affinity stores decimal text such as "67.30" as a REAL; its
+            // shortest round-trip form ("67.3") is the decimal that was written, exactly, for
+            // up to 15 significant digits.
+            (Builder::Decimal(b, p, s), ValueRef::Real(f)) => {
+                b.append_value(parse_decimal(&f.to_string(), *p, *s)?)
+            }
+            (_, other) => return Err(format!("holds {:?}", other.data_type())),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<ArrayRef, String> {
+        Ok(match self {
+            Builder::Int64(mut b) => Arc::new(b.finish()),
+            Builder::Float64(mut b) => Arc::new(b.finish()),
+            Builder::Boolean(mut b) => Arc::new(b.finish()),
+            Builder::Text(mut b) => Arc::new(b.finish()),
+            Builder::Binary(mut b) => Arc::new(b.finish()),
+            Builder::Date(mut b) => Arc::new(b.finish()),
+            Builder::Timestamp(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
+            Builder::Decimal(mut b, p, s) => Arc::new(
+                b.finish()
+                    .with_precision_and_scale(p, s)
+                    .map_err(|e| e.to_string())?,
+            ),
+        })
+    }
+}
+
+impl DatasetCursor for SqliteCursor {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut builders: Vec<Builder> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| Builder::new(f.data_type(), max_rows))
+            .collect();
+        let mut count = 0usize;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&self.sql)
+            .with_context(|| format!("reading dataset '{}'", self.name))?;
+        let mut rows = stmt
+            .query(rusqlite::params![self.last_rowid, max_rows as i64])
+            .with_context(|| format!("reading dataset '{}'", self.name))?;
+        while let Some(row) = rows
+            .next()
+            .with_context(|| format!("reading dataset '{}'", self.name))?
+        {
+            self.last_rowid = row.get(0).context("rowid")?;
+            for (i, builder) in builders.iter_mut().enumerate() {
+                let value = row.get_ref(i + 1).context("column value")?;
+                builder.push(value).map_err(|what| {
+                    let field = &self.schema.fields()[i];
+                    SourceError::Invalid(format!(
+                        "dataset '{}' row {} column '{}' {what}, but the column is declared {}",
+                        self.name,
+                        self.last_rowid,
+                        field.name(),
+                        field.data_type()
+                    ))
+                })?;
+            }
+            count += 1;
+        }
+        if count < max_rows {
+            self.done = true;
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        let arrays = builders
+            .into_iter()
+            .map(Builder::finish)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SourceError::Invalid(format!("dataset '{}': {e}", self.name)))?;
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)
+            .with_context(|| format!("dataset '{}'", self.name))?;
+        Ok(Some(batch))
+    }
+}
