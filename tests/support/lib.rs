@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use sluice_pipeline::config::{
-    BrokerSetting, DatasetConfig, DatasetKind, IsolationConfig, Language, PipelineConfig,
+    BrokerSetting, DatasetConfig, IsolationConfig, Language, Location, OutputStore, PipelineConfig,
     TenantConfig, default_ceiling,
 };
 use sluice_pipeline::plugins::file_digest;
@@ -194,10 +194,10 @@ pub fn pipeline_tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> Te
         write_scope: scope(&format!("write:reports:{id}")),
         datasets: vec![DatasetConfig {
             name: dataset.into(),
-            path: data.join(id).join("analytics.db"),
             resource: "analytics".into(),
-            kind: DatasetKind::Sqlite,
+            location: Location::Sqlite(data.join(id).join("analytics.db")),
         }],
+        outputs: OutputStore::Parquet,
         params: vec![],
         budget: Budget::default(),
     }

@@ -215,9 +215,20 @@ pub enum DataCommand {
 
 #[derive(Args, Debug)]
 pub struct SeedArgs {
-    /// Where to write <DIR>/<tenant>/analytics.db.
+    /// Where to write: <DIR>/<tenant>/analytics.db (sqlite) or
+    /// <DIR>/<tenant>/analytics/<dataset>.parquet|.csv.
     #[arg(long)]
     pub dir: PathBuf,
+    /// The store to load the seed data into; every format holds the same rows.
+    #[arg(long, value_enum, default_value_t = SeedFormatArg::Sqlite)]
+    pub format: SeedFormatArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeedFormatArg {
+    Sqlite,
+    Parquet,
+    Csv,
 }
 
 #[derive(Subcommand, Debug)]

@@ -93,7 +93,7 @@ fn print_tenant(t: &TenantResult) {
                 "   [LOAD]     Table {} ({} rows) written to {}",
                 safe(&table.name),
                 table.rows,
-                safe(&shown(&table.path))
+                safe(&shown(std::path::Path::new(&table.location)))
             );
         }
     }

@@ -14,6 +14,9 @@ use toml::Spanned;
 
 use sluice_sandbox::is_plain_name;
 
+pub use crate::sources::catalog::Location;
+pub use crate::sources::postgres::PostgresTable;
+
 /// A configuration error: the file, the line (0 when it is about the whole file), and what is
 /// wrong with which key.
 #[derive(Debug, thiserror::Error)]
@@ -150,17 +153,42 @@ struct RawTenant {
     /// This tenant's budget, over the pipeline's `[limits]`.
     #[serde(default)]
     limits: Option<Spanned<RawLimits>>,
+    /// Where its output tables go.
+    #[serde(default)]
+    outputs: Option<Spanned<RawOutputs>>,
 }
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct RawDataset {
     name: Spanned<String>,
-    path: Spanned<String>,
     resource: Spanned<String>,
-    /// `sqlite`, `parquet` or `csv`; by default from the file's extension.
+    /// The file (SQLite, Parquet, CSV); not for PostgreSQL.
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    /// `sqlite`, `parquet`, `csv` or `postgres`; by default from the file's extension.
     #[serde(default)]
     kind: Option<Spanned<String>>,
+    /// PostgreSQL: the environment variable holding the tenant role's connection URL.
+    #[serde(default)]
+    url_env: Option<Spanned<String>>,
+    /// PostgreSQL: the schema (default: the tenant id) and table (default: the dataset name).
+    #[serde(default)]
+    schema: Option<Spanned<String>>,
+    #[serde(default)]
+    table: Option<Spanned<String>>,
+}
+
+/// Where a tenant's output tables go: `{ kind = "parquet" }` (the default) or
+/// `{ kind = "postgres", url_env = "...", schema = "..." }`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawOutputs {
+    kind: Spanned<String>,
+    #[serde(default)]
+    url_env: Option<Spanned<String>>,
+    #[serde(default)]
+    schema: Option<Spanned<String>>,
 }
 
 /// Where agents come from.
@@ -179,9 +207,18 @@ pub enum BrokerSetting {
 #[derive(Clone, Debug)]
 pub struct DatasetConfig {
     pub name: String,
-    pub path: PathBuf,
     pub resource: String,
-    pub kind: DatasetKind,
+    pub location: Location,
+}
+
+/// Where a tenant's output tables are published.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OutputStore {
+    /// `<reports>/<tenant>/<resource>/<name>.parquet`.
+    #[default]
+    Parquet,
+    /// Table `<resource>_<name>` of `schema`, written through the role in `url_env`.
+    Postgres { url_env: String, schema: String },
 }
 
 /// What kind of store a dataset is in.
@@ -193,6 +230,8 @@ pub enum DatasetKind {
     Parquet,
     /// A CSV file with a header row (types in `<file>.types`).
     Csv,
+    /// A table in a PostgreSQL schema.
+    Postgres,
 }
 
 impl DatasetKind {
@@ -201,6 +240,7 @@ impl DatasetKind {
             "sqlite" => DatasetKind::Sqlite,
             "parquet" => DatasetKind::Parquet,
             "csv" => DatasetKind::Csv,
+            "postgres" => DatasetKind::Postgres,
             _ => return None,
         })
     }
@@ -228,6 +268,8 @@ pub struct TenantConfig {
     pub read_scope: Scope,
     pub write_scope: Scope,
     pub datasets: Vec<DatasetConfig>,
+    /// Where its output tables go.
+    pub outputs: OutputStore,
     pub params: Vec<(String, String)>,
     /// This tenant's budget: the pipeline's `[limits]`, with its own `limits` over them.
     pub budget: Budget,
@@ -533,40 +575,133 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
                     );
                 }
             }
-            let kind = match &ds.kind {
-                Some(kind) => DatasetKind::parse(kind.get_ref()).map_or_else(
+            let kind = match (&ds.kind, &ds.path) {
+                (Some(kind), _) => DatasetKind::parse(kind.get_ref()).map_or_else(
                     || {
                         cx.err(
                             kind.span(),
                             format!(
-                                "tenants.datasets.kind '{}': expected sqlite, parquet or csv",
+                                "tenants.datasets.kind '{}': expected sqlite, parquet, csv or \
+                                 postgres",
                                 kind.get_ref()
                             ),
                         )
                     },
                     Ok,
                 )?,
-                None => DatasetKind::of_path(ds.path.get_ref()).map_or_else(
+                (None, Some(path)) => DatasetKind::of_path(path.get_ref()).map_or_else(
                     || {
                         cx.err(
-                            ds.path.span(),
+                            path.span(),
                             format!(
                                 "tenants.datasets.path '{}': say its kind (kind = \"sqlite\", \
                                  \"parquet\" or \"csv\"), or name it .db, .parquet or .csv",
-                                ds.path.get_ref()
+                                path.get_ref()
                             ),
                         )
                     },
                     Ok,
                 )?,
+                (None, None) => {
+                    return cx.err(
+                        ds.name.span(),
+                        format!(
+                            "tenants.datasets '{}' of '{id}': give its `path`, or \
+                             kind = \"postgres\" and `url_env`",
+                            ds.name.get_ref()
+                        ),
+                    );
+                }
+            };
+            let location = if kind == DatasetKind::Postgres {
+                if let Some(path) = &ds.path {
+                    return cx.err(
+                        path.span(),
+                        "tenants.datasets.path: a postgres dataset has no path; it is \
+                         `schema`.`table` through the role in `url_env`"
+                            .to_string(),
+                    );
+                }
+                let Some(url_env) = &ds.url_env else {
+                    return cx.err(
+                        ds.name.span(),
+                        format!(
+                            "tenants.datasets '{}' of '{id}': a postgres dataset needs `url_env`, \
+                             the environment variable holding its role's connection URL",
+                            ds.name.get_ref()
+                        ),
+                    );
+                };
+                let schema = plain_or_default(&cx, "schema", &ds.schema, id)?;
+                let table = plain_or_default(&cx, "table", &ds.table, ds.name.get_ref())?;
+                Location::Postgres(PostgresTable {
+                    url_env: url_env.get_ref().clone(),
+                    schema,
+                    table,
+                })
+            } else {
+                for (key, set) in [
+                    ("url_env", ds.url_env.as_ref().map(Spanned::span)),
+                    ("schema", ds.schema.as_ref().map(Spanned::span)),
+                    ("table", ds.table.as_ref().map(Spanned::span)),
+                ] {
+                    if let Some(span) = set {
+                        return cx.err(
+                            span,
+                            format!("tenants.datasets.{key}: only a postgres dataset has one"),
+                        );
+                    }
+                }
+                let path = cx.path(ds.path.as_ref().map(|p| p.get_ref().as_str()).unwrap_or(""));
+                match kind {
+                    DatasetKind::Sqlite => Location::Sqlite(path),
+                    DatasetKind::Parquet => Location::Parquet(path),
+                    DatasetKind::Csv => Location::Csv(path),
+                    DatasetKind::Postgres => unreachable!("handled above"),
+                }
             };
             datasets.push(DatasetConfig {
                 name: ds.name.get_ref().clone(),
-                path: cx.path(ds.path.get_ref()),
                 resource: ds.resource.get_ref().clone(),
-                kind,
+                location,
             });
         }
+        let outputs = match &t.outputs {
+            None => OutputStore::Parquet,
+            Some(o) => {
+                let raw_out = o.get_ref();
+                match raw_out.kind.get_ref().as_str() {
+                    "parquet" if raw_out.url_env.is_none() && raw_out.schema.is_none() => {
+                        OutputStore::Parquet
+                    }
+                    "postgres" => {
+                        let Some(url_env) = &raw_out.url_env else {
+                            return cx.err(
+                                o.span(),
+                                format!(
+                                    "tenants.outputs of '{id}': postgres outputs need `url_env`, \
+                                     the environment variable holding the role's connection URL"
+                                ),
+                            );
+                        };
+                        OutputStore::Postgres {
+                            url_env: url_env.get_ref().clone(),
+                            schema: plain_or_default(&cx, "schema", &raw_out.schema, id)?,
+                        }
+                    }
+                    other => {
+                        return cx.err(
+                            o.span(),
+                            format!(
+                                "tenants.outputs of '{id}': kind '{other}' with these keys is not \
+                                 an output store; use {{ kind = \"parquet\" }} or {{ kind = \
+                                 \"postgres\", url_env = \"VAR\" }}"
+                            ),
+                        );
+                    }
+                }
+            }
+        };
         if datasets.is_empty() && raw.data_dir.is_none() {
             return cx.err(
                 t.id.span(),
@@ -604,6 +739,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             read_scope: cx.scope("tenants.read_scope", &t.read_scope)?,
             write_scope: cx.scope("tenants.write_scope", &t.write_scope)?,
             datasets,
+            outputs,
             params: t
                 .params
                 .iter()
@@ -644,6 +780,26 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         tenants,
         cache_dir: None,
     })
+}
+
+/// A plain name given at `key`, or `default` when absent.
+fn plain_or_default(
+    cx: &Ctx<'_>,
+    key: &str,
+    value: &Option<Spanned<String>>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    match value {
+        None => Ok(default.to_string()),
+        Some(v) if is_plain_name(v.get_ref()) => Ok(v.get_ref().clone()),
+        Some(v) => cx.err(
+            v.span(),
+            format!(
+                "{key} '{}': use 1-64 letters, digits, '-' or '_'",
+                v.get_ref()
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -688,8 +844,8 @@ resource = "analytics"
         assert_eq!(c.reports, Path::new("/etc/sluice/reports"));
         assert_eq!(c.tenants[0].plugin, Path::new("/etc/sluice/bank.wasm"));
         assert_eq!(
-            c.tenants[0].datasets[0].path,
-            Path::new("/etc/sluice/data/bank/analytics.db")
+            c.tenants[0].datasets[0].location,
+            Location::Sqlite("/etc/sluice/data/bank/analytics.db".into())
         );
         assert_eq!(
             c.broker,

@@ -15,12 +15,11 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::audit::{AuditLog, Lifecycle, Subject};
 use crate::broker::Broker;
-use crate::config::{DatasetKind, Language, PipelineConfig, TenantConfig};
+use crate::config::{Language, PipelineConfig, TenantConfig};
 use crate::outcome::{GateLine, PipelineReport, PluginLoad, TenantResult};
 use crate::plugins::PluginCache;
 use crate::report_dir::ReportDir;
 use crate::session::TenantSession;
-use crate::sources::catalog::Location;
 use crate::sources::{CatalogSource, LayoutSource};
 
 /// Called in config order as each tenant's result becomes final.
@@ -103,12 +102,7 @@ impl Pipeline {
         let mut source = CatalogSource::new(config.data_dir.as_ref().map(LayoutSource::new));
         for tenant in &config.tenants {
             for ds in &tenant.datasets {
-                let location = match ds.kind {
-                    DatasetKind::Sqlite => Location::Sqlite(ds.path.clone()),
-                    DatasetKind::Parquet => Location::Parquet(ds.path.clone()),
-                    DatasetKind::Csv => Location::Csv(ds.path.clone()),
-                };
-                source.add(&tenant.id, &ds.resource, &ds.name, location);
+                source.add(&tenant.id, &ds.resource, &ds.name, ds.location.clone());
             }
         }
         Ok(Pipeline {
@@ -270,7 +264,9 @@ impl Pipeline {
         };
         result.figures = summary.figures;
         if !outcome.staged.is_empty() || !outcome.tables.is_empty() {
-            let (mut reports, tables) = session.commit(&outcome.staged, &outcome.tables).await?;
+            let (mut reports, tables) = session
+                .commit(&outcome.staged, &outcome.tables, &tenant.outputs)
+                .await?;
             result.report = reports.pop();
             result.tables = tables;
         }

@@ -88,7 +88,8 @@ impl PluginLoad {
 pub struct PublishedTable {
     /// `<resource>/<name>`.
     pub name: String,
-    pub path: PathBuf,
+    /// Where it went: a file path, or `postgres <schema>.<table>`.
+    pub location: String,
     pub rows: u64,
 }
 

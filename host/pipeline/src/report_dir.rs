@@ -12,10 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use sluice_sandbox::{StagedTable, is_plain_name};
+
+use crate::sources::export::write_parquet;
 
 #[derive(Clone, Debug)]
 pub struct ReportDir {
@@ -78,18 +77,13 @@ impl ReportDir {
     }
 }
 
-/// `table`'s rows as a Parquet file (Snappy-compressed column chunks, one row group per 1 Mi
-/// rows): the same rows always give the same bytes.
+/// `table`'s rows as a Parquet file: the same rows always give the same bytes.
 pub fn parquet_bytes(table: &StagedTable) -> anyhow::Result<Vec<u8>> {
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(1 << 20))
-        .build();
-    let mut writer = ArrowWriter::try_new(Vec::new(), table.schema.clone(), Some(properties))?;
-    for batch in &table.batches {
-        writer.write(batch)?;
-    }
-    Ok(writer.into_inner()?)
+    write_parquet(
+        Vec::new(),
+        table.schema.clone(),
+        table.batches.iter().cloned().map(Ok),
+    )
 }
 
 /// Writes `bytes` to `dir/name` through a temporary file, fsync and rename; returns the path.

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use rusqlite::Connection;
+use sluice_sandbox::{DatasetCursor, DatasetSource as _};
+
+use crate::sources::SqliteSource;
+use crate::sources::export::{FileFormat, copy_to_file};
 
 /// A tenant of the demo, as in the seed sample.
 #[derive(Clone, Copy, Debug)]
@@ -126,6 +130,46 @@ pub fn seed_demo(dir: &Path, scale: SeedScale) -> anyhow::Result<Vec<PathBuf>> {
         seed_bank(dir, scale.transactions)?,
         seed_orders(dir, "retail", scale.orders)?,
     ])
+}
+
+/// Writes the demo tenants' datasets under `dir` as `format` files,
+/// `<dir>/<tenant>/analytics/<dataset>.<parquet|csv>`, with the same rows as [`seed_demo`]'s
+/// databases (they are built first, then copied through Arrow). Returns the files written.
+pub fn seed_demo_files(
+    dir: &Path,
+    scale: SeedScale,
+    format: FileFormat,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let staging = dir.join(".seeding-sqlite");
+    let _ = std::fs::remove_dir_all(&staging);
+    seed_demo(&staging, scale)?;
+    let copied = copy_demo(&staging, |tenant, dataset, cursor| {
+        let path = dir
+            .join(tenant)
+            .join("analytics")
+            .join(format!("{dataset}.{}", format.extension()));
+        copy_to_file(cursor, &path, format)?;
+        Ok(path)
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    copied
+}
+
+/// Calls `copy` with a cursor over every dataset of every demo tenant in the databases under
+/// `sqlite_dir`; returns what it returns.
+pub(crate) fn copy_demo<T>(
+    sqlite_dir: &Path,
+    mut copy: impl FnMut(&str, &str, Box<dyn DatasetCursor>) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    let source = SqliteSource::new(sqlite_dir);
+    let mut out = Vec::new();
+    for tenant in DEMO_TENANTS {
+        for dataset in source.list(tenant.id, "analytics")? {
+            let cursor = source.open(tenant.id, "analytics", &dataset, None)?;
+            out.push(copy(tenant.id, &dataset, cursor)?);
+        }
+    }
+    Ok(out)
 }
 
 fn fresh_database(dir: &Path, tenant: &str) -> anyhow::Result<(Connection, PathBuf)> {

@@ -18,9 +18,11 @@ use sluice_sandbox::{
 use tokio::sync::Mutex;
 
 use crate::audit::{Lifecycle, Subject, writ_subject};
+use crate::config::OutputStore;
 use crate::keeper::{Invalidation, Keeper, KeeperReport};
 use crate::nightly::Pipeline;
 use crate::outcome::{AgentEnd, PublishedTable};
+use crate::outputs::publish_table;
 
 /// How long a transient broker failure may be retried when confirming or releasing an agent.
 const RETRY_WINDOW: Duration = Duration::from_secs(3);
@@ -210,6 +212,7 @@ impl TenantSession {
         &self,
         staged: &[StagedReport],
         tables: &[StagedTable],
+        outputs: &OutputStore,
     ) -> Result<(Vec<PathBuf>, Vec<PublishedTable>), SessionError> {
         if let Some(invalidated) = self.invalidated() {
             return Err(invalidated);
@@ -226,23 +229,26 @@ impl TenantSession {
         }
         let mut written = Vec::new();
         for table in tables {
-            let path = self
-                .pipeline
-                .reports
-                .publish_table(table)
-                .map_err(|e| SessionError::Publish(format!("{e:#}")))?;
-            let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+            let (store, reports, staged) = (
+                outputs.clone(),
+                self.pipeline.reports.clone(),
+                table.clone(),
+            );
+            let location =
+                tokio::task::spawn_blocking(move || publish_table(&store, &reports, &staged))
+                    .await
+                    .map_err(|e| SessionError::Publish(e.to_string()))?
+                    .map_err(|e| SessionError::Publish(format!("{e:#}")))?;
             self.pipeline.audit.record(
                 &self.subject,
                 Lifecycle::TableCommitted {
-                    table: path.display().to_string(),
+                    table: location.clone(),
                     rows: table.rows() as u64,
-                    bytes,
                 },
             );
             written.push(PublishedTable {
                 name: format!("{}/{}", table.resource, table.name),
-                path,
+                location,
                 rows: table.rows() as u64,
             });
         }

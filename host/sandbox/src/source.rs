@@ -53,9 +53,10 @@ pub trait DatasetCursor: Send {
 }
 
 /// The indices into `schema` of the `columns` a transform asked for (all, in order, for
-/// `None`), or `invalid` naming the first unknown or repeated one and the columns there are.
+/// `None`), or `invalid` naming the first unknown or repeated one and the columns there are;
+/// `label` names the dataset in that error (`dataset 'orders'`, with its file if it has one).
 pub fn projection(
-    dataset: &str,
+    label: &str,
     schema: &Schema,
     columns: Option<&[String]>,
 ) -> Result<Vec<usize>, SourceError> {
@@ -64,7 +65,7 @@ pub fn projection(
     };
     if columns.is_empty() {
         return Err(SourceError::Invalid(format!(
-            "no columns asked of dataset '{dataset}': name at least one, or none to read all"
+            "no columns asked of {label}: name at least one, or none to read all"
         )));
     }
     let mut indices = Vec::with_capacity(columns.len().min(schema.fields().len()));
@@ -72,14 +73,14 @@ pub fn projection(
         let Some(index) = schema.fields().iter().position(|f| f.name() == name) else {
             let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             return Err(SourceError::Invalid(format!(
-                "dataset '{dataset}' has no column '{}'; it has: {}",
+                "{label} has no column '{}'; it has: {}",
                 crate::escape(&crate::cut(name, 64)),
                 crate::escape(&crate::cut(&known.join(", "), 512))
             )));
         };
         if indices.contains(&index) {
             return Err(SourceError::Invalid(format!(
-                "column '{}' of dataset '{dataset}' is asked for twice",
+                "column '{}' of {label} is asked for twice",
                 crate::escape(name)
             )));
         }

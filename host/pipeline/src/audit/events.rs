@@ -60,7 +60,6 @@ pub enum Lifecycle {
     TableCommitted {
         table: String,
         rows: u64,
-        bytes: u64,
     },
     TenantFailed {
         detail: String,

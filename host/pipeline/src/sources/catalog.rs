@@ -9,6 +9,7 @@ use sluice_sandbox::{DatasetCursor, DatasetSource, SourceError};
 
 use super::files::{open_csv, open_parquet};
 use super::layout::LayoutSource;
+use super::postgres::PostgresTable;
 use super::sqlite::{open_read_only, open_table};
 
 /// Where one dataset's rows are.
@@ -20,6 +21,8 @@ pub enum Location {
     Parquet(PathBuf),
     /// A CSV file with a header row (and its types in `<file>.types`).
     Csv(PathBuf),
+    /// A PostgreSQL table, read through the tenant's role.
+    Postgres(PostgresTable),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -79,6 +82,7 @@ impl DatasetSource for CatalogSource {
                     }
                     Location::Parquet(path) => open_parquet(name, path, columns),
                     Location::Csv(path) => open_csv(name, path, columns),
+                    Location::Postgres(table) => table.open(tenant, resource, name, columns),
                 }
             }
             (None, Some(fallback)) => fallback.open(tenant, resource, name, columns),

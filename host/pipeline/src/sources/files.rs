@@ -30,8 +30,13 @@ fn shown(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// `dataset 'orders' (orders.csv)`: how errors name a file-backed dataset.
+fn labelled(dataset: &str, path: &Path) -> String {
+    format!("dataset '{dataset}' ({})", shown(path))
+}
+
 fn file_error(dataset: &str, path: &Path, what: impl std::fmt::Display) -> SourceError {
-    SourceError::Invalid(format!("dataset '{dataset}' ({}): {what}", shown(path)))
+    SourceError::Invalid(format!("{}: {what}", labelled(dataset, path)))
 }
 
 /// Batches from `reader`, handed out at most `max_rows` at a time, columns reordered by
@@ -84,7 +89,7 @@ pub fn open_parquet(
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| file_error(dataset, path, format!("not a readable Parquet file: {e}")))?;
     let full = builder.schema().clone();
-    let wanted = projection(dataset, &full, columns)?;
+    let wanted = projection(&labelled(dataset, path), &full, columns)?;
     // Parquet yields projected columns in file order; put them in the order asked.
     let mut sorted = wanted.clone();
     sorted.sort_unstable();
@@ -251,19 +256,40 @@ pub fn open_csv(
 ) -> Result<Box<dyn DatasetCursor>, SourceError> {
     let mut file = File::open(path).map_err(|e| file_error(dataset, path, e))?;
     let full = Arc::new(csv_schema(dataset, path, &mut file)?);
-    let wanted = projection(dataset, &full, columns)?;
+    let wanted = projection(&labelled(dataset, path), &full, columns)?;
     let schema = Arc::new(
         full.project(&wanted)
             .map_err(|e| file_error(dataset, path, e))?,
     );
-    let reader = arrow_csv::ReaderBuilder::new(full.clone())
+    // CSV holds binary as hex (as arrow-csv writes it): read it as text, then decode.
+    let as_text = Schema::new(
+        full.fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Binary => Field::new(f.name(), DataType::Utf8, f.is_nullable()),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let reader = arrow_csv::ReaderBuilder::new(Arc::new(as_text))
         .with_header(true)
         .with_batch_size(READ_ROWS)
         .with_projection(wanted)
         .build(file)
         .map_err(|e| file_error(dataset, path, e))?;
-    let (name, file_path, all) = (dataset.to_string(), path.to_path_buf(), full);
-    let reader = reader.map(move |b| b.map_err(|e| csv_error(&name, &file_path, &all, &e)));
+    let (name, file_path, all, out) = (
+        dataset.to_string(),
+        path.to_path_buf(),
+        full,
+        schema.clone(),
+    );
+    let mut line = 1usize;
+    let reader = reader.map(move |b| {
+        let batch = b.map_err(|e| csv_error(&name, &file_path, &all, &e))?;
+        let first = line + 1;
+        line += batch.num_rows();
+        unhex(batch, &out, first).map_err(|e| file_error(&name, &file_path, e))
+    });
     Ok(Box::new(FileCursor {
         rows: Sliced {
             reader: Box::new(reader) as Box<dyn Iterator<Item = _> + Send>,
@@ -275,6 +301,46 @@ pub fn open_csv(
     }))
 }
 
+/// `batch` with every column `schema` declares binary decoded from hex; `first` is the file line
+/// of its first row, for errors.
+fn unhex(batch: RecordBatch, schema: &SchemaRef, first: usize) -> Result<RecordBatch, String> {
+    use arrow_array::{Array as _, ArrayRef, BinaryArray, StringArray};
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Binary)
+    {
+        return Ok(batch);
+    }
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if field.data_type() != &DataType::Binary {
+            columns.push(column.clone());
+            continue;
+        }
+        let text = column
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or("binary column read as something other than text")?;
+        let mut values = Vec::with_capacity(text.len());
+        for (row, value) in text.iter().enumerate() {
+            values.push(match value {
+                None => None,
+                Some(hex_text) => Some(hex::decode(hex_text).map_err(|_| {
+                    format!(
+                        "line {} column '{}': '{}' is not hex-encoded binary",
+                        first + row,
+                        field.name(),
+                        sluice_sandbox::escape(&sluice_sandbox::cut(hex_text, 32))
+                    )
+                })?),
+            });
+        }
+        columns.push(std::sync::Arc::new(BinaryArray::from_iter(values)));
+    }
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
 /// arrow-csv's error with the column named: it reports columns by index.
 fn csv_error(
     dataset: &str,
@@ -282,14 +348,39 @@ fn csv_error(
     schema: &Schema,
     e: &arrow_schema::ArrowError,
 ) -> SourceError {
-    let text = e.to_string();
-    // "... for column 3 at line 17" -> "... for column 3 ('total_cents') at line 17"
-    let named = text
+    let mut text = e.to_string();
+    // arrow's own prefixes say nothing a reader needs.
+    for prefix in ["Csv error: ", "Parser error: "] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            text = rest.to_string();
+        }
+    }
+    // The row's values are the tenant's data: errors go to logs and the audit trail.
+    if let Some(at) = text.find(". Row data:") {
+        text.truncate(at);
+    }
+    // arrow-csv counts data rows in value errors ("at line 77" is the file's line 78 after the
+    // header) but file lines in field-count errors: say file lines in both.
+    if text.starts_with("Error while parsing value")
+        && let Some((head, tail)) = text.rsplit_once(" at line ")
+        && let Ok(row) = tail.parse::<usize>()
+    {
+        text = format!("{head} at line {}", row + 1);
+    }
+    // "... for column 3 at line 17" -> "... for column 3 at line 17 (column 'total_cents')"
+    let column = text
         .split_once("for column ")
         .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|i| i.parse::<usize>().ok())
-        .and_then(|i| schema.fields().get(i))
-        .map_or(text.clone(), |f| format!("{text} (column '{}')", f.name()));
+        .and_then(|i| schema.fields().get(i));
+    let named = match column {
+        Some(f) => format!("{text} (column '{}')", f.name()),
+        None if text.contains("incorrect number of fields") => {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            format!("{text} (columns: {})", names.join(", "))
+        }
+        None => text,
+    };
     file_error(dataset, path, named)
 }
 

@@ -4,8 +4,11 @@
 //! the source its configuration names.
 
 pub mod catalog;
+pub mod export;
 pub mod files;
 pub mod layout;
+pub mod postgres;
+pub mod postgres_load;
 pub mod sqlite;
 pub mod typed;
 

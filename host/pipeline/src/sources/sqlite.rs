@@ -5,7 +5,7 @@
 //! before they reach a path or a query, and rows are read by rowid ranges so a cursor holds no
 //! statement between batches. Declared types map to Arrow's: `INTEGER` to Int64, `REAL` to
 //! Float64, `BOOLEAN`, `TEXT`, `BLOB`, `DATE` (stored as `YYYY-MM-DD`), `TIMESTAMP` (ISO-8601
-//! text or integer microseconds, UTC) and `DECIMAL(p, s)` (text, integer, or the REAL SQLite's
+//! text or integer microseconds, UTC: time zone `+00:00`) and `DECIMAL(p, s)` (text, integer, or the REAL SQLite's
 //! NUMERIC affinity makes of decimal text: read from its shortest round-trip form).
 
 use std::path::{Path, PathBuf};
@@ -83,7 +83,7 @@ fn column_type(declared: &str) -> DataType {
     } else if upper.contains("BOOL") {
         DataType::Boolean
     } else if upper.contains("TIMESTAMP") || upper.contains("DATETIME") {
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
     } else if upper == "DATE" {
         DataType::Date32
     } else if upper.contains("INT") {
@@ -157,7 +157,7 @@ pub(crate) fn open_table(
     }
     let full = table_schema(&conn, name)?;
     let schema = Arc::new(
-        full.project(&projection(name, &full, columns)?)
+        full.project(&projection(&format!("dataset '{name}'"), &full, columns)?)
             .map_err(|e| SourceError::Invalid(format!("dataset '{name}': {e}")))?,
     );
     let list = schema

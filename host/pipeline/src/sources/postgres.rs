@@ -1,0 +1,490 @@
+//! Tenant datasets in PostgreSQL: table `<schema>.<dataset>` read through the tenant's own
+//! database role, whose connection URL is in an environment variable the configuration names.
+//!
+//! The role is the second wall: the gate decides first, and a role that can read only its own
+//! schema cannot hand the host another tenant's rows even if the host asked. Columns come from
+//! `information_schema.columns` (which shows a role only what it may read), rows from one
+//! `COPY (SELECT <named columns> ...) TO STDOUT (FORMAT binary)`, decoded straight into Arrow
+//! builders on a reader thread that stays a couple of batches ahead of the guest.
+
+use std::io::{BufReader, Read};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use arrow_array::ArrayRef;
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use postgres::{Client, NoTls};
+use sluice_sandbox::{
+    DataType, DatasetCursor, DatasetSource, Field, RecordBatch, Schema, SchemaRef, SourceError,
+    TimeUnit, projection,
+};
+
+use super::typed::check_name;
+
+/// Rows the reader thread decodes per batch.
+const READ_ROWS: usize = 16_384;
+/// Days and microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_DAYS: i32 = 10_957;
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// One tenant's PostgreSQL datasets: tables of `schema`, reached with the URL in `url_env`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresTable {
+    /// The environment variable holding the tenant role's connection URL.
+    pub url_env: String,
+    pub schema: String,
+    pub table: String,
+}
+
+/// Connects with the URL in environment variable `url_env`; errors name the variable, never
+/// its value (it holds a password).
+pub fn connect(url_env: &str) -> Result<Client, String> {
+    let url = std::env::var(url_env).map_err(|_| {
+        format!(
+            "environment variable {url_env} is not set; it must hold the PostgreSQL connection \
+             URL (postgres://role:password@host:port/database)"
+        )
+    })?;
+    Client::connect(&url, NoTls).map_err(|e| {
+        let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+        format!("connecting to PostgreSQL with {url_env}: {why}")
+    })
+}
+
+fn pg_error(what: &str, e: postgres::Error) -> SourceError {
+    let why = e
+        .as_db_error()
+        .map_or(e.to_string(), |db| db.message().to_string());
+    SourceError::Invalid(format!("{what}: {why}"))
+}
+
+/// How a PostgreSQL column is read: the Arrow type, and the cast that makes its binary COPY
+/// form one this module decodes.
+fn column_type(data_type: &str, precision: Option<i32>, scale: Option<i32>) -> (DataType, &str) {
+    match data_type {
+        "bigint" | "integer" | "smallint" => (DataType::Int64, "::int8"),
+        "double precision" | "real" => (DataType::Float64, "::float8"),
+        "boolean" => (DataType::Boolean, ""),
+        "bytea" => (DataType::Binary, ""),
+        "date" => (DataType::Date32, ""),
+        "timestamp without time zone" => (DataType::Timestamp(TimeUnit::Microsecond, None), ""),
+        "timestamp with time zone" => (
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            "",
+        ),
+        "numeric" => match (precision, scale) {
+            (Some(p @ 1..=38), Some(s @ 0..=38)) if s <= p => {
+                (DataType::Decimal128(p as u8, s as i8), "")
+            }
+            // Unconstrained or wider than Decimal128: read as a float.
+            _ => (DataType::Float64, "::float8"),
+        },
+        _ => (DataType::Utf8, "::text"),
+    }
+}
+
+impl DatasetSource for PostgresTable {
+    fn list(&self, _tenant: &str, _resource: &str) -> Result<Vec<String>, SourceError> {
+        Ok(vec![self.table.clone()])
+    }
+
+    fn open(
+        &self,
+        tenant: &str,
+        resource: &str,
+        name: &str,
+        columns: Option<&[String]>,
+    ) -> Result<Box<dyn DatasetCursor>, SourceError> {
+        check_name("schema", &self.schema)?;
+        check_name("table", &self.table)?;
+        let label = format!("dataset '{name}' (table {}.{})", self.schema, self.table);
+        let mut client = connect(&self.url_env)
+            .map_err(|why| SourceError::Invalid(format!("{label}: {why}")))?;
+        let described = client
+            .query(
+                "SELECT column_name::text, data_type::text, is_nullable::text, \
+                 numeric_precision::int4, numeric_scale::int4 FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                &[&self.schema, &self.table],
+            )
+            .map_err(|e| pg_error(&label, e))?;
+        if described.is_empty() {
+            // Gone, or not this role's to see: the same answer either way.
+            return Err(SourceError::not_found(tenant, resource, name));
+        }
+        let mut fields = Vec::new();
+        let mut casts = Vec::new();
+        for row in &described {
+            let (ty, cast) = column_type(row.get(1), row.get(3), row.get(4));
+            let column: String = row.get(0);
+            fields.push(Field::new(&column, ty, row.get::<_, String>(2) == "YES"));
+            casts.push(cast.to_string());
+        }
+        let full = Schema::new(fields);
+        let wanted = projection(&label, &full, columns)?;
+        let schema = Arc::new(
+            full.project(&wanted)
+                .map_err(|e| SourceError::Invalid(format!("{label}: {e}")))?,
+        );
+        let list = wanted
+            .iter()
+            .map(|&i| {
+                let column = full.field(i).name().replace('"', "\"\"");
+                format!("\"{column}\"{}", casts[i])
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "COPY (SELECT {list} FROM \"{}\".\"{}\") TO STDOUT (FORMAT binary)",
+            self.schema, self.table
+        );
+        let (tx, rx) = sync_channel(2);
+        let thread_schema = schema.clone();
+        std::thread::Builder::new()
+            .name(format!("pg-{}", self.table))
+            .spawn(move || read_copy(client, &sql, thread_schema, label, tx))
+            .map_err(|e| SourceError::Invalid(format!("starting the PostgreSQL reader: {e}")))?;
+        Ok(Box::new(PostgresCursor {
+            rx,
+            pending: None,
+            schema,
+        }))
+    }
+}
+
+type Batches = Result<RecordBatch, SourceError>;
+
+struct PostgresCursor {
+    rx: Receiver<Batches>,
+    pending: Option<RecordBatch>,
+    schema: SchemaRef,
+}
+
+impl DatasetCursor for PostgresCursor {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, SourceError> {
+        let batch = match self.pending.take() {
+            Some(batch) => batch,
+            None => match self.rx.recv() {
+                Ok(batch) => batch?,
+                Err(_) => return Ok(None),
+            },
+        };
+        if batch.num_rows() > max_rows {
+            self.pending = Some(batch.slice(max_rows, batch.num_rows() - max_rows));
+            return Ok(Some(batch.slice(0, max_rows)));
+        }
+        Ok(Some(batch))
+    }
+}
+
+/// The reader thread: decodes the COPY stream into batches until it ends, fails, or the cursor
+/// is dropped (the send fails and the connection closes, which ends the COPY).
+fn read_copy(
+    mut client: Client,
+    sql: &str,
+    schema: SchemaRef,
+    label: String,
+    tx: SyncSender<Batches>,
+) {
+    let reader = match client.copy_out(sql) {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = tx.send(Err(pg_error(&label, e)));
+            return;
+        }
+    };
+    let mut decoder = CopyDecoder {
+        input: BufReader::with_capacity(1 << 16, reader),
+        schema,
+        row: 0,
+        label,
+    };
+    if let Err(e) = decoder.header() {
+        let _ = tx.send(Err(e));
+        return;
+    }
+    loop {
+        match decoder.batch() {
+            Ok(Some(batch)) => {
+                if tx.send(Ok(batch)).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// PostgreSQL's binary COPY format: a signature and header, then per row a field count and per
+/// field a length (-1 for null) and the value in network byte order.
+struct CopyDecoder<R> {
+    input: BufReader<R>,
+    schema: SchemaRef,
+    row: u64,
+    label: String,
+}
+
+enum Column {
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Boolean(BooleanBuilder),
+    Text(StringBuilder),
+    Binary(BinaryBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
+    Decimal(Decimal128Builder, u8, i8),
+}
+
+impl Column {
+    fn new(ty: &DataType) -> Column {
+        let n = READ_ROWS;
+        match ty {
+            DataType::Int64 => Column::Int64(Int64Builder::with_capacity(n)),
+            DataType::Float64 => Column::Float64(Float64Builder::with_capacity(n)),
+            DataType::Boolean => Column::Boolean(BooleanBuilder::with_capacity(n)),
+            DataType::Binary => Column::Binary(BinaryBuilder::with_capacity(n, n * 8)),
+            DataType::Date32 => Column::Date(Date32Builder::with_capacity(n)),
+            DataType::Timestamp(_, tz) => {
+                Column::Timestamp(TimestampMicrosecondBuilder::with_capacity(n), tz.clone())
+            }
+            DataType::Decimal128(p, s) => {
+                Column::Decimal(Decimal128Builder::with_capacity(n), *p, *s)
+            }
+            _ => Column::Text(StringBuilder::with_capacity(n, n * 8)),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Column::Int64(b) => b.append_null(),
+            Column::Float64(b) => b.append_null(),
+            Column::Boolean(b) => b.append_null(),
+            Column::Text(b) => b.append_null(),
+            Column::Binary(b) => b.append_null(),
+            Column::Date(b) => b.append_null(),
+            Column::Timestamp(b, _) => b.append_null(),
+            Column::Decimal(b, _, _) => b.append_null(),
+        }
+    }
+
+    fn push(&mut self, v: &[u8]) -> Result<(), String> {
+        fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], String> {
+            v.try_into()
+                .map_err(|_| format!("holds {} bytes where {N} were expected", v.len()))
+        }
+        match self {
+            Column::Int64(b) => b.append_value(i64::from_be_bytes(fixed(v)?)),
+            Column::Float64(b) => b.append_value(f64::from_be_bytes(fixed(v)?)),
+            Column::Boolean(b) => b.append_value(fixed::<1>(v)?[0] != 0),
+            Column::Text(b) => b.append_value(
+                std::str::from_utf8(v).map_err(|_| "holds text that is not UTF-8".to_string())?,
+            ),
+            Column::Binary(b) => b.append_value(v),
+            Column::Date(b) => {
+                let days = i32::from_be_bytes(fixed(v)?);
+                let days = days
+                    .checked_add(PG_EPOCH_DAYS)
+                    .ok_or("holds an infinite or out-of-range date")?;
+                b.append_value(days)
+            }
+            Column::Timestamp(b, _) => {
+                let micros = i64::from_be_bytes(fixed(v)?);
+                let micros = micros
+                    .checked_add(PG_EPOCH_MICROS)
+                    .filter(|_| micros != i64::MAX && micros != i64::MIN)
+                    .ok_or("holds an infinite or out-of-range timestamp")?;
+                b.append_value(micros)
+            }
+            Column::Decimal(b, p, s) => b.append_value(numeric(v, *p, *s)?),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<ArrayRef, String> {
+        Ok(match self {
+            Column::Int64(mut b) => Arc::new(b.finish()),
+            Column::Float64(mut b) => Arc::new(b.finish()),
+            Column::Boolean(mut b) => Arc::new(b.finish()),
+            Column::Text(mut b) => Arc::new(b.finish()),
+            Column::Binary(mut b) => Arc::new(b.finish()),
+            Column::Date(mut b) => Arc::new(b.finish()),
+            Column::Timestamp(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
+            Column::Decimal(mut b, p, s) => Arc::new(
+                b.finish()
+                    .with_precision_and_scale(p, s)
+                    .map_err(|e| e.to_string())?,
+            ),
+        })
+    }
+}
+
+/// A binary `numeric` as the unscaled value at `scale`: base-10000 digits with a weight.
+fn numeric(v: &[u8], precision: u8, scale: i8) -> Result<i128, String> {
+    let word = |i: usize| -> Result<u16, String> {
+        v.get(i * 2..i * 2 + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| "holds a truncated numeric".to_string())
+    };
+    let (ndigits, weight, sign) = (word(0)? as usize, word(1)? as i16, word(2)?);
+    if sign == 0xC000 || sign == 0xD000 || sign == 0xF000 {
+        return Err("holds NaN or infinity, which a decimal cannot".into());
+    }
+    let overflow = || format!("holds a value wider than decimal({precision}, {scale})");
+    let mut value: i128 = 0;
+    for i in 0..ndigits {
+        let digit = i128::from(word(4 + i)?);
+        value = value
+            .checked_mul(10_000)
+            .and_then(|x| x.checked_add(digit))
+            .ok_or_else(overflow)?;
+    }
+    // value × 10000^(weight - ndigits + 1) × 10^scale
+    let exponent = 4 * (i32::from(weight) - ndigits as i32 + 1) + i32::from(scale);
+    if exponent >= 0 {
+        for _ in 0..exponent {
+            value = value.checked_mul(10).ok_or_else(overflow)?;
+        }
+    } else {
+        for _ in 0..-exponent {
+            if value % 10 != 0 {
+                return Err(format!("holds more digits than scale {scale}"));
+            }
+            value /= 10;
+        }
+    }
+    if value.unsigned_abs() >= 10u128.pow(u32::from(precision)) {
+        return Err(overflow());
+    }
+    Ok(if sign == 0x4000 { -value } else { value })
+}
+
+impl<R: Read> CopyDecoder<R> {
+    fn bad(&self, what: impl std::fmt::Display) -> SourceError {
+        SourceError::Invalid(format!("{}: {what}", self.label))
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<(), SourceError> {
+        self.input
+            .read_exact(buf)
+            .map_err(|e| self.bad(format!("reading the COPY stream: {e}")))
+    }
+
+    fn header(&mut self) -> Result<(), SourceError> {
+        let mut head = [0u8; 19];
+        self.read(&mut head)?;
+        if &head[..11] != b"PGCOPY\n\xff\r\n\0" {
+            return Err(self.bad("the server's COPY stream is not in binary format"));
+        }
+        let extension = u32::from_be_bytes([head[15], head[16], head[17], head[18]]);
+        let mut skip = vec![0u8; extension.min(1 << 16) as usize];
+        self.read(&mut skip)
+    }
+
+    /// The next batch of up to `READ_ROWS` rows, or `None` at the trailer.
+    fn batch(&mut self) -> Result<Option<RecordBatch>, SourceError> {
+        let mut columns: Vec<Column> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| Column::new(f.data_type()))
+            .collect();
+        let mut rows = 0;
+        let mut value = Vec::new();
+        while rows < READ_ROWS {
+            let mut count = [0u8; 2];
+            self.read(&mut count)?;
+            let count = i16::from_be_bytes(count);
+            if count == -1 {
+                break;
+            }
+            if count as usize != columns.len() {
+                return Err(self.bad(format!(
+                    "row {} has {count} fields, expected {}",
+                    self.row + 1,
+                    columns.len()
+                )));
+            }
+            self.row += 1;
+            for (i, column) in columns.iter_mut().enumerate() {
+                let mut len = [0u8; 4];
+                self.input
+                    .read_exact(&mut len)
+                    .map_err(|e| self.bad(format!("reading the COPY stream: {e}")))?;
+                let len = i32::from_be_bytes(len);
+                if len < 0 {
+                    column.push_null();
+                    continue;
+                }
+                value.resize(len as usize, 0);
+                self.input
+                    .read_exact(&mut value)
+                    .map_err(|e| self.bad(format!("reading the COPY stream: {e}")))?;
+                column.push(&value).map_err(|what| {
+                    let field = self.schema.field(i);
+                    self.bad(format!(
+                        "row {} column '{}' {what} (declared {})",
+                        self.row,
+                        field.name(),
+                        field.data_type()
+                    ))
+                })?;
+            }
+            rows += 1;
+        }
+        if rows == 0 {
+            return Ok(None);
+        }
+        let arrays = columns
+            .into_iter()
+            .map(Column::finish)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.bad(e))?;
+        RecordBatch::try_new(self.schema.clone(), arrays)
+            .map(Some)
+            .map_err(|e| self.bad(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric_bytes(ndigits: u16, weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for w in [ndigits, weight as u16, sign, dscale] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        for d in digits {
+            v.extend_from_slice(&d.to_be_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn numerics_decode_exactly_at_the_columns_scale() {
+        // 67.30 = 67 × 10000^0 + 3000 × 10000^-1
+        let v = numeric_bytes(2, 0, 0, 2, &[67, 3000]);
+        assert_eq!(numeric(&v, 12, 2), Ok(6_730));
+        // -1234567.5 at scale 3
+        let v = numeric_bytes(3, 1, 0x4000, 1, &[123, 4567, 5000]);
+        assert_eq!(numeric(&v, 12, 3), Ok(-1_234_567_500));
+        // 0
+        assert_eq!(numeric(&numeric_bytes(0, 0, 0, 0, &[]), 5, 2), Ok(0));
+        // 1.2345 does not fit scale 2; 10^6 does not fit precision 5.
+        let v = numeric_bytes(2, 0, 0, 4, &[1, 2345]);
+        assert!(numeric(&v, 12, 2).unwrap_err().contains("scale 2"));
+        let v = numeric_bytes(1, 1, 0, 0, &[100]);
+        assert!(numeric(&v, 5, 0).unwrap_err().contains("wider"));
+    }
+}
