@@ -7,6 +7,7 @@
 //! - `cargo xtask pin`: guests, then the plugin digests in `examples/*.toml` updated.
 
 mod interpreted;
+mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -134,12 +135,22 @@ fn demo() -> Result<(), String> {
     sluice(&["run", "examples/polyglot.toml"])
 }
 
-/// Every test: the Rust workspace, then the official Python SDK against the dev broker.
+/// Every test: the Rust workspace (with a throwaway PostgreSQL server on loopback, its URL in
+/// `SLUICE_TEST_PG_URL`), then the official Python SDK against the dev broker.
 fn test(extra: &[String]) -> Result<(), String> {
     let cargo = cargo();
     let mut args = vec!["test"];
     args.extend(extra.iter().map(String::as_str));
-    run(&cargo, &args)?;
+    let server = postgres::TestServer::start()?;
+    let status = Command::new(&cargo)
+        .args(&args)
+        .env("SLUICE_TEST_PG_URL", &server.url)
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    drop(server);
+    if !status.success() {
+        return Err(format!("`cargo test` failed ({status})"));
+    }
     run(&cargo, &["build", "--quiet", "--package", "sluice-cli"])?;
     python_conformance()
 }

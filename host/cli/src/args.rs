@@ -216,12 +216,16 @@ pub enum DataCommand {
 #[derive(Args, Debug)]
 pub struct SeedArgs {
     /// Where to write: <DIR>/<tenant>/analytics.db (sqlite) or
-    /// <DIR>/<tenant>/analytics/<dataset>.parquet|.csv.
-    #[arg(long)]
-    pub dir: PathBuf,
+    /// <DIR>/<tenant>/analytics/<dataset>.parquet|.csv (not for postgres).
+    #[arg(long, required_unless_present = "url_env")]
+    pub dir: Option<PathBuf>,
     /// The store to load the seed data into; every format holds the same rows.
     #[arg(long, value_enum, default_value_t = SeedFormatArg::Sqlite)]
     pub format: SeedFormatArg,
+    /// For postgres: the environment variable holding the connection URL of a role that may
+    /// create schemas (`postgres://role:password@host:port/database`); never the URL itself.
+    #[arg(long)]
+    pub url_env: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +233,7 @@ pub enum SeedFormatArg {
     Sqlite,
     Parquet,
     Csv,
+    Postgres,
 }
 
 #[derive(Subcommand, Debug)]

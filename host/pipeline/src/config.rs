@@ -275,6 +275,23 @@ pub struct TenantConfig {
     pub budget: Budget,
 }
 
+impl TenantConfig {
+    /// The environment variable holding this tenant's PostgreSQL role URL: the one its
+    /// PostgreSQL datasets and outputs share, if it has any.
+    pub fn postgres_role(&self) -> Option<String> {
+        self.datasets
+            .iter()
+            .find_map(|d| match &d.location {
+                Location::Postgres(table) => Some(table.url_env.clone()),
+                _ => None,
+            })
+            .or_else(|| match &self.outputs {
+                OutputStore::Postgres { url_env, .. } => Some(url_env.clone()),
+                OutputStore::Parquet => None,
+            })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct IsolationConfig {
     pub probe: PathBuf,
@@ -706,6 +723,30 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             return cx.err(
                 t.id.span(),
                 format!("tenant '{id}' lists no [[tenants.datasets]] and there is no data_dir"),
+            );
+        }
+        // One database role per tenant: the role is what keeps a host bug from crossing tenants.
+        let mut roles: Vec<&str> = datasets
+            .iter()
+            .filter_map(|d| match &d.location {
+                Location::Postgres(table) => Some(table.url_env.as_str()),
+                _ => None,
+            })
+            .chain(match &outputs {
+                OutputStore::Postgres { url_env, .. } => Some(url_env.as_str()),
+                OutputStore::Parquet => None,
+            })
+            .collect();
+        roles.sort_unstable();
+        roles.dedup();
+        if roles.len() > 1 {
+            return cx.err(
+                t.id.span(),
+                format!(
+                    "tenant '{id}' reaches PostgreSQL through {}: a tenant reads and writes \
+                     through one role, so give its datasets and outputs the same url_env",
+                    roles.join(" and ")
+                ),
             );
         }
         let tenant_budget = match &t.limits {

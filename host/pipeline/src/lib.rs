@@ -19,6 +19,8 @@ pub mod sources;
 pub use audit::{AuditLog, Verdict};
 pub use local_run::{LocalRun, LocalRunResult, run_local};
 pub use report_dir::ReportDir;
-pub use seed::{DEMO_TENANTS, DemoTenant, SEED_SCALE, SeedScale, seed_demo, seed_demo_files};
+pub use seed::{
+    DEMO_TENANTS, DemoTenant, SEED_SCALE, SeedScale, seed_demo, seed_demo_files, seed_demo_postgres,
+};
 pub use sources::SqliteSource;
 pub use sources::export::FileFormat;

@@ -121,6 +121,15 @@ impl Pipeline {
         })
     }
 
+    /// The environment variable holding `tenant`'s PostgreSQL role URL, if it has one.
+    pub(crate) fn postgres_role(&self, tenant: &str) -> Option<String> {
+        self.config
+            .tenants
+            .iter()
+            .find(|t| t.id == tenant)
+            .and_then(TenantConfig::postgres_role)
+    }
+
     /// The plugin at `path` if its digest is `sha256`, compiled once per digest, off the runtime.
     pub(crate) async fn load_plugin(
         self: &Arc<Self>,

@@ -13,6 +13,7 @@ use sluice_sandbox::{DatasetCursor, DatasetSource as _};
 
 use crate::sources::SqliteSource;
 use crate::sources::export::{FileFormat, copy_to_file};
+use crate::sources::postgres_load::replace_table;
 
 /// A tenant of the demo, as in the seed sample.
 #[derive(Clone, Copy, Debug)]
@@ -153,6 +154,38 @@ pub fn seed_demo_files(
     });
     let _ = std::fs::remove_dir_all(&staging);
     copied
+}
+
+/// Loads the demo tenants' datasets into PostgreSQL through `client`: schema `<tenant>`
+/// (created if missing) and a table per dataset, each replaced in one transaction, with the
+/// same rows as [`seed_demo`]'s databases. Returns the tables written.
+pub fn seed_demo_postgres(
+    client: &mut postgres::Client,
+    scale: SeedScale,
+) -> anyhow::Result<Vec<String>> {
+    let staging = std::env::temp_dir().join(format!("sluice-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    seed_demo(&staging, scale)?;
+    let copied = copy_demo_to_postgres(&staging, client);
+    let _ = std::fs::remove_dir_all(&staging);
+    copied
+}
+
+/// Copies the demo databases under `sqlite_dir` into PostgreSQL (see [`seed_demo_postgres`]).
+pub fn copy_demo_to_postgres(
+    sqlite_dir: &Path,
+    client: &mut postgres::Client,
+) -> anyhow::Result<Vec<String>> {
+    copy_demo(sqlite_dir, |tenant, dataset, mut cursor| {
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{tenant}\""))
+            .with_context(|| format!("creating schema {tenant}"))?;
+        let schema = cursor.schema().clone();
+        let batches = std::iter::from_fn(|| cursor.next_batch(65_536).transpose())
+            .map(|b| b.map_err(anyhow::Error::new));
+        replace_table(client, tenant, dataset, &schema, batches)?;
+        Ok(format!("{tenant}.{dataset}"))
+    })
 }
 
 /// Calls `copy` with a cursor over every dataset of every demo tenant in the databases under

@@ -169,7 +169,8 @@ impl TenantSession {
         let request = RunRequest {
             writ,
             budget,
-            datasets: Arc::clone(&p.source) as Arc<dyn DatasetSource>,
+            datasets: Arc::new(p.source.for_tenant(p.postgres_role(&self.subject.tenant)))
+                as Arc<dyn DatasetSource>,
             params,
             interrupt: p.interrupt.clone(),
         };

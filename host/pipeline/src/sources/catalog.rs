@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sluice_sandbox::{DatasetCursor, DatasetSource, SourceError};
 
@@ -50,6 +51,52 @@ impl CatalogSource {
     }
 }
 
+impl CatalogSource {
+    /// Where dataset `name` of `tenant`'s `resource` is: `Some` for a listed tenant, `None` for
+    /// one left to the fallback layout.
+    fn locate(
+        &self,
+        tenant: &str,
+        resource: &str,
+        name: &str,
+    ) -> Result<Option<&Location>, SourceError> {
+        match (self.listed.get(tenant), &self.fallback) {
+            (Some(entries), _) => entries
+                .iter()
+                .find(|(r, n, _)| r == resource && n == name)
+                .map(|(_, _, location)| Some(location))
+                .ok_or_else(|| SourceError::not_found(tenant, resource, name)),
+            (None, Some(_)) => Ok(None),
+            (None, None) => Err(SourceError::not_found(tenant, resource, name)),
+        }
+    }
+
+    /// The catalog as the run of a tenant whose PostgreSQL role's URL is in `role_env` sees it.
+    pub fn for_tenant(self: &Arc<Self>, role_env: Option<String>) -> TenantView {
+        TenantView {
+            catalog: Arc::clone(self),
+            role_env,
+        }
+    }
+}
+
+fn open_at(
+    location: &Location,
+    tenant: &str,
+    resource: &str,
+    name: &str,
+    columns: Option<&[String]>,
+) -> Result<Box<dyn DatasetCursor>, SourceError> {
+    match location {
+        Location::Sqlite(path) => {
+            open_table(open_read_only(path)?, tenant, resource, name, columns)
+        }
+        Location::Parquet(path) => open_parquet(name, path, columns),
+        Location::Csv(path) => open_csv(name, path, columns),
+        Location::Postgres(table) => table.open(tenant, resource, name, columns),
+    }
+}
+
 impl DatasetSource for CatalogSource {
     fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError> {
         match (self.listed.get(tenant), &self.fallback) {
@@ -70,23 +117,47 @@ impl DatasetSource for CatalogSource {
         name: &str,
         columns: Option<&[String]>,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
-        match (self.listed.get(tenant), &self.fallback) {
-            (Some(entries), _) => {
-                let (_, _, location) = entries
-                    .iter()
-                    .find(|(r, n, _)| r == resource && n == name)
-                    .ok_or_else(|| SourceError::not_found(tenant, resource, name))?;
-                match location {
-                    Location::Sqlite(path) => {
-                        open_table(open_read_only(path)?, tenant, resource, name, columns)
-                    }
-                    Location::Parquet(path) => open_parquet(name, path, columns),
-                    Location::Csv(path) => open_csv(name, path, columns),
-                    Location::Postgres(table) => table.open(tenant, resource, name, columns),
-                }
-            }
+        match (self.locate(tenant, resource, name)?, &self.fallback) {
+            (Some(location), _) => open_at(location, tenant, resource, name, columns),
             (None, Some(fallback)) => fallback.open(tenant, resource, name, columns),
             (None, None) => Err(SourceError::not_found(tenant, resource, name)),
+        }
+    }
+}
+
+/// One tenant's run's view of the catalog: every PostgreSQL dataset, whoever's schema it is in,
+/// is read through the running tenant's own role. The gate decides first; if it ever wrongly
+/// allowed a cross-tenant read, the database refuses it (the role cannot see other schemas).
+pub struct TenantView {
+    catalog: Arc<CatalogSource>,
+    role_env: Option<String>,
+}
+
+impl DatasetSource for TenantView {
+    fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError> {
+        self.catalog.list(tenant, resource)
+    }
+
+    fn open(
+        &self,
+        tenant: &str,
+        resource: &str,
+        name: &str,
+        columns: Option<&[String]>,
+    ) -> Result<Box<dyn DatasetCursor>, SourceError> {
+        match self.catalog.locate(tenant, resource, name)? {
+            Some(Location::Postgres(table)) => {
+                let Some(role_env) = &self.role_env else {
+                    // A tenant with no PostgreSQL role of its own reads no PostgreSQL data.
+                    return Err(SourceError::not_found(tenant, resource, name));
+                };
+                let as_runner = PostgresTable {
+                    url_env: role_env.clone(),
+                    ..table.clone()
+                };
+                as_runner.open(tenant, resource, name, columns)
+            }
+            _ => self.catalog.open(tenant, resource, name, columns),
         }
     }
 }

@@ -205,6 +205,7 @@ fn read_copy(
         schema,
         row: 0,
         label,
+        done: false,
     };
     if let Err(e) = decoder.header() {
         let _ = tx.send(Err(e));
@@ -233,6 +234,8 @@ struct CopyDecoder<R> {
     schema: SchemaRef,
     row: u64,
     label: String,
+    /// The trailer was read: nothing follows it.
+    done: bool,
 }
 
 enum Column {
@@ -401,11 +404,12 @@ impl<R: Read> CopyDecoder<R> {
             .collect();
         let mut rows = 0;
         let mut value = Vec::new();
-        while rows < READ_ROWS {
+        while rows < READ_ROWS && !self.done {
             let mut count = [0u8; 2];
             self.read(&mut count)?;
             let count = i16::from_be_bytes(count);
             if count == -1 {
+                self.done = true;
                 break;
             }
             if count as usize != columns.len() {
