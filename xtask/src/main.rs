@@ -3,7 +3,8 @@
 //!   componentize-py, JavaScript with ComponentizeJS) and puts it at `target/guests/<name>.wasm`,
 //!   the one place tests, the CLI and users look for them;
 //! - `cargo xtask demo`: guests, host, demo data, then the demo runs (all-Rust, then polyglot);
-//! - `cargo xtask test`: guests, then every test;
+//! - `cargo xtask test`: guests, then every test (with a throwaway PostgreSQL server);
+//! - `cargo xtask bench [NAME...]`: guests, then the benchmarks, PostgreSQL likewise;
 //! - `cargo xtask pin`: guests, then the plugin digests in `examples/*.toml` updated.
 
 mod interpreted;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Some("guests") => build_guests(),
         Some("demo") => build_guests().and_then(|()| demo()),
         Some("test") => build_guests().and_then(|()| test(&args[1..])),
+        Some("bench") => build_guests().and_then(|()| bench(&args[1..])),
         Some("pin") => build_guests().and_then(|()| {
             for config in ["examples/nightly.toml", "examples/polyglot.toml"] {
                 let changed = pin(config)?;
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <task>\n  guests  build every guest to target/guests/<name>.wasm\n  \
                  demo    build everything and run the nightly demo\n  test    build guests and run every test\n  \
+                 bench   build guests and run the benchmarks (or `bench NAME...`) with a throwaway PostgreSQL\n  \
                  pin     build guests and update the plugin digests in examples/*.toml"
             );
             return ExitCode::from(2);
@@ -133,6 +136,26 @@ fn demo() -> Result<(), String> {
     println!("The same night with the hospital in Python and the retailer in JavaScript:");
     println!();
     sluice(&["run", "examples/polyglot.toml"])
+}
+
+/// `cargo bench -p sluice-tests --bench NAME` (all benches without a name), with a throwaway
+/// PostgreSQL server as for the tests.
+fn bench(names: &[String]) -> Result<(), String> {
+    let mut args = vec!["bench", "-p", "sluice-tests"];
+    for name in names {
+        args.extend(["--bench", name.as_str()]);
+    }
+    let server = postgres::TestServer::start()?;
+    let status = Command::new(cargo())
+        .args(&args)
+        .env("SLUICE_TEST_PG_URL", &server.url)
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    drop(server);
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("`cargo bench` failed ({status})"))
 }
 
 /// Every test: the Rust workspace (with a throwaway PostgreSQL server on loopback, its URL in
