@@ -114,6 +114,14 @@ fn write_other_tenant() {
     );
 }
 
+#[test]
+fn write_other_tenant_table() {
+    assert_eq!(
+        cause("write_other_tenant_table"),
+        format!("denied: scope 'write:reports:retail' {HOSPITAL_DENIED}")
+    );
+}
+
 // Time.
 
 #[test]
@@ -431,6 +439,34 @@ fn report_flood() {
     assert_eq!(
         cause("report_flood"),
         "limit report-bytes exceeded: limit is 16777216, run needed 16842752"
+    );
+}
+
+// Output tables.
+
+#[test]
+fn table_lies_about_rows() {
+    assert_eq!(
+        cause("table_lies_about_rows"),
+        "transform failed: invalid call: rows for output table 't': column 'x': 3 values for 5 rows"
+    );
+}
+
+#[test]
+fn table_bad_offsets() {
+    assert_eq!(
+        cause("table_bad_offsets"),
+        "transform failed: invalid call: rows for output table 't': column 's': the last offset is \
+         4294967295 but there are 4 bytes"
+    );
+}
+
+#[test]
+fn table_flood() {
+    // 33 batches of 64 Ki int64 values (512 KiB each) pass 16 MiB.
+    assert_eq!(
+        cause("table_flood"),
+        "limit report-bytes exceeded: limit is 16777216, run needed 17301504"
     );
 }
 

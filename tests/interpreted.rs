@@ -149,6 +149,8 @@ impl Bait {
     }
 }
 
+const TABLE_ROWS: &str =
+    "transform failed: invalid call: rows for output table 't': column 'x': 3 values for 5 rows";
 const DENIED_BANK: &str = "denied: scope 'read:analytics:bank' is not covered by held scopes \
                            [read:analytics:hospital, write:reports:hospital]";
 const WALL_TIME: &str = "limit wall-time-ms exceeded: limit is 1000, the guest was still running";
@@ -229,6 +231,11 @@ mod python {
     #[test]
     pub(super) fn read_other_tenant() {
         assert_eq!(cause(GUEST, "read_other_tenant", &[]), DENIED_BANK);
+    }
+
+    #[test]
+    pub(super) fn table_lies_about_rows() {
+        assert_eq!(cause(GUEST, "table_lies_about_rows", &[]), TABLE_ROWS);
     }
 
     #[test]
@@ -314,6 +321,11 @@ mod js {
     #[test]
     pub(super) fn read_other_tenant() {
         assert_eq!(cause(GUEST, "read_other_tenant", &[]), DENIED_BANK);
+    }
+
+    #[test]
+    pub(super) fn table_lies_about_rows() {
+        assert_eq!(cause(GUEST, "table_lies_about_rows", &[]), TABLE_ROWS);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Parameters: `attack`; `port` (a loopback port to reach, e.g. the broker's); `plugin` (this
 //! component's own file). The code is what a transform written for Node or a browser would try.
 
-import { Dataset, TransformFailed, exportRun, param } from "../sluice/index.js";
+import { Dataset, Table, TransformFailed, column, exportRun, param, whoami } from "../sluice/index.js";
 
 /* global require, process, fetch, WebSocket */
 
@@ -37,6 +37,14 @@ const attacks = {
   read_other_tenant() {
     Dataset.open("bank", "analytics", "transactions").nextBatch();
     throw new TransformFailed("read the bank's transactions");
+  },
+  table_lies_about_rows() {
+    // Says 5 rows, hands over 3 values: the host checks every batch against its schema.
+    const table = Table.create(whoami().tenant, "reports", "t", [
+      { name: "x", ty: { tag: "int64" }, nullable: false },
+    ]);
+    table.append(5, [column("int64", new BigInt64Array([1n, 2n, 3n]))]);
+    throw new TransformFailed("appended 3 values as 5 rows");
   },
   spin() {
     for (;;) {

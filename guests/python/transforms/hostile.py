@@ -16,7 +16,7 @@ import sys
 import urllib.request
 
 import sluice
-from sluice import Dataset, Figures, TransformFailed
+from sluice import Dataset, Figures, Table, TransformFailed
 
 
 def read_passwd(params: sluice.Params) -> Figures:
@@ -59,6 +59,15 @@ def read_other_tenant(params: sluice.Params) -> Figures:
     raise TransformFailed("read the bank's transactions")
 
 
+def table_lies_about_rows(params: sluice.Params) -> Figures:
+    # Says 5 rows, hands over 3 values: the host checks every batch against its schema.
+    me = sluice.whoami()
+    schema = [sluice.Column("x", sluice.columns.ColumnType_Int64(), False)]
+    table = Table.create(me.tenant, "reports", "t", schema)
+    table.append(5, [sluice.column(sluice.columns.ColumnValues_Int64([1, 2, 3]))])
+    raise TransformFailed("appended 3 values as 5 rows")
+
+
 def spin(params: sluice.Params) -> Figures:
     while True:
         pass
@@ -91,6 +100,7 @@ ATTACKS = {
         http_request,
         spawn_process,
         read_other_tenant,
+        table_lies_about_rows,
         spin,
         memory_hog,
         recurse,

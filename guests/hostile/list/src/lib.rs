@@ -17,6 +17,7 @@ macro_rules! foreach_hostile {
                 read_other_tenant,
                 list_other_tenant,
                 write_other_tenant,
+                write_other_tenant_table,
                 // Time.
                 spin,
                 sleep_forever,
@@ -45,6 +46,10 @@ macro_rules! foreach_hostile {
                 report_huge_number,
                 report_deep_nesting,
                 report_flood,
+                // Output tables that lie about their shape, or never end.
+                table_lies_about_rows,
+                table_bad_offsets,
+                table_flood,
                 // Audit volume.
                 alternating_calls,
                 denial_spray,
@@ -96,6 +101,7 @@ macro_rules! foreach_interpreted_hostile {
                 http_request,
                 spawn_process,
                 read_other_tenant,
+                table_lies_about_rows,
                 spin,
                 memory_hog,
                 recurse

@@ -8,6 +8,7 @@ mod input;
 mod memory;
 mod output;
 mod reports;
+mod tables;
 mod tenants;
 mod time;
 
@@ -17,6 +18,7 @@ pub use input::*;
 pub use memory::*;
 pub use output::*;
 pub use reports::*;
+pub use tables::*;
 pub use tenants::*;
 pub use time::*;
 
