@@ -10,7 +10,8 @@
 //!
 //! Run: `cargo xtask bench sources` (starts a throwaway PostgreSQL as `cargo xtask test` does;
 //! or set `SLUICE_TEST_PG_URL` and run `cargo bench -p sluice-tests --bench sources`).
-//! `SLUICE_BENCH=bank|projection|copy|nulls` runs one part; `SLUICE_BENCH_ROUNDS` (default 5).
+//! `SLUICE_BENCH=bank|projection|copy|nulls` runs one part, `SLUICE_BENCH_SOURCE=parquet` (etc.)
+//! one source; `SLUICE_BENCH_ROUNDS` (default 5).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -128,6 +129,9 @@ fn sources(wide: bool) -> Sources {
             list.push(("postgres", Arc::new(PgByTenant)));
         }
         None => println!("(SLUICE_TEST_PG_URL is not set: PostgreSQL is left out)"),
+    }
+    if let Ok(only) = std::env::var("SLUICE_BENCH_SOURCE") {
+        list.retain(|(name, _)| *name == only || *name == "sqlite");
     }
     Sources {
         _dirs: vec![parquet, csv, wide_dir],

@@ -5,9 +5,10 @@
 //! schema cannot hand the host another tenant's rows even if the host asked. Columns come from
 //! `information_schema.columns` (which shows a role only what it may read), rows from one
 //! `COPY (SELECT <named columns> ...) TO STDOUT (FORMAT binary)`, decoded straight into Arrow
-//! builders on a reader thread that stays a couple of batches ahead of the guest.
+//! builders on a reader thread that stays a couple of batches ahead of the guest. The thread
+//! drives `tokio-postgres` in one loop on a runtime of its own: the server sends a message per
+//! row, and waiting on each through a blocking client would double the cost of the read.
 
-use std::io::{BufReader, Read};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -16,6 +17,7 @@ use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
     StringBuilder, TimestampMicrosecondBuilder,
 };
+use futures_util::StreamExt as _;
 use postgres::{Client, NoTls};
 use sluice_sandbox::{
     DataType, DatasetCursor, DatasetSource, Field, RecordBatch, Schema, SchemaRef, SourceError,
@@ -42,16 +44,23 @@ pub struct PostgresTable {
 /// Connects with the URL in environment variable `url_env`; errors name the variable, never
 /// its value (it holds a password).
 pub fn connect(url_env: &str) -> Result<Client, String> {
-    let url = std::env::var(url_env).map_err(|_| {
+    let url = url_of(url_env)?;
+    Client::connect(&url, NoTls).map_err(|e| connect_error(url_env, &e))
+}
+
+fn url_of(url_env: &str) -> Result<String, String> {
+    std::env::var(url_env).map_err(|_| {
         format!(
             "environment variable {url_env} is not set; it must hold the PostgreSQL connection \
              URL (postgres://role:password@host:port/database)"
         )
-    })?;
-    Client::connect(&url, NoTls).map_err(|e| {
-        let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-        format!("connecting to PostgreSQL with {url_env}: {why}")
     })
+}
+
+/// Why a connection failed, naming the variable, never the URL in it.
+fn connect_error(url_env: &str, e: &postgres::Error) -> String {
+    let why = std::error::Error::source(e).map_or(e.to_string(), |s| s.to_string());
+    format!("connecting to PostgreSQL with {url_env}: {why}")
 }
 
 fn pg_error(what: &str, e: postgres::Error) -> SourceError {
@@ -101,16 +110,29 @@ impl DatasetSource for PostgresTable {
         check_name("schema", &self.schema)?;
         check_name("table", &self.table)?;
         let label = format!("dataset '{name}' (table {}.{})", self.schema, self.table);
-        let mut client = connect(&self.url_env)
-            .map_err(|why| SourceError::Invalid(format!("{label}: {why}")))?;
-        let described = client
-            .query(
-                "SELECT column_name::text, data_type::text, is_nullable::text, \
-                 numeric_precision::int4, numeric_scale::int4 FROM information_schema.columns \
-                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
-                &[&self.schema, &self.table],
-            )
-            .map_err(|e| pg_error(&label, e))?;
+        let invalid = |why: String| SourceError::Invalid(format!("{label}: {why}"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| invalid(format!("starting a PostgreSQL client: {e}")))?;
+        let url = url_of(&self.url_env).map_err(invalid)?;
+        let (client, described) = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| invalid(connect_error(&self.url_env, &e)))?;
+            // Driven whenever this runtime is: in this call, then on the reader thread.
+            tokio::spawn(connection);
+            let described = client
+                .query(
+                    "SELECT column_name::text, data_type::text, is_nullable::text, \
+                     numeric_precision::int4, numeric_scale::int4 FROM information_schema.columns \
+                     WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                    &[&self.schema, &self.table],
+                )
+                .await
+                .map_err(|e| pg_error(&label, e))?;
+            Ok::<_, SourceError>((client, described))
+        })?;
         if described.is_empty() {
             // Gone, or not this role's to see: the same answer either way.
             return Err(SourceError::not_found(tenant, resource, name));
@@ -142,10 +164,10 @@ impl DatasetSource for PostgresTable {
             self.schema, self.table
         );
         let (tx, rx) = sync_channel(2);
-        let thread_schema = schema.clone();
+        let decoder = CopyDecoder::new(schema.clone(), label);
         std::thread::Builder::new()
             .name(format!("pg-{}", self.table))
-            .spawn(move || read_copy(client, &sql, thread_schema, label, tx))
+            .spawn(move || runtime.block_on(read_copy(client, sql, decoder, tx)))
             .map_err(|e| SourceError::Invalid(format!("starting the PostgreSQL reader: {e}")))?;
         Ok(Box::new(PostgresCursor {
             rx,
@@ -184,58 +206,70 @@ impl DatasetCursor for PostgresCursor {
     }
 }
 
-/// The reader thread: decodes the COPY stream into batches until it ends, fails, or the cursor
-/// is dropped (the send fails and the connection closes, which ends the COPY).
-fn read_copy(
-    mut client: Client,
-    sql: &str,
-    schema: SchemaRef,
-    label: String,
+/// The reader thread's loop: feeds each message of the COPY stream to the decoder and sends
+/// batches as they fill, until the trailer, an error, or the cursor is dropped (the send fails;
+/// dropping the client closes the connection, which ends the COPY).
+async fn read_copy(
+    client: tokio_postgres::Client,
+    sql: String,
+    mut decoder: CopyDecoder,
     tx: SyncSender<Batches>,
 ) {
-    let reader = match client.copy_out(sql) {
-        Ok(reader) => reader,
+    let stream = match client.copy_out(sql.as_str()).await {
+        Ok(stream) => stream,
         Err(e) => {
-            let _ = tx.send(Err(pg_error(&label, e)));
+            let _ = tx.send(Err(pg_error(&decoder.label, e)));
             return;
         }
     };
-    let mut decoder = CopyDecoder {
-        input: BufReader::with_capacity(1 << 16, reader),
-        schema,
-        row: 0,
-        label,
-        done: false,
-    };
-    if let Err(e) = decoder.header() {
-        let _ = tx.send(Err(e));
-        return;
-    }
+    let mut stream = std::pin::pin!(stream);
     loop {
-        match decoder.batch() {
-            Ok(Some(batch)) => {
-                if tx.send(Ok(batch)).is_err() {
+        let chunk = match stream.next().await {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                let _ = tx.send(Err(pg_error(&decoder.label, e)));
+                return;
+            }
+            None => {
+                let last = decoder.finish();
+                if let Some(batch) = last.transpose() {
+                    let _ = tx.send(batch);
+                }
+                return;
+            }
+        };
+        decoder.feed(&chunk);
+        loop {
+            match decoder.next_batch() {
+                Ok(Some(batch)) => {
+                    if tx.send(Ok(batch)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
                     return;
                 }
-            }
-            Ok(None) => return,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
             }
         }
     }
 }
 
-/// PostgreSQL's binary COPY format: a signature and header, then per row a field count and per
-/// field a length (-1 for null) and the value in network byte order.
-struct CopyDecoder<R> {
-    input: BufReader<R>,
+/// PostgreSQL's binary COPY format, decoded from the bytes fed so far: a signature and header,
+/// then per row a field count and per field a length (-1 for null) and the value in network byte
+/// order, then a trailer (a field count of -1). Rows may arrive split across messages.
+struct CopyDecoder {
     schema: SchemaRef,
-    row: u64,
     label: String,
-    /// The trailer was read: nothing follows it.
+    buf: Vec<u8>,
+    pos: usize,
+    header_read: bool,
     done: bool,
+    columns: Vec<Column>,
+    rows: usize,
+    /// Rows decoded so far, for errors.
+    row: u64,
 }
 
 enum Column {
@@ -372,83 +406,150 @@ fn numeric(v: &[u8], precision: u8, scale: i8) -> Result<i128, String> {
     Ok(if sign == 0x4000 { -value } else { value })
 }
 
-impl<R: Read> CopyDecoder<R> {
+fn be_i16(b: &[u8]) -> i16 {
+    i16::from_be_bytes([b[0], b[1]])
+}
+
+fn be_i32(b: &[u8]) -> i32 {
+    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+impl CopyDecoder {
+    fn new(schema: SchemaRef, label: String) -> CopyDecoder {
+        let columns = Self::builders(&schema);
+        CopyDecoder {
+            schema,
+            label,
+            buf: Vec::with_capacity(1 << 16),
+            pos: 0,
+            header_read: false,
+            done: false,
+            columns,
+            rows: 0,
+            row: 0,
+        }
+    }
+
+    fn builders(schema: &SchemaRef) -> Vec<Column> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| Column::new(f.data_type()))
+            .collect()
+    }
+
     fn bad(&self, what: impl std::fmt::Display) -> SourceError {
         SourceError::Invalid(format!("{}: {what}", self.label))
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> Result<(), SourceError> {
-        self.input
-            .read_exact(buf)
-            .map_err(|e| self.bad(format!("reading the COPY stream: {e}")))
-    }
-
-    fn header(&mut self) -> Result<(), SourceError> {
-        let mut head = [0u8; 19];
-        self.read(&mut head)?;
-        if &head[..11] != b"PGCOPY\n\xff\r\n\0" {
-            return Err(self.bad("the server's COPY stream is not in binary format"));
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > (1 << 16) {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
         }
-        let extension = u32::from_be_bytes([head[15], head[16], head[17], head[18]]);
-        let mut skip = vec![0u8; extension.min(1 << 16) as usize];
-        self.read(&mut skip)
+        self.buf.extend_from_slice(chunk);
     }
 
-    /// The next batch of up to `READ_ROWS` rows, or `None` at the trailer.
-    fn batch(&mut self) -> Result<Option<RecordBatch>, SourceError> {
-        let mut columns: Vec<Column> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| Column::new(f.data_type()))
-            .collect();
-        let mut rows = 0;
-        let mut value = Vec::new();
-        while rows < READ_ROWS && !self.done {
-            let mut count = [0u8; 2];
-            self.read(&mut count)?;
-            let count = i16::from_be_bytes(count);
-            if count == -1 {
-                self.done = true;
-                break;
+    /// A full batch if the bytes fed so far complete one, else `None` (feed more).
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, SourceError> {
+        if !self.header_read {
+            let rest = &self.buf[self.pos..];
+            if rest.len() < 19 {
+                return Ok(None);
             }
-            if count as usize != columns.len() {
-                return Err(self.bad(format!(
-                    "row {} has {count} fields, expected {}",
-                    self.row + 1,
-                    columns.len()
-                )));
+            if &rest[..11] != b"PGCOPY\n\xff\r\n\0" {
+                return Err(self.bad("the server's COPY stream is not in binary format"));
             }
-            self.row += 1;
-            for (i, column) in columns.iter_mut().enumerate() {
-                let mut len = [0u8; 4];
-                self.input
-                    .read_exact(&mut len)
-                    .map_err(|e| self.bad(format!("reading the COPY stream: {e}")))?;
-                let len = i32::from_be_bytes(len);
-                if len < 0 {
-                    column.push_null();
-                    continue;
+            let extension = be_i32(&rest[15..19]).max(0) as usize;
+            if rest.len() < 19 + extension {
+                return Ok(None);
+            }
+            self.pos += 19 + extension;
+            self.header_read = true;
+        }
+        while self.rows < READ_ROWS && !self.done {
+            match self.row_length()? {
+                None => return Ok(None),
+                Some(0) => {
+                    self.pos += 2;
+                    self.done = true;
                 }
-                value.resize(len as usize, 0);
-                self.input
-                    .read_exact(&mut value)
-                    .map_err(|e| self.bad(format!("reading the COPY stream: {e}")))?;
-                column.push(&value).map_err(|what| {
-                    let field = self.schema.field(i);
-                    self.bad(format!(
-                        "row {} column '{}' {what} (declared {})",
-                        self.row,
-                        field.name(),
-                        field.data_type()
-                    ))
-                })?;
+                Some(length) => {
+                    self.push_row()?;
+                    self.pos += length;
+                    self.rows += 1;
+                }
             }
-            rows += 1;
         }
-        if rows == 0 {
+        self.take_batch()
+    }
+
+    /// The bytes of the next row if all of them are here (0 for the trailer), else `None`.
+    fn row_length(&self) -> Result<Option<usize>, SourceError> {
+        let rest = &self.buf[self.pos..];
+        if rest.len() < 2 {
             return Ok(None);
         }
+        let count = be_i16(rest);
+        if count == -1 {
+            return Ok(Some(0));
+        }
+        if count as usize != self.columns.len() {
+            return Err(self.bad(format!(
+                "row {} has {count} fields, expected {}",
+                self.row + 1,
+                self.columns.len()
+            )));
+        }
+        let mut at = 2;
+        for _ in 0..count {
+            if rest.len() < at + 4 {
+                return Ok(None);
+            }
+            let len = be_i32(&rest[at..]);
+            at += 4 + len.max(0) as usize;
+        }
+        Ok((rest.len() >= at).then_some(at))
+    }
+
+    /// Appends the (complete) row at `pos` to the builders.
+    fn push_row(&mut self) -> Result<(), SourceError> {
+        self.row += 1;
+        let mut at = self.pos + 2;
+        for i in 0..self.columns.len() {
+            let len = be_i32(&self.buf[at..]);
+            at += 4;
+            if len < 0 {
+                self.columns[i].push_null();
+                continue;
+            }
+            let end = at + len as usize;
+            let pushed = self.columns[i].push(&self.buf[at..end]);
+            if let Err(what) = pushed {
+                let field = self.schema.field(i);
+                return Err(self.bad(format!(
+                    "row {} column '{}' {what} (declared {})",
+                    self.row,
+                    field.name(),
+                    field.data_type()
+                )));
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
+    /// The rows decoded so far as a batch, if there are any and the batch is full or the stream
+    /// is done.
+    fn take_batch(&mut self) -> Result<Option<RecordBatch>, SourceError> {
+        if self.rows == 0 || (self.rows < READ_ROWS && !self.done) {
+            return Ok(None);
+        }
+        let columns = std::mem::replace(&mut self.columns, Self::builders(&self.schema));
+        self.rows = 0;
         let arrays = columns
             .into_iter()
             .map(Column::finish)
@@ -457,6 +558,17 @@ impl<R: Read> CopyDecoder<R> {
         RecordBatch::try_new(self.schema.clone(), arrays)
             .map(Some)
             .map_err(|e| self.bad(e))
+    }
+
+    /// At the end of the stream: the last rows, or an error if the trailer never came.
+    fn finish(&mut self) -> Result<Option<RecordBatch>, SourceError> {
+        if !self.done {
+            return Err(self.bad(format!(
+                "the COPY stream ended after row {} without its trailer",
+                self.row
+            )));
+        }
+        self.take_batch()
     }
 }
 
@@ -473,6 +585,63 @@ mod tests {
             v.extend_from_slice(&d.to_be_bytes());
         }
         v
+    }
+
+    /// A binary COPY stream of `(int8, text)` rows, trailer included.
+    fn copy_stream(rows: &[(i64, Option<&str>)]) -> Vec<u8> {
+        let mut out = b"PGCOPY\n\xff\r\n\0".to_vec();
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        for (n, text) in rows {
+            out.extend_from_slice(&2i16.to_be_bytes());
+            out.extend_from_slice(&8i32.to_be_bytes());
+            out.extend_from_slice(&n.to_be_bytes());
+            match text {
+                Some(t) => {
+                    out.extend_from_slice(&(t.len() as i32).to_be_bytes());
+                    out.extend_from_slice(t.as_bytes());
+                }
+                None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn rows_split_anywhere_across_messages_decode_the_same() {
+        use arrow_array::Array as _;
+        use arrow_array::cast::AsArray as _;
+        let rows = [(1, Some("a")), (-2, None), (i64::MAX, Some("héllo"))];
+        let stream = copy_stream(&rows);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("t", DataType::Utf8, true),
+        ]));
+        for chunk in 1..stream.len() {
+            let mut decoder = CopyDecoder::new(schema.clone(), "test".into());
+            let mut batches = Vec::new();
+            for piece in stream.chunks(chunk) {
+                decoder.feed(piece);
+                while let Some(b) = decoder.next_batch().unwrap() {
+                    batches.push(b);
+                }
+            }
+            batches.extend(decoder.finish().unwrap());
+            assert_eq!(batches.len(), 1, "chunk {chunk}");
+            let b = &batches[0];
+            let n = b.column(0).as_primitive::<arrow_array::types::Int64Type>();
+            assert_eq!(n.values().to_vec(), vec![1, -2, i64::MAX]);
+            let t = b.column(1).as_string::<i32>();
+            assert_eq!((t.value(0), t.is_null(1), t.value(2)), ("a", true, "héllo"));
+        }
+        // Cut before the trailer: an error, not a short dataset.
+        let mut decoder = CopyDecoder::new(schema, "test".into());
+        decoder.feed(&stream[..stream.len() - 2]);
+        while decoder.next_batch().unwrap().is_some() {}
+        assert_eq!(
+            decoder.finish().unwrap_err().to_string(),
+            "test: the COPY stream ended after row 3 without its trailer"
+        );
     }
 
     #[test]
