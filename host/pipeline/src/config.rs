@@ -878,6 +878,75 @@ resource = "analytics"
     }
 
     #[test]
+    fn postgres_datasets_and_outputs_go_through_one_role_named_by_its_variable() {
+        let text = config("outputs = { kind = \"postgres\", url_env = \"BANK_PG\" }")
+            + r#"
+[[tenants.datasets]]
+name = "ledger"
+kind = "postgres"
+url_env = "BANK_PG"
+resource = "analytics"
+table = "ledger_2026"
+"#;
+        let c = parse(&text, Path::new("/etc/sluice/nightly.toml")).unwrap();
+        let bank = &c.tenants[0];
+        assert_eq!(
+            bank.datasets[1].location,
+            Location::Postgres(PostgresTable {
+                url_env: "BANK_PG".into(),
+                schema: "bank".into(),
+                table: "ledger_2026".into(),
+            })
+        );
+        assert_eq!(
+            bank.outputs,
+            OutputStore::Postgres {
+                url_env: "BANK_PG".into(),
+                schema: "bank".into()
+            }
+        );
+        assert_eq!(bank.postgres_role().as_deref(), Some("BANK_PG"));
+
+        // A second role for the same tenant, a postgres dataset with a path or without its
+        // variable, a file dataset with PostgreSQL keys: each an error naming the fix.
+        let two_roles = text.replace(
+            "outputs = { kind = \"postgres\", url_env = \"BANK_PG\" }",
+            "outputs = { kind = \"postgres\", url_env = \"OTHER_PG\" }",
+        );
+        assert_eq!(
+            err(&two_roles),
+            "/etc/sluice/nightly.toml:5: tenant 'bank' reaches PostgreSQL through BANK_PG and \
+             OTHER_PG: a tenant reads and writes through one role, so give its datasets and \
+             outputs the same url_env"
+        );
+        let with_path = text.replace("table = \"ledger_2026\"", "path = \"x.db\"");
+        assert!(
+            err(&with_path).ends_with(
+                "tenants.datasets.path: a postgres dataset has no path; it is `schema`.`table` \
+                 through the role in `url_env`"
+            ),
+            "{}",
+            err(&with_path)
+        );
+        let no_env = text.replace("url_env = \"BANK_PG\"\nresource", "resource");
+        assert!(
+            err(&no_env).contains("a postgres dataset needs `url_env`"),
+            "{}",
+            err(&no_env)
+        );
+        let file_with_schema = config("").replace(
+            "path = \"data/bank/analytics.db\"",
+            "path = \"data/bank/analytics.db\"\nschema = \"bank\"",
+        );
+        assert!(
+            err(&file_with_schema)
+                .ends_with("tenants.datasets.schema: only a postgres dataset has one"),
+            "{}",
+            err(&file_with_schema)
+        );
+    }
+
+    #[test]
     fn parses_defaults_and_resolves_paths_against_the_file() {
         let c = parse(&config(""), Path::new("/etc/sluice/nightly.toml")).unwrap();
         assert_eq!(c.orch_id, "nightly-pipeline");
