@@ -19,26 +19,10 @@ use sluice_pipeline::SqliteSource;
 use sluice_sandbox::{
     Budget, CodeOrigin, Interrupt, RunRequest, Sandbox, SandboxOptions, Transform, WasiSurface,
 };
+use sluice_tests::bench::{median, rounds, verdict};
 use sluice_tests::{demo_data, expected_report, guest, language_of, own_scopes, writ};
 
 const LANGS: [(&str, &str); 3] = [("Rust", ""), ("Python", "-py"), ("JS", "-js")];
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-fn rounds() -> usize {
-    std::env::var("SLUICE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-        .max(5)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT met" }
-}
 
 fn surface(name: &str) -> WasiSurface {
     language_of(name).surface()
@@ -60,7 +44,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// samples per language.
 fn interleaved(mut measure: impl FnMut(usize) -> f64) -> Vec<Vec<f64>> {
     let mut samples = vec![Vec::new(); LANGS.len()];
-    for _ in 0..rounds() {
+    for _ in 0..rounds(5) {
         for (i, s) in samples.iter_mut().enumerate() {
             s.push(measure(i));
         }
@@ -141,7 +125,7 @@ fn main() {
     if std::env::var("SLUICE_BENCH").as_deref() == Ok("breakdown") {
         return breakdown();
     }
-    println!("rounds: {} (interleaved Rust, Python, JS)\n", rounds());
+    println!("rounds: {} (interleaved Rust, Python, JS)\n", rounds(5));
     println!("| measurement | Rust | Python | JS |");
     println!("|---|---|---|---|");
 

@@ -19,24 +19,8 @@ use sluice_pipeline::SqliteSource;
 use sluice_sandbox::{
     Budget, DatasetSource, Interrupt, RunRequest, Sandbox, SandboxOptions, Transform,
 };
+use sluice_tests::bench::{bank_native, median, rounds, verdict};
 use sluice_tests::{demo_data, guest, writ};
-
-// The very source the bank guest compiles, compiled here natively.
-#[path = "../../guests/bank/src/figures.rs"]
-mod bank_figures;
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-fn rounds() -> usize {
-    std::env::var("SLUICE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(9)
-        .max(5)
-}
 
 /// Runs `a` then `b`, `rounds` times; prints both medians and the median of the ratios b/a.
 fn interleaved(
@@ -47,7 +31,7 @@ fn interleaved(
     mut b: impl FnMut() -> f64,
 ) -> (f64, f64) {
     let (mut xs, mut ys, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds() {
+    for _ in 0..rounds(9) {
         let (x, y) = (a(), b());
         xs.push(x);
         ys.push(y);
@@ -60,7 +44,7 @@ fn interleaved(
         "{:>24}  {label_b} / {label_a} = {:.2} (median of {} paired rounds)",
         "",
         median(ratios),
-        rounds()
+        rounds(9)
     );
     (ma, mb)
 }
@@ -97,10 +81,6 @@ fn instantiation() {
         || micros_per(500, || once(&on_demand)),
     );
     println!("target: pooling ≤ 10 µs median: {}\n", verdict(p <= 10.0));
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT met" }
 }
 
 fn gated_calls() {
@@ -154,32 +134,6 @@ fn gated_calls() {
         "target: gated call ≤ 150 ns median: {}\n",
         verdict(gated <= 150.0)
     );
-}
-
-fn bank_native(source: &SqliteSource) -> bank_figures::BankTotals {
-    use arrow_array::Array as _;
-    use arrow_array::cast::AsArray as _;
-    // The two columns the guest reads, from the same Arrow batches the guest's come from.
-    let columns = ["balance_cents".to_string(), "is_fraud".to_string()];
-    let mut cursor = source
-        .open("bank", "analytics", "transactions", Some(&columns))
-        .expect("open");
-    let mut totals = bank_figures::BankTotals::default();
-    while let Some(batch) = cursor.next_batch(16_384).expect("batch") {
-        let cents = batch
-            .column(0)
-            .as_primitive::<arrow_array::types::Int64Type>();
-        // One byte per flag, as the guest gets them.
-        let flags: Vec<u8> = batch
-            .column(1)
-            .as_boolean()
-            .values()
-            .iter()
-            .map(u8::from)
-            .collect();
-        totals.add(cents.values(), cents.null_count(), &flags);
-    }
-    totals
 }
 
 fn bank_guest_vs_native() {

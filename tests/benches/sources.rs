@@ -29,26 +29,11 @@ use sluice_pipeline::{FileFormat, SEED_SCALE, seed_demo_files};
 use sluice_sandbox::{
     Budget, DataType, DatasetSource, Field, Interrupt, RunRequest, Sandbox, SandboxOptions, Schema,
 };
+use sluice_tests::bench::{bank_native, median, rounds, verdict};
 use sluice_tests::{demo_data, guest, writ};
-
-#[path = "../../guests/bank/src/figures.rs"]
-mod bank_figures;
 
 const PG_ENV: &str = "SLUICE_BENCH_PG_URL";
 const WIDE_ROWS: i64 = 1_000_000;
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-fn rounds() -> usize {
-    std::env::var("SLUICE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-        .max(5)
-}
 
 /// Runs `a` then `b`, `rounds` times; prints both medians and the median of the ratios b/a;
 /// returns (median a, median b, median ratio).
@@ -59,7 +44,7 @@ fn interleaved(
     mut b: impl FnMut() -> f64,
 ) -> (f64, f64, f64) {
     let (mut xs, mut ys, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds() {
+    for _ in 0..rounds(5) {
         let (x, y) = (a(), b());
         xs.push(x);
         ys.push(y);
@@ -69,7 +54,7 @@ fn interleaved(
     println!(
         "  {label_a:>28}: {ma:8.1} ms | {label_b:>28}: {mb:8.1} ms | {label_b} / {label_a} = {r:.2} \
          (median of {} paired rounds)",
-        rounds()
+        rounds(5)
     );
     (ma, mb, r)
 }
@@ -78,10 +63,6 @@ fn ms(f: impl FnOnce()) -> f64 {
     let start = Instant::now();
     f();
     start.elapsed().as_secs_f64() * 1e3
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT met" }
 }
 
 struct Sources {
@@ -227,27 +208,6 @@ fn seed_wide(sqlite_root: &Path, parquet: &Path, csv: &Path) {
             .join(format!("wide.{}", format.extension()));
         copy_to_file(cursor, &path, format).unwrap();
     }
-}
-
-fn bank_native(source: &dyn DatasetSource) -> bank_figures::BankTotals {
-    let columns = ["balance_cents".to_string(), "is_fraud".to_string()];
-    let mut cursor = source
-        .open("bank", "analytics", "transactions", Some(&columns))
-        .expect("open");
-    let mut totals = bank_figures::BankTotals::default();
-    while let Some(batch) = cursor.next_batch(16_384).expect("batch") {
-        let cents = batch.column(0).as_primitive::<Int64Type>();
-        // One byte per flag, as the guest gets them.
-        let flags: Vec<u8> = batch
-            .column(1)
-            .as_boolean()
-            .values()
-            .iter()
-            .map(u8::from)
-            .collect();
-        totals.add(cents.values(), cents.null_count(), &flags);
-    }
-    totals
 }
 
 fn bank(sources: &Sources) {
@@ -421,7 +381,7 @@ fn nulls() {
         };
         let (mut bt, mut it, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         let (mut bb, mut ib) = (0, 0);
-        for _ in 0..rounds() {
+        for _ in 0..rounds(5) {
             let (b, bbytes) = bitmap();
             let (i, ibytes) = indices();
             bt.push(b);

@@ -1,5 +1,7 @@
 //! Helpers shared by Sluice's cross-crate tests: built guests, seeded demo data, temp dirs.
 
+pub mod bench;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 

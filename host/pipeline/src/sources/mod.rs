@@ -3,6 +3,7 @@
 //! PostgreSQL schemas, Parquet and CSV files. [`CatalogSource`] routes a tenant's datasets to
 //! the source its configuration names.
 
+mod builder;
 pub mod catalog;
 pub mod export;
 pub mod files;

@@ -12,11 +12,6 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use arrow_array::ArrayRef;
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
 use futures_util::StreamExt as _;
 use postgres::{Client, NoTls};
 use sluice_sandbox::{
@@ -24,6 +19,7 @@ use sluice_sandbox::{
     TimeUnit, projection,
 };
 
+use super::builder::ColumnBuilder;
 use super::typed::check_name;
 
 /// Rows the reader thread decodes per batch.
@@ -266,104 +262,45 @@ struct CopyDecoder {
     pos: usize,
     header_read: bool,
     done: bool,
-    columns: Vec<Column>,
+    columns: Vec<ColumnBuilder>,
     rows: usize,
     /// Rows decoded so far, for errors.
     row: u64,
 }
 
-enum Column {
-    Int64(Int64Builder),
-    Float64(Float64Builder),
-    Boolean(BooleanBuilder),
-    Text(StringBuilder),
-    Binary(BinaryBuilder),
-    Date(Date32Builder),
-    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
-    Decimal(Decimal128Builder, u8, i8),
-}
-
-impl Column {
-    fn new(ty: &DataType) -> Column {
-        let n = READ_ROWS;
-        match ty {
-            DataType::Int64 => Column::Int64(Int64Builder::with_capacity(n)),
-            DataType::Float64 => Column::Float64(Float64Builder::with_capacity(n)),
-            DataType::Boolean => Column::Boolean(BooleanBuilder::with_capacity(n)),
-            DataType::Binary => Column::Binary(BinaryBuilder::with_capacity(n, n * 8)),
-            DataType::Date32 => Column::Date(Date32Builder::with_capacity(n)),
-            DataType::Timestamp(_, tz) => {
-                Column::Timestamp(TimestampMicrosecondBuilder::with_capacity(n), tz.clone())
-            }
-            DataType::Decimal128(p, s) => {
-                Column::Decimal(Decimal128Builder::with_capacity(n), *p, *s)
-            }
-            _ => Column::Text(StringBuilder::with_capacity(n, n * 8)),
-        }
+/// Appends one binary COPY value to `column`, or says what is wrong with it.
+fn push(column: &mut ColumnBuilder, v: &[u8]) -> Result<(), String> {
+    use ColumnBuilder as Column;
+    fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], String> {
+        v.try_into()
+            .map_err(|_| format!("holds {} bytes where {N} were expected", v.len()))
     }
-
-    fn push_null(&mut self) {
-        match self {
-            Column::Int64(b) => b.append_null(),
-            Column::Float64(b) => b.append_null(),
-            Column::Boolean(b) => b.append_null(),
-            Column::Text(b) => b.append_null(),
-            Column::Binary(b) => b.append_null(),
-            Column::Date(b) => b.append_null(),
-            Column::Timestamp(b, _) => b.append_null(),
-            Column::Decimal(b, _, _) => b.append_null(),
+    match column {
+        Column::Int64(b) => b.append_value(i64::from_be_bytes(fixed(v)?)),
+        Column::Float64(b) => b.append_value(f64::from_be_bytes(fixed(v)?)),
+        Column::Boolean(b) => b.append_value(fixed::<1>(v)?[0] != 0),
+        Column::Text(b) => b.append_value(
+            std::str::from_utf8(v).map_err(|_| "holds text that is not UTF-8".to_string())?,
+        ),
+        Column::Binary(b) => b.append_value(v),
+        Column::Date(b) => {
+            let days = i32::from_be_bytes(fixed(v)?);
+            let days = days
+                .checked_add(PG_EPOCH_DAYS)
+                .ok_or("holds an infinite or out-of-range date")?;
+            b.append_value(days)
         }
-    }
-
-    fn push(&mut self, v: &[u8]) -> Result<(), String> {
-        fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], String> {
-            v.try_into()
-                .map_err(|_| format!("holds {} bytes where {N} were expected", v.len()))
+        Column::Timestamp(b, _) => {
+            let micros = i64::from_be_bytes(fixed(v)?);
+            let micros = micros
+                .checked_add(PG_EPOCH_MICROS)
+                .filter(|_| micros != i64::MAX && micros != i64::MIN)
+                .ok_or("holds an infinite or out-of-range timestamp")?;
+            b.append_value(micros)
         }
-        match self {
-            Column::Int64(b) => b.append_value(i64::from_be_bytes(fixed(v)?)),
-            Column::Float64(b) => b.append_value(f64::from_be_bytes(fixed(v)?)),
-            Column::Boolean(b) => b.append_value(fixed::<1>(v)?[0] != 0),
-            Column::Text(b) => b.append_value(
-                std::str::from_utf8(v).map_err(|_| "holds text that is not UTF-8".to_string())?,
-            ),
-            Column::Binary(b) => b.append_value(v),
-            Column::Date(b) => {
-                let days = i32::from_be_bytes(fixed(v)?);
-                let days = days
-                    .checked_add(PG_EPOCH_DAYS)
-                    .ok_or("holds an infinite or out-of-range date")?;
-                b.append_value(days)
-            }
-            Column::Timestamp(b, _) => {
-                let micros = i64::from_be_bytes(fixed(v)?);
-                let micros = micros
-                    .checked_add(PG_EPOCH_MICROS)
-                    .filter(|_| micros != i64::MAX && micros != i64::MIN)
-                    .ok_or("holds an infinite or out-of-range timestamp")?;
-                b.append_value(micros)
-            }
-            Column::Decimal(b, p, s) => b.append_value(numeric(v, *p, *s)?),
-        }
-        Ok(())
+        Column::Decimal(b, p, s) => b.append_value(numeric(v, *p, *s)?),
     }
-
-    fn finish(self) -> Result<ArrayRef, String> {
-        Ok(match self {
-            Column::Int64(mut b) => Arc::new(b.finish()),
-            Column::Float64(mut b) => Arc::new(b.finish()),
-            Column::Boolean(mut b) => Arc::new(b.finish()),
-            Column::Text(mut b) => Arc::new(b.finish()),
-            Column::Binary(mut b) => Arc::new(b.finish()),
-            Column::Date(mut b) => Arc::new(b.finish()),
-            Column::Timestamp(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
-            Column::Decimal(mut b, p, s) => Arc::new(
-                b.finish()
-                    .with_precision_and_scale(p, s)
-                    .map_err(|e| e.to_string())?,
-            ),
-        })
-    }
+    Ok(())
 }
 
 /// A binary `numeric` as the unscaled value at `scale`: base-10000 digits with a weight.
@@ -430,12 +367,8 @@ impl CopyDecoder {
         }
     }
 
-    fn builders(schema: &SchemaRef) -> Vec<Column> {
-        schema
-            .fields()
-            .iter()
-            .map(|f| Column::new(f.data_type()))
-            .collect()
+    fn builders(schema: &SchemaRef) -> Vec<ColumnBuilder> {
+        ColumnBuilder::for_schema(schema, READ_ROWS)
     }
 
     fn bad(&self, what: impl std::fmt::Display) -> SourceError {
@@ -527,7 +460,7 @@ impl CopyDecoder {
                 continue;
             }
             let end = at + len as usize;
-            let pushed = self.columns[i].push(&self.buf[at..end]);
+            let pushed = push(&mut self.columns[i], &self.buf[at..end]);
             if let Err(what) = pushed {
                 let field = self.schema.field(i);
                 return Err(self.bad(format!(
@@ -552,7 +485,7 @@ impl CopyDecoder {
         self.rows = 0;
         let arrays = columns
             .into_iter()
-            .map(Column::finish)
+            .map(ColumnBuilder::finish)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.bad(e))?;
         RecordBatch::try_new(self.schema.clone(), arrays)

@@ -13,11 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use arrow_array::ArrayRef;
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sluice_sandbox::{
@@ -25,6 +20,7 @@ use sluice_sandbox::{
     TimeUnit, projection,
 };
 
+use super::builder::ColumnBuilder;
 use super::typed::{check_name, declared_decimal, parse_date, parse_decimal, parse_timestamp};
 
 /// The directory holding every tenant's databases.
@@ -194,94 +190,41 @@ fn text(bytes: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|_| "holds text that is not UTF-8".to_string())
 }
 
-/// One column being read into Arrow.
-enum Builder {
-    Int64(Int64Builder),
-    Float64(Float64Builder),
-    Boolean(BooleanBuilder),
-    Text(StringBuilder),
-    Binary(BinaryBuilder),
-    Date(Date32Builder),
-    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
-    Decimal(Decimal128Builder, u8, i8),
-}
-
-impl Builder {
-    fn new(ty: &DataType, rows: usize) -> Builder {
-        match ty {
-            DataType::Int64 => Builder::Int64(Int64Builder::with_capacity(rows)),
-            DataType::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(rows)),
-            DataType::Utf8 => Builder::Text(StringBuilder::with_capacity(rows, rows * 8)),
-            DataType::Binary => Builder::Binary(BinaryBuilder::with_capacity(rows, rows * 8)),
-            DataType::Date32 => Builder::Date(Date32Builder::with_capacity(rows)),
-            DataType::Timestamp(_, tz) => {
-                Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows), tz.clone())
-            }
-            DataType::Decimal128(p, s) => {
-                Builder::Decimal(Decimal128Builder::with_capacity(rows), *p, *s)
-            }
-            _ => Builder::Float64(Float64Builder::with_capacity(rows)),
+/// Appends one SQLite value to `builder` (a null as null), or says what the cell holds instead.
+fn push(builder: &mut ColumnBuilder, value: ValueRef<'_>) -> Result<(), String> {
+    use ColumnBuilder as Builder;
+    if let ValueRef::Null = value {
+        builder.push_null();
+        return Ok(());
+    }
+    match (builder, value) {
+        (Builder::Int64(b), ValueRef::Integer(n)) => b.append_value(n),
+        (Builder::Float64(b), ValueRef::Real(f)) => b.append_value(f),
+        (Builder::Float64(b), ValueRef::Integer(n)) => b.append_value(n as f64),
+        (Builder::Boolean(b), ValueRef::Integer(n)) => b.append_value(n != 0),
+        (Builder::Text(b), ValueRef::Text(t)) => b.append_value(text(t)?),
+        (Builder::Binary(b), ValueRef::Blob(t) | ValueRef::Text(t)) => b.append_value(t),
+        (Builder::Date(b), ValueRef::Text(t)) => b.append_value(parse_date(text(t)?)?),
+        (Builder::Date(b), ValueRef::Integer(n)) => {
+            b.append_value(i32::try_from(n).map_err(|_| format!("holds day {n}, out of range"))?)
         }
-    }
-
-    /// Appends one value (a null as null), or says what the cell holds instead.
-    fn push(&mut self, value: ValueRef<'_>) -> Result<(), String> {
-        match (self, value) {
-            (Builder::Int64(b), ValueRef::Null) => b.append_null(),
-            (Builder::Int64(b), ValueRef::Integer(n)) => b.append_value(n),
-            (Builder::Float64(b), ValueRef::Null) => b.append_null(),
-            (Builder::Float64(b), ValueRef::Real(f)) => b.append_value(f),
-            (Builder::Float64(b), ValueRef::Integer(n)) => b.append_value(n as f64),
-            (Builder::Boolean(b), ValueRef::Null) => b.append_null(),
-            (Builder::Boolean(b), ValueRef::Integer(n)) => b.append_value(n != 0),
-            (Builder::Text(b), ValueRef::Null) => b.append_null(),
-            (Builder::Text(b), ValueRef::Text(t)) => b.append_value(text(t)?),
-            (Builder::Binary(b), ValueRef::Null) => b.append_null(),
-            (Builder::Binary(b), ValueRef::Blob(t) | ValueRef::Text(t)) => b.append_value(t),
-            (Builder::Date(b), ValueRef::Null) => b.append_null(),
-            (Builder::Date(b), ValueRef::Text(t)) => b.append_value(parse_date(text(t)?)?),
-            (Builder::Date(b), ValueRef::Integer(n)) => b.append_value(
-                i32::try_from(n).map_err(|_| format!("holds day {n}, out of range"))?,
-            ),
-            (Builder::Timestamp(b, _), ValueRef::Null) => b.append_null(),
-            (Builder::Timestamp(b, _), ValueRef::Text(t)) => {
-                b.append_value(parse_timestamp(text(t)?)?)
-            }
-            (Builder::Timestamp(b, _), ValueRef::Integer(n)) => b.append_value(n),
-            (Builder::Decimal(b, _, _), ValueRef::Null) => b.append_null(),
-            (Builder::Decimal(b, p, s), ValueRef::Text(t)) => {
-                b.append_value(parse_decimal(text(t)?, *p, *s)?)
-            }
-            (Builder::Decimal(b, p, s), ValueRef::Integer(n)) => {
-                b.append_value(parse_decimal(&n.to_string(), *p, *s)?)
-            }
-            // SQLite's NUMERIC affinity stores decimal text such as "67.30" as a REAL; its
-            // shortest round-trip form ("67.3") is the decimal that was written, exactly, for
-            // up to 15 significant digits.
-            (Builder::Decimal(b, p, s), ValueRef::Real(f)) => {
-                b.append_value(parse_decimal(&f.to_string(), *p, *s)?)
-            }
-            (_, other) => return Err(format!("holds {:?}", other.data_type())),
+        (Builder::Timestamp(b, _), ValueRef::Text(t)) => b.append_value(parse_timestamp(text(t)?)?),
+        (Builder::Timestamp(b, _), ValueRef::Integer(n)) => b.append_value(n),
+        (Builder::Decimal(b, p, s), ValueRef::Text(t)) => {
+            b.append_value(parse_decimal(text(t)?, *p, *s)?)
         }
-        Ok(())
+        (Builder::Decimal(b, p, s), ValueRef::Integer(n)) => {
+            b.append_value(parse_decimal(&n.to_string(), *p, *s)?)
+        }
+        // SQLite's NUMERIC affinity stores decimal text such as "67.30" as a REAL; its
+        // shortest round-trip form ("67.3") is the decimal that was written, exactly, for
+        // up to 15 significant digits.
+        (Builder::Decimal(b, p, s), ValueRef::Real(f)) => {
+            b.append_value(parse_decimal(&f.to_string(), *p, *s)?)
+        }
+        (_, other) => return Err(format!("holds {:?}", other.data_type())),
     }
-
-    fn finish(self) -> Result<ArrayRef, String> {
-        Ok(match self {
-            Builder::Int64(mut b) => Arc::new(b.finish()),
-            Builder::Float64(mut b) => Arc::new(b.finish()),
-            Builder::Boolean(mut b) => Arc::new(b.finish()),
-            Builder::Text(mut b) => Arc::new(b.finish()),
-            Builder::Binary(mut b) => Arc::new(b.finish()),
-            Builder::Date(mut b) => Arc::new(b.finish()),
-            Builder::Timestamp(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
-            Builder::Decimal(mut b, p, s) => Arc::new(
-                b.finish()
-                    .with_precision_and_scale(p, s)
-                    .map_err(|e| e.to_string())?,
-            ),
-        })
-    }
+    Ok(())
 }
 
 impl DatasetCursor for SqliteCursor {
@@ -293,12 +236,7 @@ impl DatasetCursor for SqliteCursor {
         if self.done {
             return Ok(None);
         }
-        let mut builders: Vec<Builder> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| Builder::new(f.data_type(), max_rows))
-            .collect();
+        let mut builders = ColumnBuilder::for_schema(&self.schema, max_rows);
         let mut count = 0usize;
         let mut stmt = self
             .conn
@@ -314,7 +252,7 @@ impl DatasetCursor for SqliteCursor {
             self.last_rowid = row.get(0).context("rowid")?;
             for (i, builder) in builders.iter_mut().enumerate() {
                 let value = row.get_ref(i + 1).context("column value")?;
-                builder.push(value).map_err(|what| {
+                push(builder, value).map_err(|what| {
                     let field = &self.schema.fields()[i];
                     SourceError::Invalid(format!(
                         "dataset '{}' row {} column '{}' {what}, but the column is declared {}",
@@ -335,7 +273,7 @@ impl DatasetCursor for SqliteCursor {
         }
         let arrays = builders
             .into_iter()
-            .map(Builder::finish)
+            .map(ColumnBuilder::finish)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SourceError::Invalid(format!("dataset '{}': {e}", self.name)))?;
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)
