@@ -144,6 +144,27 @@ pub fn run_with(guest: &str, writ: Writ, budget: Budget, params: &[(&str, &str)]
     })
 }
 
+/// `examples/nightly.toml`, with its plugins, data, report and audit paths moved into `dir` (and
+/// this build's guests), edited by `edit`; returns the file written.
+pub fn example_config(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let example = std::fs::read_to_string(root().join("examples/nightly.toml")).unwrap();
+    let guests = root().join("target/guests");
+    let text = example
+        .replace("../target/guests", &guests.display().to_string())
+        .replace("../.sluice/demo/data", &demo_data().display().to_string())
+        .replace(
+            "../.sluice/demo/reports",
+            &dir.join("reports").display().to_string(),
+        )
+        .replace(
+            "../.sluice/demo/audit.jsonl",
+            &dir.join("audit.jsonl").display().to_string(),
+        );
+    let path = dir.join("nightly.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
 /// The exact report bytes a correct transform writes for each demo tenant.
 pub fn expected_report(tenant: &str) -> String {
     let t = sluice_pipeline::DEMO_TENANTS
@@ -215,6 +236,8 @@ pub fn pipeline_config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig
         agent_ttl: std::time::Duration::from_secs(300),
         reports: dir.join("reports"),
         audit: dir.join("audit.jsonl"),
+        runs: dir.join("runs"),
+        shard: None,
         data_dir: None,
         concurrency: None,
         broker: BrokerSetting::Embedded {

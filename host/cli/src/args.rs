@@ -24,6 +24,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run only the isolation proof of a pipeline configuration.
     VerifyIsolation(VerifyIsolationArgs),
+    /// The verdict on a sharded night: every shard's summary and audit chain.
+    Status(StatusArgs),
     /// Print the SHA-256 of plugin files, as the configuration pins them.
     Digest(DigestArgs),
     /// Run one transform under scopes given on the command line, with no broker.
@@ -297,6 +299,31 @@ pub struct RunArgs {
     pub concurrency: Option<usize>,
     #[command(flatten)]
     pub cache: CacheArgs,
+    /// Run only this shard's tenants (0-based; with --shards). Without the flags, an Indexed
+    /// Job's JOB_COMPLETION_INDEX and SLUICE_SHARDS say it.
+    #[arg(long, requires = "shards")]
+    pub shard: Option<u32>,
+    /// How many shards the night has (with --shard).
+    #[arg(long, requires = "shard")]
+    pub shards: Option<u32>,
+    /// The night's id, shared by its shards (default: SLUICE_RUN_ID): its summaries and audit
+    /// chains go to <runs>/<run id>/.
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The pipeline configuration the night ran.
+    pub config: PathBuf,
+    /// The night's run id.
+    pub run_id: String,
+    /// The shards the night should have (default: what its summaries say).
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// Print one JSON document instead.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

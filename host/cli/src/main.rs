@@ -10,6 +10,7 @@ mod data_cmd;
 mod new_cmd;
 mod print;
 mod run_cmd;
+mod status_cmd;
 mod try_cmd;
 
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ fn run(cli: args::Cli) -> anyhow::Result<u8> {
         args::Command::Try(a) => try_cmd::run(a),
         args::Command::New(a) => new_cmd::run(a),
         args::Command::Run(a) => run_cmd::run(a),
+        args::Command::Status(a) => status_cmd::status(a),
         args::Command::VerifyIsolation(a) => run_cmd::verify_isolation(a),
         args::Command::Digest(a) => run_cmd::digest(&a.files),
         args::Command::Broker(args::BrokerCommand::Dev(a)) => broker_cmd::dev(a),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sluice_pipeline::config;
 use sluice_pipeline::nightly::{Pipeline, RunOptions};
 use sluice_pipeline::outcome::{AgentEnd, IsolationResult, PipelineReport, TenantResult};
+use sluice_pipeline::shards::{RunDir, Shard, ShardSummary};
 use sluice_sandbox::{Decision, HostCall};
 
 use crate::args::{RunArgs, VerifyIsolationArgs};
@@ -227,8 +228,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         anyhow::bail!("--concurrency must be at least 1");
     }
     let json = args.json;
+    let sharded = shard_of(&args, &mut config)?;
     runtime()?.block_on(async move {
-        let total = config.tenants.len();
+        let total = config
+            .tenants
+            .iter()
+            .filter(|t| config.shard.is_none_or(|s| s.owns(&t.id)))
+            .count();
         // An embedded broker lives as long as this block: the whole night.
         let (broker, _embedded) =
             crate::broker::connect(&config.broker, config.broker_timeout).await?;
@@ -254,9 +260,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             }),
         };
         let report = pipeline.run(options).await;
+        // A shard's summary is how `sluice status` learns of it: without one the night is
+        // incomplete, so failing to write it fails the shard.
+        let summary = sharded.as_ref().map(|(shard, run)| {
+            run.write_summary(&ShardSummary::of(run, *shard, &report))
+                .map_err(|e| format!("{e:#}"))
+        });
+        let summary_failed = matches!(summary, Some(Err(_)));
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
-            return Ok(exit_code(&report));
+            return Ok(exit_code(&report).max(u8::from(summary_failed)));
         }
         if progress {
             // With a progress bar, tenants are listed after it, failures in full.
@@ -275,6 +288,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         match &report.isolation {
             Some(isolation) => print_isolation(isolation),
+            None if sharded.is_some() => {
+                println!("Isolation is proven by shard 0 of this night (see `sluice status`).")
+            }
             None if pipeline.config.isolation.is_none() => println!(
                 "Isolation not checked: the configuration has no [isolation] probe (see examples/nightly.toml)."
             ),
@@ -291,10 +307,50 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             ),
             Some(e) => println!("Audit trail INCOMPLETE: {}", safe(e)),
         }
-        let code = exit_code(&report);
+        match (&sharded, &summary) {
+            (Some((shard, _)), Some(Ok(path))) => println!(
+                "Shard {} of {}: {} tenant(s); summary {}",
+                shard.index,
+                shard.count,
+                report.tenants.len(),
+                safe(&shown(path))
+            ),
+            (_, Some(Err(e))) => println!("Shard summary NOT written: {}", safe(e)),
+            _ => {}
+        }
+        let code = exit_code(&report).max(u8::from(summary_failed));
         println!("{}", verdict(&report, code));
         Ok(code)
     })
+}
+
+/// The shard this run is, from the flags or an Indexed Job's environment; sets it in `config`
+/// (the pipeline then runs only its tenants, and proves isolation only in shard 0) with its own
+/// audit chain in the night's run directory.
+fn shard_of(
+    args: &RunArgs,
+    config: &mut config::PipelineConfig,
+) -> anyhow::Result<Option<(Shard, RunDir)>> {
+    let shard = match (args.shard, args.shards) {
+        (Some(index), Some(count)) => Shard::new(index, count)?,
+        _ => match Shard::from_env()? {
+            Some(shard) => shard,
+            None => return Ok(None),
+        },
+    };
+    let run_id = match &args.run_id {
+        Some(id) => id.clone(),
+        None => std::env::var("SLUICE_RUN_ID").map_err(|_| {
+            anyhow::anyhow!(
+                "a sharded night needs a run id its shards share: pass --run-id or set \
+                 SLUICE_RUN_ID"
+            )
+        })?,
+    };
+    let run = RunDir::new(&config.runs, &run_id)?;
+    config.shard = Some(shard);
+    config.audit = run.audit_path(shard.index);
+    Ok(Some((shard, run)))
 }
 
 /// The last line of a run: what happened to the tenants and to their agents.

@@ -2,10 +2,9 @@
 //! shipped example configuration pointed at seeded data, the embedded broker.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sluice_tests::{demo_data, expected_report, root};
+use sluice_tests::{demo_data, example_config, expected_report, root};
 
 fn sluice(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -20,26 +19,6 @@ fn sluice(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `examples/nightly.toml`, with its data, report and audit paths moved into `dir`.
-fn example_config(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
-    let example = std::fs::read_to_string(root().join("examples/nightly.toml")).unwrap();
-    let guests = root().join("target/guests");
-    let text = example
-        .replace("../target/guests", &guests.display().to_string())
-        .replace("../.sluice/demo/data", &demo_data().display().to_string())
-        .replace(
-            "../.sluice/demo/reports",
-            &dir.join("reports").display().to_string(),
-        )
-        .replace(
-            "../.sluice/demo/audit.jsonl",
-            &dir.join("audit.jsonl").display().to_string(),
-        );
-    let path = dir.join("nightly.toml");
-    std::fs::write(&path, edit(text)).unwrap();
-    path
 }
 
 #[test]

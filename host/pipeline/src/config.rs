@@ -36,6 +36,9 @@ struct RawConfig {
     agent_ttl: Spanned<u64>,
     reports: Spanned<String>,
     audit: Spanned<String>,
+    /// Where sharded nights leave each shard's summary and audit chain: `<runs>/<run id>/`.
+    #[serde(default)]
+    runs: Option<Spanned<String>>,
     #[serde(default)]
     data_dir: Option<Spanned<String>>,
     #[serde(default)]
@@ -337,6 +340,11 @@ pub struct PipelineConfig {
     pub agent_ttl: Duration,
     pub reports: PathBuf,
     pub audit: PathBuf,
+    /// Where sharded nights leave their shards' summaries and audit chains (default: `runs`
+    /// beside the audit file).
+    pub runs: PathBuf,
+    /// The shard this process runs, if the night is sharded (set by the caller, not the file).
+    pub shard: Option<crate::shards::Shard>,
     /// The conventional layout `<data_dir>/<tenant>/<resource>.db`, for tenants listing no datasets.
     pub data_dir: Option<PathBuf>,
     pub concurrency: Option<usize>,
@@ -811,7 +819,15 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         agent_ttl: Duration::from_secs(raw.agent_ttl.into_inner()),
         reports: cx.path(raw.reports.get_ref()),
         audit: cx.path(raw.audit.get_ref()),
+        runs: match &raw.runs {
+            Some(runs) => cx.path(runs.get_ref()),
+            None => cx
+                .path(raw.audit.get_ref())
+                .parent()
+                .map_or_else(|| PathBuf::from("runs"), |p| p.join("runs")),
+        },
         data_dir: raw.data_dir.map(|d| cx.path(d.get_ref())),
+        shard: None,
         concurrency: raw.concurrency.map(Spanned::into_inner),
         broker,
         broker_timeout,

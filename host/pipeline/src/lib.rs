@@ -14,6 +14,7 @@ pub mod plugins;
 pub mod report_dir;
 pub mod seed;
 pub mod session;
+pub mod shards;
 pub mod sources;
 
 pub use audit::{AuditLog, Verdict};

@@ -148,13 +148,24 @@ impl Pipeline {
         .unwrap_or_else(|e| Err(format!("loading the plugin failed: {e}")))
     }
 
-    /// Runs every tenant, at most `concurrency` at once, and returns their results in config
-    /// order.
+    /// The tenants this process runs: all of them, or its shard's.
+    pub fn own_tenants(&self) -> Vec<TenantConfig> {
+        self.config
+            .tenants
+            .iter()
+            .filter(|t| self.config.shard.is_none_or(|s| s.owns(&t.id)))
+            .cloned()
+            .collect()
+    }
+
+    /// Runs every tenant (of this shard), at most `concurrency` at once, and returns their
+    /// results in config order.
     pub async fn run_tenants(self: &Arc<Self>, options: &mut RunOptions) -> Vec<TenantResult> {
-        let total = self.config.tenants.len();
+        let tenants = self.own_tenants();
+        let total = tenants.len();
         let semaphore = Arc::new(Semaphore::new(self.concurrency));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, TenantResult)>();
-        for (index, tenant) in self.config.tenants.iter().cloned().enumerate() {
+        for (index, tenant) in tenants.iter().cloned().enumerate() {
             let (pipeline, semaphore, tx) = (Arc::clone(self), Arc::clone(&semaphore), tx.clone());
             tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
@@ -185,7 +196,7 @@ impl Pipeline {
         }
         slots
             .into_iter()
-            .zip(&self.config.tenants)
+            .zip(&tenants)
             .map(|(r, t)| r.unwrap_or_else(|| not_run(t, "its task ended without a result")))
             .collect()
     }
@@ -288,7 +299,10 @@ impl Pipeline {
         let tenants = self.run_tenants(&mut options).await;
         let interrupted = self.interrupt.is_triggered();
         // Without an [isolation] probe in the configuration there is nothing to prove with.
-        let isolation = if interrupted || self.config.isolation.is_none() {
+        // A sharded night proves isolation once, in shard 0 (see `shards`), with every tenant of
+        // the configuration to reach for, not only its own.
+        let proves = self.config.shard.is_none_or(|s| s.proves_isolation());
+        let isolation = if interrupted || self.config.isolation.is_none() || !proves {
             None
         } else {
             Some(self.verify_isolation().await)

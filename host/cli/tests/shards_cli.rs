@@ -1,0 +1,200 @@
+//! A night split over shards as an Indexed Job runs it, on one machine: shard processes sharing
+//! a run id, every tenant run by exactly one of them, the isolation proof by shard 0 only, and
+//! `sluice status` reading the night back from the shards' summaries and audit chains.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+use sluice_pipeline::shards::owner;
+use sluice_tests::{example_config, expected_report};
+
+const TENANTS: [&str; 3] = ["hospital", "bank", "retail"];
+
+fn sluice(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(args)
+        .env_remove("AGENTWRIT_BROKER_URL")
+        .env_remove("AGENTWRIT_CLIENT_ID")
+        .env_remove("AGENTWRIT_CLIENT_SECRET")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("SLUICE_SHARDS")
+        .env_remove("SLUICE_RUN_ID");
+    cmd
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Shard `index` of `count`, started as an Indexed Job's pod would be: by its environment.
+fn start_shard(config: &Path, index: u32, count: u32, run_id: &str) -> Child {
+    sluice(&["run", config.to_str().unwrap()])
+        .env("JOB_COMPLETION_INDEX", index.to_string())
+        .env("SLUICE_SHARDS", count.to_string())
+        .env("SLUICE_RUN_ID", run_id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+fn summary(dir: &Path, run_id: &str, shard: u32) -> Value {
+    let path = dir
+        .join("runs")
+        .join(run_id)
+        .join(format!("shard-{shard}.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+fn status(config: &Path, run_id: &str) -> Output {
+    sluice(&["status", config.to_str().unwrap(), run_id])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn three_shards_run_each_tenant_once_and_status_reads_the_night_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), |t| t);
+    let shards: Vec<Child> = (0..3)
+        .map(|i| start_shard(&config, i, 3, "night-1"))
+        .collect();
+    for (i, child) in shards.into_iter().enumerate() {
+        let out = finish(child);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "shard {i}: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(&format!("Shard {i} of 3: ")), "{stdout}");
+        if i > 0 {
+            assert!(
+                stdout.contains("Isolation is proven by shard 0 of this night"),
+                "{stdout}"
+            );
+        }
+    }
+    // Every tenant in exactly the shard rendezvous hashing gives it, and nowhere else.
+    let mut seen = Vec::new();
+    for shard in 0..3u32 {
+        let s = summary(dir.path(), "night-1", shard);
+        let tenants: Vec<String> = serde_json::from_value(s["tenants"].clone()).unwrap();
+        for t in &tenants {
+            assert_eq!(owner(t, 3), shard, "{t}");
+        }
+        seen.extend(tenants);
+        assert_eq!(s["isolation"].is_null(), shard != 0, "shard {shard}");
+    }
+    seen.sort();
+    assert_eq!(seen, ["bank", "hospital", "retail"]);
+    for tenant in TENANTS {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("reports").join(tenant).join("latest.json"))
+                .unwrap(),
+            expected_report(tenant)
+        );
+    }
+    let out = status(&config, "night-1");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("Tenants: 3 ok, 0 failed, 0 never ran (of 3)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Isolation (shard 0): verified"), "{stdout}");
+    assert!(
+        stdout.ends_with(
+            "Night complete: every tenant ran once and succeeded, every chain verified.\n"
+        )
+    );
+}
+
+#[test]
+fn a_missing_shard_leaves_the_night_incomplete_until_its_index_is_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), |t| t);
+    // The shard that owns the bank never reports; the others run.
+    let lost = owner("bank", 3);
+    for i in (0..3).filter(|&i| i != lost) {
+        let out = finish(start_shard(&config, i, 3, "night-2"));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    }
+    let out = status(&config, "night-2");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "  shard {lost}: missing: it left no summary (never ran, or was killed)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("  NEVER RAN  bank (shard {lost})")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("Night incomplete: rerun the failed or missing shards (same run id).\n")
+    );
+
+    // As backoffLimitPerIndex would: the index alone runs again, and the night is whole.
+    let out = finish(start_shard(&config, lost, 3, "night-2"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = status(&config, "night-2");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    // A shard's audit chain cut at its end no longer verifies against its summary's head.
+    let audit = dir
+        .path()
+        .join("runs/night-2")
+        .join(format!("shard-{lost}.audit.jsonl"));
+    let chain = std::fs::read_to_string(&audit).unwrap();
+    let mut lines: Vec<&str> = chain.lines().collect();
+    lines.pop();
+    std::fs::write(&audit, lines.join("\n") + "\n").unwrap();
+    let out = status(&config, "night-2");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("  shard {lost}: audit chain broken at line ")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sharding_needs_a_run_id_and_a_real_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), |t| t);
+    let c = config.to_str().unwrap();
+    let out = sluice(&["run", c, "--shard", "0", "--shards", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "sluice: a sharded night needs a run id its shards share: pass --run-id or set SLUICE_RUN_ID"
+    );
+    let out = sluice(&["run", c, "--shard", "2", "--shards", "2", "--run-id", "n"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "sluice: shard 2 does not exist in a night of 2 shards (they are 0 to 1)"
+    );
+    let out = sluice(&["run", c])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "sluice: JOB_COMPLETION_INDEX is set but SLUICE_SHARDS is not: set it to the Job's \
+         completions (or pass --shard and --shards)"
+    );
+}
