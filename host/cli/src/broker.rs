@@ -66,3 +66,23 @@ pub async fn connect(
         }
     }
 }
+
+/// How long a night waits out the broker's rate limit on app authentication.
+const AUTH_PATIENCE: Duration = Duration::from_secs(30 * 60);
+
+/// Authenticates the app, waiting out the broker's rate limit (the shards of a night share one
+/// app and start together) and saying so on stderr. Any other failure is left for
+/// `Pipeline::start`, which names the credentials to check.
+pub async fn authenticate_patiently(broker: &Broker) {
+    let _ = sluice_pipeline::rate_limit::patiently(
+        AUTH_PATIENCE,
+        |wait| {
+            eprintln!(
+                "sluice: the broker rate-limited app authentication; trying again in {:.0} s",
+                wait.as_secs_f64()
+            )
+        },
+        || broker.app.authenticate(),
+    )
+    .await;
+}

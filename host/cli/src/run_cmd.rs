@@ -238,6 +238,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         // An embedded broker lives as long as this block: the whole night.
         let (broker, _embedded) =
             crate::broker::connect(&config.broker, config.broker_timeout).await?;
+        crate::broker::authenticate_patiently(&broker).await;
         let pipeline = Arc::new(Pipeline::start(config, broker, args.concurrency).await?);
         warn_about_cache(&pipeline);
         watch_signals(&pipeline)?;

@@ -198,3 +198,88 @@ fn sharding_needs_a_run_id_and_a_real_shard() {
          completions (or pass --shard and --shards)"
     );
 }
+
+/// `sluice broker dev` on a free loopback port with an app, rate limits on as a real broker's;
+/// returns the process and the `AGENTWRIT_*` variables it printed.
+fn dev_broker(state: &Path) -> (Child, Vec<(String, String)>) {
+    use std::io::BufRead as _;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = sluice(&[
+        "broker",
+        "dev",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--state",
+        state.to_str().unwrap(),
+        "--app",
+        "nightly-shards",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut vars = Vec::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    while vars.len() < 3 {
+        let line = lines
+            .next()
+            .expect("the broker printed its variables")
+            .unwrap();
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            vars.push((name.to_string(), value.to_string()));
+        }
+    }
+    (child, vars)
+}
+
+#[test]
+fn twelve_shards_sharing_one_rate_limited_app_all_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), |t| t);
+    let (mut broker, vars) = dev_broker(&dir.path().join("broker"));
+    // All at once, as an Indexed Job's pods start: the app may authenticate 3 times at once and
+    // then once every 6 s; the others are told to come back in 60 s.
+    let shards: Vec<Child> = (0..12)
+        .map(|i| {
+            let mut cmd = sluice(&["run", config.to_str().unwrap()]);
+            cmd.env("JOB_COMPLETION_INDEX", i.to_string())
+                .env("SLUICE_SHARDS", "12")
+                .env("SLUICE_RUN_ID", "night-12")
+                .envs(vars.iter().map(|(k, v)| (k, v)))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let mut waited = 0;
+    for (i, child) in shards.into_iter().enumerate() {
+        let out = finish(child);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "shard {i}: {}\n{stderr}",
+            text(&out.stdout)
+        );
+        if stderr.contains("the broker rate-limited app authentication; trying again in ") {
+            waited += 1;
+        }
+    }
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert!(
+        waited >= 9,
+        "only {waited} shards were rate-limited: the limit was not on"
+    );
+    let out = status(&config, "night-12");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("Tenants: 3 ok, 0 failed, 0 never ran (of 3)"),
+        "{stdout}"
+    );
+}

@@ -11,6 +11,7 @@ pub mod nightly;
 pub mod outcome;
 pub mod outputs;
 pub mod plugins;
+pub mod rate_limit;
 pub mod report_dir;
 pub mod seed;
 pub mod session;
