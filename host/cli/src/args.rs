@@ -310,6 +310,10 @@ pub struct RunArgs {
     /// chains go to <runs>/<run id>/.
     #[arg(long)]
     pub run_id: Option<String>,
+    /// Push this run's metrics to the Prometheus Pushgateway at URL when it ends, grouped by
+    /// job (the orch_id) and shard.
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -268,6 +268,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 .map_err(|e| format!("{e:#}"))
         });
         let summary_failed = matches!(summary, Some(Err(_)));
+        if let Some(url) = &args.pushgateway {
+            let shard = sharded.as_ref().map_or(0, |(s, _)| s.index);
+            let body = sluice_pipeline::metrics::exposition(&report);
+            // Metrics are for watching the night, not part of it: a failed push is reported,
+            // and the night's verdict stands.
+            if let Err(e) =
+                sluice_pipeline::metrics::push(url, &pipeline.config.orch_id, shard, body).await
+            {
+                eprintln!("sluice: metrics not pushed: {e:#}");
+            }
+        }
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(exit_code(&report).max(u8::from(summary_failed)));

@@ -7,6 +7,7 @@ pub mod config;
 mod isolation;
 pub mod keeper;
 pub mod local_run;
+pub mod metrics;
 pub mod nightly;
 pub mod outcome;
 pub mod outputs;

@@ -220,7 +220,11 @@ impl Pipeline {
             Ok(transform) => {
                 result.plugin = Some(PluginLoad::new(tenant.language.name(), &transform));
                 let scopes = [&tenant.read_scope, &tenant.write_scope];
-                match TenantSession::open(self, &tenant.id, &result.task_id, scopes, None).await {
+                let creating = Instant::now();
+                let opened =
+                    TenantSession::open(self, &tenant.id, &result.task_id, scopes, None).await;
+                result.agent_create_us = Some(creating.elapsed().as_micros() as u64);
+                match opened {
                     Err((None, e)) => Err(e.to_string()),
                     Err((Some(session), e)) => {
                         result.agent_id = Some(session.agent_id().to_string());

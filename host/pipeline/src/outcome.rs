@@ -105,6 +105,8 @@ pub struct TenantResult {
     /// The scopes the broker issued (what the gate enforced).
     pub scope: Vec<String>,
     pub expires_in: Option<u64>,
+    /// How long the broker took to create its agent, in µs.
+    pub agent_create_us: Option<u64>,
     /// How its plugin was loaded, once it was.
     pub plugin: Option<PluginLoad>,
     pub rows_read: u64,
@@ -138,6 +140,7 @@ impl TenantResult {
             agent_id: None,
             scope: Vec::new(),
             expires_in: None,
+            agent_create_us: None,
             plugin: None,
             rows_read: 0,
             host_calls: 0,
