@@ -26,6 +26,9 @@ pub enum Command {
     VerifyIsolation(VerifyIsolationArgs),
     /// The verdict on a sharded night: every shard's summary and audit chain.
     Status(StatusArgs),
+    /// Print Kubernetes manifests for a sharded night: a ConfigMap and a CronJob (or Job) of an
+    /// Indexed Job.
+    K8s(K8sArgs),
     /// Print the SHA-256 of plugin files, as the configuration pins them.
     Digest(DigestArgs),
     /// Run one transform under scopes given on the command line, with no broker.
@@ -314,6 +317,33 @@ pub struct RunArgs {
     /// job (the orch_id) and shard.
     #[arg(long, value_name = "URL")]
     pub pushgateway: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct K8sArgs {
+    /// The pipeline configuration; it goes into the ConfigMap as it is.
+    pub config: PathBuf,
+    /// Shards (the Indexed Job's completions).
+    #[arg(long)]
+    pub shards: u32,
+    /// Shards running at once.
+    #[arg(long)]
+    pub parallelism: u32,
+    /// The image to run (see the Dockerfile).
+    #[arg(long)]
+    pub image: String,
+    /// A cron schedule, e.g. "0 2 * * *": print a CronJob; without it, a Job.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// The objects' name.
+    #[arg(long, default_value = "sluice-night")]
+    pub name: String,
+    /// The Secret holding the app's client secret (key `client-secret`).
+    #[arg(long, default_value = "sluice-agentwrit")]
+    pub secret: String,
+    /// Retries of a failed shard (backoffLimitPerIndex).
+    #[arg(long, default_value_t = 2)]
+    pub retries_per_shard: u32,
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,7 @@ mod broker;
 mod broker_cmd;
 mod cache_cmd;
 mod data_cmd;
+mod k8s_cmd;
 mod new_cmd;
 mod print;
 mod run_cmd;
@@ -46,6 +47,7 @@ fn run(cli: args::Cli) -> anyhow::Result<u8> {
         args::Command::New(a) => new_cmd::run(a),
         args::Command::Run(a) => run_cmd::run(a),
         args::Command::Status(a) => status_cmd::status(a),
+        args::Command::K8s(a) => k8s_cmd::k8s(a),
         args::Command::VerifyIsolation(a) => run_cmd::verify_isolation(a),
         args::Command::Digest(a) => run_cmd::digest(&a.files),
         args::Command::Broker(args::BrokerCommand::Dev(a)) => broker_cmd::dev(a),

@@ -1,0 +1,443 @@
+//! A sharded night as Kubernetes objects, built from typed API structs (`k8s-openapi`): the
+//! configuration in a ConfigMap, and a CronJob (or, without a schedule, a Job) whose Job is an
+//! Indexed Job of `shards` completions, each pod one shard (`JOB_COMPLETION_INDEX`).
+//!
+//! Failures map to the Job's per-index retries: a shard's exit 1 (a tenant failed) is retried
+//! up to `backoffLimitPerIndex` times; exit 2 (configuration) and 3 (isolation violated) fail the
+//! index at once, since a retry cannot fix them; a pod disrupted by the cluster (eviction,
+//! preemption, node drain) is retried without counting. The client secret comes from a Secret,
+//! never from the manifest; pods run as non-root on a read-only root filesystem.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{
+    CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec, PodFailurePolicy,
+    PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
+    PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sluice_pipeline::config::{BrokerSetting, PipelineConfig};
+
+/// Where the configuration is mounted in the pod.
+pub const CONFIG_DIR: &str = "/etc/sluice";
+/// Writable space for reports, audit chains and the plugin cache (the root filesystem is not).
+pub const WORK_DIR: &str = "/var/lib/sluice";
+/// The key of the client secret in the Secret.
+pub const SECRET_KEY: &str = "client-secret";
+/// Memory for the host itself beside its tenants' sandboxes.
+const HOST_MEMORY_MIB: u64 = 256;
+/// The uid of distroless' `nonroot` user, which the image runs as.
+const NONROOT_UID: i64 = 65_532;
+
+/// What `sluice k8s` was asked for.
+#[derive(Clone, Debug)]
+pub struct ManifestOptions {
+    /// Objects' name (and the Job's name prefix).
+    pub name: String,
+    pub shards: u32,
+    pub parallelism: u32,
+    pub image: String,
+    /// A cron schedule: a CronJob; none: a Job.
+    pub schedule: Option<String>,
+    /// The Secret holding the app's client secret under [`SECRET_KEY`].
+    pub secret: String,
+    /// Retries per index for a failed shard.
+    pub retries_per_shard: u32,
+}
+
+/// The manifests, as one multi-document YAML stream: the ConfigMap holding `config_text` (the
+/// file `config` was read from), then the CronJob or Job.
+pub fn manifests(
+    config: &PipelineConfig,
+    config_text: &str,
+    options: &ManifestOptions,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(options.shards >= 1, "--shards must be at least 1");
+    anyhow::ensure!(
+        (1..=options.shards).contains(&options.parallelism),
+        "--parallelism must be 1 to --shards ({})",
+        options.shards
+    );
+    anyhow::ensure!(
+        matches!(
+            config.broker,
+            BrokerSetting::External {
+                client_id: Some(_),
+                ..
+            }
+        ),
+        "{}: a night on Kubernetes needs a real broker its shards share: set [broker] url and \
+         client_id (the embedded dev broker lives inside one process)",
+        config.path.display()
+    );
+    let config_map = ConfigMap {
+        metadata: meta(&options.name),
+        data: Some(BTreeMap::from([(
+            "nightly.toml".to_string(),
+            config_text.to_string(),
+        )])),
+        ..ConfigMap::default()
+    };
+    let job = job_spec(config, options);
+    let workload = match &options.schedule {
+        Some(schedule) => serde_yaml::to_string(&CronJob {
+            metadata: meta(&options.name),
+            spec: Some(CronJobSpec {
+                schedule: schedule.clone(),
+                // A night still running when the next is due is left to finish.
+                concurrency_policy: Some("Forbid".into()),
+                job_template: JobTemplateSpec {
+                    metadata: Some(template_meta()),
+                    spec: Some(job),
+                },
+                ..CronJobSpec::default()
+            }),
+            ..CronJob::default()
+        })?,
+        None => serde_yaml::to_string(&Job {
+            metadata: meta(&options.name),
+            spec: Some(job),
+            ..Job::default()
+        })?,
+    };
+    Ok(format!(
+        "# Sluice: {} shard(s), {} at a time. The app's client secret is read from Secret '{}', \
+         key '{SECRET_KEY}':\n#   kubectl create secret generic {} --from-literal={SECRET_KEY}=...\n{}---\n{}",
+        options.shards,
+        options.parallelism,
+        options.secret,
+        options.secret,
+        serde_yaml::to_string(&config_map)?,
+        workload
+    ))
+}
+
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        ..template_meta()
+    }
+}
+
+/// Labels only: Kubernetes names the Jobs and pods it makes from templates.
+fn template_meta() -> ObjectMeta {
+    ObjectMeta {
+        labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/name".to_string(),
+            "sluice".to_string(),
+        )])),
+        ..ObjectMeta::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+/// The Indexed Job: one pod per shard.
+pub fn job_spec(config: &PipelineConfig, options: &ManifestOptions) -> JobSpec {
+    let concurrency = config.concurrency.unwrap_or(2).max(1) as u64;
+    let memory_mib = concurrency * (config.budget.memory_bytes >> 20) + HOST_MEMORY_MIB;
+    let resources = BTreeMap::from([
+        ("cpu".to_string(), Quantity(concurrency.to_string())),
+        ("memory".to_string(), Quantity(format!("{memory_mib}Mi"))),
+    ]);
+    let mut environment = vec![
+        env("SLUICE_SHARDS", &options.shards.to_string()),
+        // Every pod of one Job shares its name: the night's run id.
+        EnvVar {
+            name: "SLUICE_RUN_ID".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.labels['batch.kubernetes.io/job-name']".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: "AGENTWRIT_CLIENT_SECRET".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: options.secret.clone(),
+                    key: SECRET_KEY.into(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+        env("SLUICE_CACHE_DIR", &format!("{WORK_DIR}/cache")),
+    ];
+    if let BrokerSetting::External { url, client_id, .. } = &config.broker {
+        environment.push(env("AGENTWRIT_BROKER_URL", url));
+        if let Some(id) = client_id {
+            environment.push(env("AGENTWRIT_CLIENT_ID", id));
+        }
+    }
+    let container = Container {
+        name: "sluice".into(),
+        image: Some(options.image.clone()),
+        args: Some(vec![
+            "run".into(),
+            format!("{CONFIG_DIR}/nightly.toml"),
+            "--json".into(),
+        ]),
+        env: Some(environment),
+        resources: Some(ResourceRequirements {
+            requests: Some(resources.clone()),
+            limits: Some(resources),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(NONROOT_UID),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..SeccompProfile::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "work".into(),
+                mount_path: WORK_DIR.into(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+    let exit_codes = |codes: Vec<i32>| {
+        Some(PodFailurePolicyOnExitCodesRequirement {
+            container_name: Some("sluice".into()),
+            operator: "In".into(),
+            values: codes,
+        })
+    };
+    JobSpec {
+        completions: Some(options.shards as i32),
+        parallelism: Some(options.parallelism as i32),
+        completion_mode: Some("Indexed".into()),
+        backoff_limit_per_index: Some(options.retries_per_shard as i32),
+        pod_failure_policy: Some(PodFailurePolicy {
+            rules: vec![
+                // Configuration (2) or isolation violated (3): a retry cannot help.
+                PodFailurePolicyRule {
+                    action: "FailIndex".into(),
+                    on_exit_codes: exit_codes(vec![2, 3]),
+                    on_pod_conditions: None,
+                },
+                // Evicted, preempted, drained: not the shard's fault, not counted.
+                PodFailurePolicyRule {
+                    action: "Ignore".into(),
+                    on_exit_codes: None,
+                    on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                        type_: "DisruptionTarget".into(),
+                        status: "True".into(),
+                    }]),
+                },
+            ],
+        }),
+        template: PodTemplateSpec {
+            metadata: Some(template_meta()),
+            spec: Some(PodSpec {
+                // podFailurePolicy requires it; retries are the Job's, per index.
+                restart_policy: Some("Never".into()),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(NONROOT_UID),
+                    fs_group: Some(NONROOT_UID),
+                    ..PodSecurityContext::default()
+                }),
+                containers: vec![container],
+                volumes: Some(vec![
+                    Volume {
+                        name: "config".into(),
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: options.name.clone(),
+                            ..ConfigMapVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    },
+                    Volume {
+                        name: "work".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Volume::default()
+                    },
+                ]),
+                ..PodSpec::default()
+            }),
+        },
+        ..JobSpec::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"reports = "reports"
+audit = "audit.jsonl"
+concurrency = 3
+
+[broker]
+url = "https://agentwrit.example.com"
+client_id = "sp-0123456789ab"
+
+[limits]
+memory_mib = 128
+
+[[tenants]]
+id = "bank"
+name = "First National Bank"
+data_type = "financial analytics"
+plugin = "/opt/sluice/plugins/bank.wasm"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+read_scope = "read:analytics:bank"
+write_scope = "write:reports:bank"
+
+[[tenants.datasets]]
+name = "transactions"
+path = "/data/bank/analytics.db"
+resource = "analytics"
+"#;
+
+    fn options(schedule: Option<&str>) -> ManifestOptions {
+        ManifestOptions {
+            name: "sluice-night".into(),
+            shards: 12,
+            parallelism: 4,
+            image: "registry.example.com/sluice:1".into(),
+            schedule: schedule.map(String::from),
+            secret: "sluice-agentwrit".into(),
+            retries_per_shard: 2,
+        }
+    }
+
+    fn config() -> PipelineConfig {
+        sluice_pipeline::config::parse(CONFIG, std::path::Path::new("/etc/sluice/nightly.toml"))
+            .unwrap()
+    }
+
+    /// The YAML parsed back into the API types, as `kubectl apply` would read it.
+    fn parsed(yaml: &str) -> (ConfigMap, serde_yaml::Value) {
+        let mut docs = serde_yaml::Deserializer::from_str(yaml);
+        let config_map: ConfigMap = serde::Deserialize::deserialize(docs.next().unwrap()).unwrap();
+        let workload: serde_yaml::Value =
+            serde::Deserialize::deserialize(docs.next().unwrap()).unwrap();
+        assert!(docs.next().is_none());
+        (config_map, workload)
+    }
+
+    #[test]
+    fn a_cron_job_of_an_indexed_job_with_the_failure_policy_secret_and_security_context() {
+        let yaml = manifests(&config(), CONFIG, &options(Some("0 2 * * *"))).unwrap();
+        let (config_map, workload) = parsed(&yaml);
+        assert_eq!(config_map.data.unwrap()["nightly.toml"], CONFIG);
+        let cron: CronJob = serde_yaml::from_value(workload).unwrap();
+        let spec = cron.spec.unwrap();
+        assert_eq!(spec.schedule, "0 2 * * *");
+        assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+        let job = spec.job_template.spec.unwrap();
+        assert_eq!(job.completion_mode.as_deref(), Some("Indexed"));
+        assert_eq!((job.completions, job.parallelism), (Some(12), Some(4)));
+        assert_eq!(job.backoff_limit_per_index, Some(2));
+
+        let rules = job.pod_failure_policy.unwrap().rules;
+        assert_eq!(rules[0].action, "FailIndex");
+        let codes = rules[0].on_exit_codes.as_ref().unwrap();
+        assert_eq!(
+            (codes.operator.as_str(), codes.values.clone()),
+            ("In", vec![2, 3])
+        );
+        assert_eq!(rules[1].action, "Ignore");
+        assert_eq!(
+            rules[1].on_pod_conditions.as_ref().unwrap()[0].type_,
+            "DisruptionTarget"
+        );
+
+        let pod = job.template.spec.unwrap();
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let container = &pod.containers[0];
+        let env = container.env.as_ref().unwrap();
+        let secret = env
+            .iter()
+            .find(|e| e.name == "AGENTWRIT_CLIENT_SECRET")
+            .unwrap();
+        assert_eq!(secret.value, None, "the secret is never in the manifest");
+        let reference = secret
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (reference.name.as_str(), reference.key.as_str()),
+            ("sluice-agentwrit", SECRET_KEY)
+        );
+        let shards = env.iter().find(|e| e.name == "SLUICE_SHARDS").unwrap();
+        assert_eq!(shards.value.as_deref(), Some("12"));
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            security.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..])
+        );
+        // 3 tenants at once × 128 MiB + 256 MiB for the host; a core per concurrent tenant.
+        let resources = container.resources.as_ref().unwrap();
+        let limits = resources.limits.as_ref().unwrap();
+        assert_eq!(limits["memory"], Quantity("640Mi".into()));
+        assert_eq!(limits["cpu"], Quantity("3".into()));
+        assert_eq!(resources.requests, resources.limits);
+    }
+
+    #[test]
+    fn without_a_schedule_a_job_and_the_embedded_broker_is_refused() {
+        let yaml = manifests(&config(), CONFIG, &options(None)).unwrap();
+        let (_, workload) = parsed(&yaml);
+        let job: Job = serde_yaml::from_value(workload).unwrap();
+        assert_eq!(job.spec.unwrap().completions, Some(12));
+
+        let embedded = CONFIG.replace(
+            "url = \"https://agentwrit.example.com\"\nclient_id = \"sp-0123456789ab\"",
+            "ceiling = [\"read:analytics:*\", \"write:reports:*\"]",
+        );
+        let config = sluice_pipeline::config::parse(
+            &embedded,
+            std::path::Path::new("/etc/sluice/nightly.toml"),
+        )
+        .unwrap();
+        let err = manifests(&config, &embedded, &options(None)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs a real broker its shards share"),
+            "{err}"
+        );
+    }
+}
