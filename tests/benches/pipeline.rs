@@ -1,7 +1,10 @@
 //! End-to-end pipeline timings with the embedded broker: the three seed tenants at seed scale, and
-//! 10 / 100 / 1,000 small tenants (1,000 orders each) to show the per-tenant cost stays flat.
+//! 10 / 100 / 1,000 small tenants (1,000 orders each) to show the per-tenant cost stays flat;
+//! then (`SLUICE_BENCH=shards`) 1,000 and 10,000 small tenants (100 orders each) as one process
+//! vs split in 4 shards running at once against one broker, in interleaved rounds.
 //!
 //! Run: `cargo xtask guests && cargo bench -p sluice-tests --bench pipeline`
+//! (`SLUICE_BENCH=shards` runs the shard comparison instead; `SLUICE_BENCH_ROUNDS`, default 5).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +30,101 @@ async fn night(config: PipelineConfig, concurrency: Option<usize>) -> Duration {
     start.elapsed()
 }
 
+/// `config`'s night split in `shards` shards running at once, each its own pipeline (as its own
+/// process would be) against one shared broker; the wall time of the slowest.
+async fn sharded_night(config: PipelineConfig, shards: u32) -> Duration {
+    use agentwrit::AgentWritApp;
+    use sluice_pipeline::broker::Broker;
+    use sluice_pipeline::shards::Shard;
+    let start = Instant::now();
+    let mut broker_config = sluice_dev_broker::BrokerConfig::in_memory(
+        agentwrit::AdminSecret::new(sluice_tests::night::ADMIN),
+    );
+    broker_config.rate_limits = false;
+    let (_dev, creds) = sluice_tests::night::broker_with(broker_config).await;
+    let runs = (0..shards).map(|index| {
+        let mut config = config.clone();
+        config.shard = Some(Shard::new(index, shards).unwrap());
+        config.audit = config.audit.with_extension(format!("{index}.jsonl"));
+        let app = AgentWritApp::new(
+            &creds.broker_url,
+            &creds.client_id,
+            creds.client_secret.clone(),
+        )
+        .unwrap();
+        async move {
+            let pipeline = Arc::new(
+                Pipeline::start(config, Broker::embedded(app), None)
+                    .await
+                    .unwrap(),
+            );
+            let report = pipeline.run(RunOptions::default()).await;
+            assert_eq!(report.failed, 0);
+            report.tenants.len()
+        }
+    });
+    let ran: usize = futures_util::future::join_all(runs).await.into_iter().sum();
+    assert_eq!(
+        ran,
+        config.tenants.len(),
+        "every tenant ran in exactly one shard"
+    );
+    start.elapsed()
+}
+
+/// 1,000 and 10,000 small tenants: one process vs 4 shards at once.
+fn shards(runtime: &tokio::runtime::Runtime) {
+    use sluice_tests::bench::{median, rounds};
+    let small = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..10_000).map(|i| format!("t{i:05}")).collect();
+    for id in &ids {
+        seed_orders(small.path(), id, 100).unwrap();
+    }
+    for n in [1_000usize, 10_000] {
+        println!(
+            "## {n} small tenants (100 orders each), retail transform: one process vs 4 shards at \
+             once, one broker"
+        );
+        let tenants: Vec<TenantConfig> = ids[..n]
+            .iter()
+            .map(|id| tenant(id, "retail", "orders", small.path()))
+            .collect();
+        let (mut one, mut four, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds(5) {
+            let out = tempfile::tempdir().unwrap();
+            let a = runtime
+                .block_on(night(config(out.path(), tenants.clone()), None))
+                .as_secs_f64();
+            let out = tempfile::tempdir().unwrap();
+            let b = runtime
+                .block_on(sharded_night(config(out.path(), tenants.clone()), 4))
+                .as_secs_f64();
+            one.push(a);
+            four.push(b);
+            ratios.push(b / a);
+        }
+        let (a, b) = (median(one), median(four));
+        println!(
+            "  one process: {a:.2} s ({:.2} ms per tenant) | 4 shards: {b:.2} s ({:.2} ms per \
+             tenant) | 4 shards / one = {:.2} (median of {} paired rounds)",
+            a * 1e3 / n as f64,
+            b * 1e3 / n as f64,
+            median(ratios),
+            rounds(5)
+        );
+    }
+}
+
 fn main() {
+    let only = std::env::var("SLUICE_BENCH").unwrap_or_default();
+    if only == "shards" {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        shards(&runtime);
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
