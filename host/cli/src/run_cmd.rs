@@ -230,16 +230,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let json = args.json;
     let sharded = shard_of(&args, &mut config)?;
     runtime()?.block_on(async move {
-        let total = config
-            .tenants
-            .iter()
-            .filter(|t| config.shard.is_none_or(|s| s.owns(&t.id)))
-            .count();
         // An embedded broker lives as long as this block: the whole night.
         let (broker, _embedded) =
             crate::broker::connect(&config.broker, config.broker_timeout).await?;
         crate::broker::authenticate_patiently(&broker).await;
         let pipeline = Arc::new(Pipeline::start(config, broker, args.concurrency).await?);
+        let total = pipeline.own_tenants().len();
         warn_about_cache(&pipeline);
         watch_signals(&pipeline)?;
         let progress = !json && total > 20 && std::io::stderr().is_terminal();

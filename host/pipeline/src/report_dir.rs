@@ -87,7 +87,7 @@ pub fn parquet_bytes(table: &StagedTable) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Writes `bytes` to `dir/name` through a temporary file, fsync and rename; returns the path.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dest = dir.join(name);
     let tmp = dir.join(format!(

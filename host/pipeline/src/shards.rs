@@ -17,6 +17,7 @@ use sluice_sandbox::is_plain_name;
 
 use crate::audit::{Verdict, verify_head};
 use crate::outcome::PipelineReport;
+use crate::report_dir::write_atomically;
 
 /// Shard `index` of `count` (0 ≤ index < count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,21 +127,8 @@ impl RunDir {
 
     /// Replaces shard `summary.shard`'s summary atomically (a rerun of the index replaces it).
     pub fn write_summary(&self, summary: &ShardSummary) -> anyhow::Result<PathBuf> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
-        let path = self.summary_path(summary.shard.index);
-        let tmp = path.with_extension("json.writing");
-        let bytes = serde_json::to_vec_pretty(summary)?;
-        let written = (|| -> std::io::Result<()> {
-            use std::io::Write as _;
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        })();
-        written.with_context(|| format!("writing {}", path.display()))?;
-        Ok(path)
+        let name = format!("shard-{}.json", summary.shard.index);
+        write_atomically(&self.dir, &name, &serde_json::to_vec_pretty(summary)?)
     }
 }
 
