@@ -233,6 +233,8 @@ fn dev_broker(state: &Path) -> (Child, Vec<(String, String)>) {
             vars.push((name.to_string(), value.to_string()));
         }
     }
+    // Keep reading what it prints: a closed pipe would kill the broker at its next line.
+    std::thread::spawn(move || lines.for_each(drop));
     (child, vars)
 }
 
