@@ -59,7 +59,7 @@ async fn a_revoked_agent_reads_nothing_more_within_100_ms_of_the_brokers_answer(
     let (b, creds) = broker().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = night_config(dir.path(), vec![reader()]);
-    let audit = cfg.audit.clone();
+    let audit = cfg.audit.as_local().unwrap().to_path_buf();
     let night = tokio::spawn({
         let creds = creds.clone();
         async move {
@@ -116,7 +116,7 @@ async fn a_broker_that_goes_down_mid_run_fails_the_tenant_on_time_and_says_why()
     let (b, creds) = broker().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = night_config(dir.path(), vec![reader()]);
-    let audit = cfg.audit.clone();
+    let audit = cfg.audit.as_local().unwrap().to_path_buf();
     let previous = dir.path().join("reports/hospital/latest.json");
     std::fs::create_dir_all(previous.parent().unwrap()).unwrap();
     std::fs::write(&previous, "{\"night\":\"previous\"}").unwrap();
@@ -174,7 +174,7 @@ async fn a_broker_restarted_with_its_state_mid_run_costs_the_tenant_nothing() {
         ("sleep-ms".into(), "2500".into()),
     ];
     let cfg = night_config(dir.path(), vec![slow]);
-    let audit = cfg.audit.clone();
+    let audit = cfg.audit.as_local().unwrap().to_path_buf();
     let night = tokio::spawn({
         let creds = creds.clone();
         async move {
@@ -202,7 +202,7 @@ async fn live_agents_are_released_on_demand_while_their_tenants_run() {
     let (b, creds) = broker().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = night_config(dir.path(), vec![reader()]);
-    let audit = cfg.audit.clone();
+    let audit = cfg.audit.as_local().unwrap().to_path_buf();
     let night = pipeline(cfg, &creds, 1, agentwrit::DEFAULT_TIMEOUT);
     let running = tokio::spawn({
         let night = std::sync::Arc::clone(&night);
@@ -298,7 +298,7 @@ async fn a_hanging_broker_fails_the_tenant_instead_of_hanging_it() {
     };
     let dir = tempfile::tempdir().unwrap();
     let cfg = night_config(dir.path(), vec![reader()]);
-    let audit = cfg.audit.clone();
+    let audit = cfg.audit.as_local().unwrap().to_path_buf();
     let night = tokio::spawn(async move {
         pipeline(cfg, &through_proxy, 1, Duration::from_secs(1))
             .run(RunOptions::default())

@@ -388,7 +388,7 @@ async fn a_night_with_python_and_js_attackers_leaves_the_other_tenants_untouched
     for tenant in config.tenants.iter_mut().skip(3) {
         tenant.budget.wall_time = Duration::from_secs(2);
     }
-    let reports_dir = config.reports.clone();
+    let reports_dir = config.reports.as_local().unwrap().to_path_buf();
     let report = night::run(config, &creds, 2).await;
 
     for (tenant, result) in ["hospital", "bank", "retail"].iter().zip(&report.tenants) {

@@ -90,7 +90,7 @@ async fn an_agent_revoked_mid_run_cannot_commit_and_the_previous_report_stays() 
     std::fs::write(&previous, "{\"night\":\"previous\"}").unwrap();
 
     let cfg = config(dir.path(), vec![slow]);
-    let audit_path = cfg.audit.clone();
+    let audit_path = cfg.audit.as_local().unwrap().to_path_buf();
     let running = tokio::spawn({
         let creds = creds.clone();
         async move { run(cfg, &creds, 1).await }

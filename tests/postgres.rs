@@ -6,7 +6,9 @@
 use std::sync::{Arc, Once};
 
 use postgres::{Client, NoTls};
-use sluice_pipeline::config::{DatasetConfig, Location, OutputStore, PostgresTable, TenantConfig};
+use sluice_pipeline::config::{
+    DatasetConfig, DatasetLocation, OutputStore, PostgresTable, TenantConfig,
+};
 use sluice_pipeline::seed::copy_demo_to_postgres;
 use sluice_pipeline::sources::CatalogSource;
 use sluice_sandbox::{Budget, DatasetSource, Decision, Interrupt, RunRequest};
@@ -76,7 +78,7 @@ fn pg_tenant(id: &str, plugin: &str, dataset: &str) -> TenantConfig {
     t.datasets = vec![DatasetConfig {
         name: dataset.into(),
         resource: "analytics".into(),
-        location: Location::Postgres(PostgresTable {
+        location: DatasetLocation::Postgres(PostgresTable {
             url_env: role_env(id),
             schema: id.into(),
             table: dataset.into(),
@@ -130,7 +132,15 @@ async fn the_seed_reports_come_from_postgres_and_output_tables_swap_in_whole() {
     assert_eq!(report.failed, 0, "{:?}", report.tenants);
     for (id, _, _) in TENANTS {
         assert_eq!(
-            std::fs::read_to_string(config.reports.join(id).join("latest.json")).unwrap(),
+            std::fs::read_to_string(
+                config
+                    .reports
+                    .as_local()
+                    .unwrap()
+                    .join(id)
+                    .join("latest.json")
+            )
+            .unwrap(),
             expected_report(id),
             "{id} from PostgreSQL"
         );

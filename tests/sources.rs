@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray as _;
 use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
-use sluice_pipeline::config::{DatasetConfig, DatasetKind, Location, TenantConfig};
+use sluice_pipeline::config::{DatasetConfig, DatasetKind, DatasetLocation, TenantConfig};
 use sluice_pipeline::sources::export::copy_to_file;
 use sluice_pipeline::sources::{LayoutSource, SqliteSource};
 use sluice_pipeline::{FileFormat, SEED_SCALE, seed_demo_files};
@@ -160,9 +160,9 @@ fn shop(dir: &Path, id: &str, rows: u64, kind: DatasetKind) -> (TenantConfig, Pa
         name: "orders".into(),
         resource: "analytics".into(),
         location: match kind {
-            DatasetKind::Sqlite => Location::Sqlite(path.clone()),
-            DatasetKind::Parquet => Location::Parquet(path.clone()),
-            _ => Location::Csv(path.clone()),
+            DatasetKind::Sqlite => DatasetLocation::Sqlite(path.clone()),
+            DatasetKind::Parquet => DatasetLocation::Parquet(path.clone()),
+            _ => DatasetLocation::Csv(path.clone()),
         },
     }];
     (tenant, path)
@@ -181,7 +181,7 @@ async fn bad_data_fails_its_own_tenant_naming_file_row_and_column_and_keeps_its_
     let mut tenants = demo_tenants();
     tenants.extend(shops.iter().map(|&t| t.clone()));
     let config = night_config(dir.path(), tenants);
-    let reports = config.reports.clone();
+    let reports = config.reports.as_local().unwrap().to_path_buf();
 
     // A good night first: every shop publishes a report and its daily table.
     let good = run(config.clone(), &creds, 2).await;

@@ -45,7 +45,8 @@ async fn sharded_night(config: PipelineConfig, shards: u32) -> Duration {
     let runs = (0..shards).map(|index| {
         let mut config = config.clone();
         config.shard = Some(Shard::new(index, shards).unwrap());
-        config.audit = config.audit.with_extension(format!("{index}.jsonl"));
+        let audit = config.audit.as_local().unwrap();
+        config.audit = audit.with_extension(format!("{index}.jsonl")).into();
         let app = AgentWritApp::new(
             &creds.broker_url,
             &creds.client_id,

@@ -1,13 +1,14 @@
 //! Helpers shared by Sluice's cross-crate tests: built guests, seeded demo data, temp dirs.
 
 pub mod bench;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use sluice_pipeline::config::{
-    BrokerSetting, DatasetConfig, IsolationConfig, Language, Location, OutputStore, PipelineConfig,
-    TenantConfig, default_ceiling,
+    BrokerSetting, DatasetConfig, DatasetLocation, IsolationConfig, Language, OutputStore,
+    PipelineConfig, TenantConfig, default_ceiling,
 };
 use sluice_pipeline::plugins::file_digest;
 use sluice_pipeline::{SEED_SCALE, SqliteSource, seed_demo};
@@ -218,7 +219,7 @@ pub fn pipeline_tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> Te
         datasets: vec![DatasetConfig {
             name: dataset.into(),
             resource: "analytics".into(),
-            location: Location::Sqlite(data.join(id).join("analytics.db")),
+            location: DatasetLocation::Sqlite(data.join(id).join("analytics.db")),
         }],
         outputs: OutputStore::Parquet,
         params: vec![],
@@ -234,9 +235,9 @@ pub fn pipeline_config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig
         path: dir.join("nightly.toml"),
         orch_id: "nightly-pipeline".into(),
         agent_ttl: std::time::Duration::from_secs(300),
-        reports: dir.join("reports"),
-        audit: dir.join("audit.jsonl"),
-        runs: dir.join("runs"),
+        reports: dir.join("reports").into(),
+        audit: dir.join("audit.jsonl").into(),
+        runs: dir.join("runs").into(),
         shard: None,
         data_dir: None,
         concurrency: None,

@@ -8,6 +8,7 @@
 //! - `cargo xtask pin`: guests, then the plugin digests in `examples/*.toml` updated.
 
 mod interpreted;
+mod moto;
 mod postgres;
 
 use std::path::{Path, PathBuf};
@@ -146,12 +147,14 @@ fn bench(names: &[String]) -> Result<(), String> {
         args.extend(["--bench", name.as_str()]);
     }
     let server = postgres::TestServer::start()?;
+    let s3 = moto::TestS3::start()?;
     let status = Command::new(cargo())
         .args(&args)
         .env("SLUICE_TEST_PG_URL", &server.url)
+        .envs(s3.env())
         .status()
         .map_err(|e| format!("running cargo: {e}"))?;
-    drop(server);
+    drop((server, s3));
     status
         .success()
         .then_some(())
@@ -159,18 +162,21 @@ fn bench(names: &[String]) -> Result<(), String> {
 }
 
 /// Every test: the Rust workspace (with a throwaway PostgreSQL server on loopback, its URL in
-/// `SLUICE_TEST_PG_URL`), then the official Python SDK against the dev broker.
+/// `SLUICE_TEST_PG_URL`, and a throwaway S3 server, moto, in the `AWS_*` variables), then the
+/// official Python SDK against the dev broker.
 fn test(extra: &[String]) -> Result<(), String> {
     let cargo = cargo();
     let mut args = vec!["test"];
     args.extend(extra.iter().map(String::as_str));
     let server = postgres::TestServer::start()?;
+    let s3 = moto::TestS3::start()?;
     let status = Command::new(&cargo)
         .args(&args)
         .env("SLUICE_TEST_PG_URL", &server.url)
+        .envs(s3.env())
         .status()
         .map_err(|e| format!("running cargo: {e}"))?;
-    drop(server);
+    drop((server, s3));
     if !status.success() {
         return Err(format!("`cargo test` failed ({status})"));
     }

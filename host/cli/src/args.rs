@@ -251,7 +251,8 @@ pub enum AuditCommand {
 
 #[derive(Args, Debug)]
 pub struct AuditVerifyArgs {
-    pub file: PathBuf,
+    /// The audit file, or an audit chain on object storage (s3://bucket/prefix).
+    pub file: String,
     /// The head hash a run printed: also prove no entry was removed from the end.
     #[arg(long)]
     pub head: Option<String>,
@@ -259,7 +260,8 @@ pub struct AuditVerifyArgs {
 
 #[derive(Args, Debug)]
 pub struct AuditShowArgs {
-    pub file: PathBuf,
+    /// The audit file, or an audit chain on object storage (s3://bucket/prefix).
+    pub file: String,
     /// Only entries of this tenant.
     #[arg(long)]
     pub tenant: Option<String>,

@@ -2,19 +2,25 @@
 //! is escaped, so an entry cannot pose as another or as this command's own output.
 
 use serde_json::Value;
-use sluice_pipeline::Verdict;
 use sluice_pipeline::audit::{read_entries, verify as verify_chain, verify_head};
+use sluice_pipeline::{Location, Verdict};
 
 use crate::args::{AuditShowArgs, AuditVerifyArgs};
 use crate::exit;
 use crate::print::safe;
 
+/// The trail an argument names: a path (from the working directory) or an `s3://` URL.
+fn trail(arg: &str) -> anyhow::Result<Location> {
+    Location::parse(arg, std::path::Path::new(""))
+}
+
 pub fn verify(args: AuditVerifyArgs) -> anyhow::Result<u8> {
+    let at = trail(&args.file)?;
     let verdict = match &args.head {
-        Some(head) => verify_head(&args.file, head)?,
-        None => verify_chain(&args.file)?,
+        Some(head) => verify_head(&at, head)?,
+        None => verify_chain(&at)?,
     };
-    let file = safe(&args.file.display().to_string()).into_owned();
+    let file = safe(&at.to_string()).into_owned();
     match verdict {
         Verdict::Intact(count) => {
             println!("OK: {count} entries, chain intact ({file})");
@@ -47,7 +53,7 @@ fn shown(value: &Value) -> String {
 }
 
 pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
-    let trail = read_entries(&args.file)?;
+    let trail = read_entries(trail(&args.file)?)?;
     for entry in trail.entries {
         if args
             .tenant

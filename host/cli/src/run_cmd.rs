@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_pipeline::Location;
 use sluice_pipeline::config;
 use sluice_pipeline::nightly::{Pipeline, RunOptions};
 use sluice_pipeline::outcome::{AgentEnd, IsolationResult, PipelineReport, TenantResult};
@@ -15,8 +16,11 @@ use crate::args::{RunArgs, VerifyIsolationArgs};
 use crate::exit;
 use crate::print::{figure_map, safe, scope_list, thousands};
 
-/// Shows `path` relative to the working directory when it is below it.
-fn shown(path: &Path) -> String {
+/// Shows a path relative to the working directory when it is below it; a URL as it is.
+fn shown(location: &Location) -> String {
+    let Some(path) = location.as_local() else {
+        return location.to_string();
+    };
     std::env::current_dir()
         .ok()
         .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
@@ -94,7 +98,7 @@ fn print_tenant(t: &TenantResult) {
                 "   [LOAD]     Table {} ({} rows) written to {}",
                 safe(&table.name),
                 table.rows,
-                safe(&shown(std::path::Path::new(&table.location)))
+                safe(&shown(&Location::Local(table.location.clone().into())))
             );
         }
     }
@@ -287,7 +291,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                         "  ok     {} ({} rows, report {})",
                         safe(&t.id),
                         t.rows_read,
-                        safe(&t.report.as_deref().map(shown).unwrap_or_default())
+                        safe(&t.report.as_ref().map(shown).unwrap_or_default())
                     ),
                     Some(e) => println!("  FAILED {}: {}", safe(&t.id), safe(e)),
                 }

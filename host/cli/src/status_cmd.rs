@@ -2,7 +2,7 @@
 //! audit chain.
 
 use sluice_pipeline::config;
-use sluice_pipeline::shards::{RunDir, ShardSummary, night_status};
+use sluice_pipeline::shards::{RunDir, night_status};
 
 use crate::args::StatusArgs;
 use crate::exit;
@@ -13,7 +13,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     let run = RunDir::new(&config.runs, &args.run_id)?;
     let shards = match args.shards {
         Some(n) => n,
-        None => shard_count(&run)?,
+        None => run.shard_count()?,
     };
     let tenants: Vec<String> = config.tenants.iter().map(|t| t.id.clone()).collect();
     let status = night_status(&run, &tenants, shards)?;
@@ -67,38 +67,4 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         }
     );
     Ok(code)
-}
-
-/// The shard count the run directory's summaries agree on.
-fn shard_count(run: &RunDir) -> anyhow::Result<u32> {
-    let mut counts = std::collections::BTreeSet::new();
-    let entries = std::fs::read_dir(run.dir()).map_err(|e| {
-        anyhow::anyhow!(
-            "no shard of run '{}' left anything in {} ({e}); pass --shards N to report the whole \
-             night as never run",
-            run.run_id,
-            run.dir().display()
-        )
-    })?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("shard-") && name.ends_with(".json") {
-            let bytes = std::fs::read(entry.path())?;
-            let summary: ShardSummary = serde_json::from_slice(&bytes)
-                .map_err(|e| anyhow::anyhow!("reading {}: {e}", entry.path().display()))?;
-            counts.insert(summary.shard.count);
-        }
-    }
-    match counts.len() {
-        1 => Ok(*counts.iter().next().expect("one")),
-        0 => anyhow::bail!(
-            "no shard of run '{}' left a summary; pass --shards N to report the whole night as \
-             never run",
-            run.run_id
-        ),
-        _ => anyhow::bail!(
-            "the summaries of run '{}' disagree on the shard count ({counts:?}); pass --shards N",
-            run.run_id
-        ),
-    }
 }

@@ -58,7 +58,7 @@ pub fn run(args: TryArgs) -> anyhow::Result<u8> {
             for path in &result.published {
                 println!(
                     "   [LOAD]     Report written to {}",
-                    print::safe(&path.display().to_string())
+                    print::safe(&path.to_string())
                 );
             }
             if result.published.is_empty() {

@@ -14,7 +14,9 @@ use toml::Spanned;
 
 use sluice_sandbox::is_plain_name;
 
-pub use crate::sources::catalog::Location;
+use crate::storage::Location;
+
+pub use crate::sources::catalog::DatasetLocation;
 pub use crate::sources::postgres::PostgresTable;
 
 /// A configuration error: the file, the line (0 when it is about the whole file), and what is
@@ -211,7 +213,7 @@ pub enum BrokerSetting {
 pub struct DatasetConfig {
     pub name: String,
     pub resource: String,
-    pub location: Location,
+    pub location: DatasetLocation,
 }
 
 /// Where a tenant's output tables are published.
@@ -285,7 +287,7 @@ impl TenantConfig {
         self.datasets
             .iter()
             .find_map(|d| match &d.location {
-                Location::Postgres(table) => Some(table.url_env.clone()),
+                DatasetLocation::Postgres(table) => Some(table.url_env.clone()),
                 _ => None,
             })
             .or_else(|| match &self.outputs {
@@ -338,11 +340,13 @@ pub struct PipelineConfig {
     pub path: PathBuf,
     pub orch_id: String,
     pub agent_ttl: Duration,
-    pub reports: PathBuf,
-    pub audit: PathBuf,
+    /// Where reports and output files go: a directory or `s3://bucket/prefix`.
+    pub reports: Location,
+    /// The audit chain: a file, or on object storage a folder of chain segments.
+    pub audit: Location,
     /// Where sharded nights leave their shards' summaries and audit chains (default: `runs`
-    /// beside the audit file).
-    pub runs: PathBuf,
+    /// beside the audit trail).
+    pub runs: Location,
     /// The shard this process runs, if the night is sharded (set by the caller, not the file).
     pub shard: Option<crate::shards::Shard>,
     /// The conventional layout `<data_dir>/<tenant>/<resource>.db`, for tenants listing no datasets.
@@ -388,6 +392,17 @@ impl Ctx<'_> {
             line: self.line(span.start),
             message: message.into(),
         })
+    }
+
+    /// `key`'s value as a place to keep files: a path (cleaned as [`path`](Self::path) does) or
+    /// an `s3://` URL.
+    fn location(&self, key: &str, value: &Spanned<String>) -> Result<Location, ConfigError> {
+        if value.get_ref().contains("://") {
+            Location::parse(value.get_ref(), self.dir)
+                .or_else(|e| self.err(value.span(), format!("{key}: {e:#}")))
+        } else {
+            Ok(Location::Local(self.path(value.get_ref())))
+        }
     }
 
     fn path(&self, value: &str) -> PathBuf {
@@ -659,7 +674,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
                 };
                 let schema = plain_or_default(&cx, "schema", &ds.schema, id)?;
                 let table = plain_or_default(&cx, "table", &ds.table, ds.name.get_ref())?;
-                Location::Postgres(PostgresTable {
+                DatasetLocation::Postgres(PostgresTable {
                     url_env: url_env.get_ref().clone(),
                     schema,
                     table,
@@ -679,9 +694,9 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
                 }
                 let path = cx.path(ds.path.as_ref().map(|p| p.get_ref().as_str()).unwrap_or(""));
                 match kind {
-                    DatasetKind::Sqlite => Location::Sqlite(path),
-                    DatasetKind::Parquet => Location::Parquet(path),
-                    DatasetKind::Csv => Location::Csv(path),
+                    DatasetKind::Sqlite => DatasetLocation::Sqlite(path),
+                    DatasetKind::Parquet => DatasetLocation::Parquet(path),
+                    DatasetKind::Csv => DatasetLocation::Csv(path),
                     DatasetKind::Postgres => unreachable!("handled above"),
                 }
             };
@@ -737,7 +752,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         let mut roles: Vec<&str> = datasets
             .iter()
             .filter_map(|d| match &d.location {
-                Location::Postgres(table) => Some(table.url_env.as_str()),
+                DatasetLocation::Postgres(table) => Some(table.url_env.as_str()),
                 _ => None,
             })
             .chain(match &outputs {
@@ -813,18 +828,19 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         None => None,
     };
 
+    let audit = cx.location("audit", &raw.audit)?;
     Ok(PipelineConfig {
         path: path.to_path_buf(),
         orch_id: raw.orch_id.into_inner(),
         agent_ttl: Duration::from_secs(raw.agent_ttl.into_inner()),
-        reports: cx.path(raw.reports.get_ref()),
-        audit: cx.path(raw.audit.get_ref()),
+        reports: cx.location("reports", &raw.reports)?,
+        audit: audit.clone(),
         runs: match &raw.runs {
-            Some(runs) => cx.path(runs.get_ref()),
-            None => cx
-                .path(raw.audit.get_ref())
-                .parent()
-                .map_or_else(|| PathBuf::from("runs"), |p| p.join("runs")),
+            Some(runs) => cx.location("runs", runs)?,
+            None => audit.parent().map_or_else(
+                || Location::Local(PathBuf::from("runs")),
+                |p| p.child("runs"),
+            ),
         },
         data_dir: raw.data_dir.map(|d| cx.path(d.get_ref())),
         shard: None,
@@ -908,7 +924,7 @@ table = "ledger_2026"
         let bank = &c.tenants[0];
         assert_eq!(
             bank.datasets[1].location,
-            Location::Postgres(PostgresTable {
+            DatasetLocation::Postgres(PostgresTable {
                 url_env: "BANK_PG".into(),
                 schema: "bank".into(),
                 table: "ledger_2026".into(),
@@ -967,11 +983,12 @@ table = "ledger_2026"
         let c = parse(&config(""), Path::new("/etc/sluice/nightly.toml")).unwrap();
         assert_eq!(c.orch_id, "nightly-pipeline");
         assert_eq!(c.agent_ttl, Duration::from_secs(300));
-        assert_eq!(c.reports, Path::new("/etc/sluice/reports"));
+        assert_eq!(c.reports, Location::Local("/etc/sluice/reports".into()));
+        assert_eq!(c.runs, Location::Local("/etc/sluice/runs".into()));
         assert_eq!(c.tenants[0].plugin, Path::new("/etc/sluice/bank.wasm"));
         assert_eq!(
             c.tenants[0].datasets[0].location,
-            Location::Sqlite("/etc/sluice/data/bank/analytics.db".into())
+            DatasetLocation::Sqlite("/etc/sluice/data/bank/analytics.db".into())
         );
         assert_eq!(
             c.broker,

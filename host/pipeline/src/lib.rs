@@ -18,6 +18,7 @@ pub mod seed;
 pub mod session;
 pub mod shards;
 pub mod sources;
+pub mod storage;
 
 pub use audit::{AuditLog, Verdict};
 pub use local_run::{LocalRun, LocalRunResult, run_local};
@@ -27,3 +28,4 @@ pub use seed::{
 };
 pub use sources::SqliteSource;
 pub use sources::export::FileFormat;
+pub use storage::Location;

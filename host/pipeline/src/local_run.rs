@@ -13,6 +13,7 @@ use crate::config::Language;
 use crate::outcome::PluginLoad;
 use crate::report_dir::ReportDir;
 use crate::sources::LayoutSource;
+use crate::storage::Location;
 
 /// What `sluice try` runs.
 #[derive(Clone, Debug)]
@@ -34,7 +35,7 @@ pub struct LocalRun {
 #[derive(Debug)]
 pub struct LocalRunResult {
     pub outcome: RunOutcome,
-    pub published: Vec<PathBuf>,
+    pub published: Vec<Location>,
     /// How the plugin was loaded.
     pub plugin: PluginLoad,
     /// Why the configured plugin cache was not used, if it was not.
@@ -98,7 +99,7 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
         );
         audit
             .flush()
-            .with_context(|| format!("writing audit {}", audit.path().display()))?;
+            .with_context(|| format!("writing audit {}", audit.location()))?;
     }
     let reports = ReportDir::new(&run.reports);
     // Tables first, as in a night: a visible report is never ahead of its tables.

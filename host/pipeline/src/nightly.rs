@@ -163,6 +163,20 @@ impl Pipeline {
     pub async fn run_tenants(self: &Arc<Self>, options: &mut RunOptions) -> Vec<TenantResult> {
         let tenants = self.own_tenants();
         let total = tenants.len();
+        if let Some(shard) = self.config.shard {
+            self.audit.record(
+                &Subject::default(),
+                Lifecycle::ShardStarted {
+                    shard: shard.index,
+                    shards: shard.count,
+                    tenants: total as u64,
+                    pid: std::process::id(),
+                    host: std::env::var("HOSTNAME")
+                        .ok()
+                        .filter(|h| sluice_sandbox::is_plain_name(h)),
+                },
+            );
+        }
         let semaphore = Arc::new(Semaphore::new(self.concurrency));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, TenantResult)>();
         for (index, tenant) in tenants.iter().cloned().enumerate() {

@@ -3,10 +3,10 @@
 //! Decisions and calls are the gate's own types, and guest-written text is [`GuestText`], so
 //! nothing downstream re-derives a verdict from strings or prints a guest's bytes raw.
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 use sluice_sandbox::{Decision, Figure, GateEvent, GateOverflow, GuestText, HostCall};
+
+use crate::storage::Location;
 
 /// One kind of gate decision as reported.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -118,7 +118,7 @@ pub struct TenantResult {
     /// What the guest logged, as it wrote it (shown escaped).
     pub log: Vec<GuestText>,
     /// Where the report was committed.
-    pub report: Option<PathBuf>,
+    pub report: Option<Location>,
     /// Output tables published, in commit order.
     pub tables: Vec<PublishedTable>,
     pub renewals: u32,

@@ -16,7 +16,7 @@ pub fn publish_table(
     table: &StagedTable,
 ) -> anyhow::Result<String> {
     match store {
-        OutputStore::Parquet => Ok(reports.publish_table(table)?.display().to_string()),
+        OutputStore::Parquet => Ok(reports.publish_table(table)?.to_string()),
         OutputStore::Postgres { url_env, schema } => {
             let name = format!("{}_{}", table.resource, table.name);
             let mut client = connect(url_env).map_err(anyhow::Error::msg)?;

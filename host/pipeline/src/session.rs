@@ -5,7 +5,6 @@
 //! [`TenantSession::close`] must run on every path once [`TenantSession::open`] succeeded; the
 //! callers end every session with it, failures included.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use crate::keeper::{Invalidation, Keeper, KeeperReport};
 use crate::nightly::Pipeline;
 use crate::outcome::{AgentEnd, PublishedTable};
 use crate::outputs::publish_table;
+use crate::storage::Location;
 
 /// How long a transient broker failure may be retried when confirming or releasing an agent.
 const RETRY_WINDOW: Duration = Duration::from_secs(3);
@@ -214,7 +214,7 @@ impl TenantSession {
         staged: &[StagedReport],
         tables: &[StagedTable],
         outputs: &OutputStore,
-    ) -> Result<(Vec<PathBuf>, Vec<PublishedTable>), SessionError> {
+    ) -> Result<(Vec<Location>, Vec<PublishedTable>), SessionError> {
         if let Some(invalidated) = self.invalidated() {
             return Err(invalidated);
         }
@@ -255,15 +255,20 @@ impl TenantSession {
         }
         let mut published = Vec::new();
         for report in staged {
-            let path = self
-                .pipeline
-                .reports
-                .publish(&report.tenant, &report.bytes)
+            let (reports, tenant, bytes) = (
+                self.pipeline.reports.clone(),
+                report.tenant.clone(),
+                report.bytes.clone(),
+            );
+            // Off the runtime: on object storage a publish is a request to wait for.
+            let path = tokio::task::spawn_blocking(move || reports.publish(&tenant, &bytes))
+                .await
+                .map_err(|e| SessionError::Publish(e.to_string()))?
                 .map_err(|e| SessionError::Publish(format!("{e:#}")))?;
             self.pipeline.audit.record(
                 &self.subject,
                 Lifecycle::ReportCommitted {
-                    report: path.display().to_string(),
+                    report: path.to_string(),
                     bytes: report.bytes.len() as u64,
                 },
             );

@@ -8,8 +8,6 @@
 //! (about 1/N of them), and removing one moves only its own. No shard needs to know another's
 //! state: each computes the same assignment from the configuration alone.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -17,7 +15,7 @@ use sluice_sandbox::is_plain_name;
 
 use crate::audit::{Verdict, verify_head};
 use crate::outcome::PipelineReport;
-use crate::report_dir::write_atomically;
+use crate::storage::Location;
 
 /// Shard `index` of `count` (0 ≤ index < count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,39 +95,72 @@ impl Shard {
 /// Where a night's shards leave their summaries and audit chains: `<runs>/<run id>/`.
 #[derive(Clone, Debug)]
 pub struct RunDir {
-    dir: PathBuf,
+    dir: Location,
     pub run_id: String,
 }
 
 impl RunDir {
-    pub fn new(runs: &Path, run_id: &str) -> anyhow::Result<RunDir> {
+    pub fn new(runs: &Location, run_id: &str) -> anyhow::Result<RunDir> {
         anyhow::ensure!(
             is_plain_name(run_id),
             "run id '{run_id}' must be 1-64 letters, digits, '-' or '_'"
         );
         Ok(RunDir {
-            dir: runs.join(run_id),
+            dir: runs.child(run_id),
             run_id: run_id.to_string(),
         })
     }
 
-    pub fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Location {
         &self.dir
     }
 
-    pub fn audit_path(&self, shard: u32) -> PathBuf {
-        self.dir.join(format!("shard-{shard}.audit.jsonl"))
+    /// Shard `shard`'s audit chain: a file, or on object storage a folder of segments.
+    pub fn audit_path(&self, shard: u32) -> Location {
+        self.dir.child(&audit_name(shard))
     }
 
-    pub fn summary_path(&self, shard: u32) -> PathBuf {
-        self.dir.join(format!("shard-{shard}.json"))
+    pub fn summary_path(&self, shard: u32) -> Location {
+        self.dir.child(&format!("shard-{shard}.json"))
+    }
+
+    /// The shard count this night's summaries agree on.
+    pub fn shard_count(&self) -> anyhow::Result<u32> {
+        let mut counts = std::collections::BTreeSet::new();
+        for name in self.dir.names()? {
+            if name.starts_with("shard-") && name.ends_with(".json") {
+                let file = self.dir.child(&name);
+                let Some(bytes) = file.get()? else { continue };
+                let summary: ShardSummary = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading shard summary {file}"))?;
+                counts.insert(summary.shard.count);
+            }
+        }
+        match counts.len() {
+            1 => Ok(counts.into_iter().next().unwrap_or(1)),
+            0 => anyhow::bail!(
+                "no shard of run '{}' left a summary in {}; pass --shards N to report the whole \
+                 night as never run",
+                self.run_id,
+                self.dir
+            ),
+            _ => anyhow::bail!(
+                "the summaries of run '{}' disagree on the shard count ({counts:?}); pass --shards N",
+                self.run_id
+            ),
+        }
     }
 
     /// Replaces shard `summary.shard`'s summary atomically (a rerun of the index replaces it).
-    pub fn write_summary(&self, summary: &ShardSummary) -> anyhow::Result<PathBuf> {
-        let name = format!("shard-{}.json", summary.shard.index);
-        write_atomically(&self.dir, &name, &serde_json::to_vec_pretty(summary)?)
+    pub fn write_summary(&self, summary: &ShardSummary) -> anyhow::Result<Location> {
+        let summary_path = self.summary_path(summary.shard.index);
+        summary_path.put(serde_json::to_vec_pretty(summary)?)?;
+        Ok(summary_path)
     }
+}
+
+fn audit_name(shard: u32) -> String {
+    format!("shard-{shard}.audit.jsonl")
 }
 
 /// What one shard says of its part of the night, beside its audit chain.
@@ -186,11 +217,7 @@ impl ShardSummary {
                 error: i.error.clone(),
             }),
             interrupted: report.interrupted,
-            audit_file: run
-                .audit_path(shard.index)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            audit_file: audit_name(shard.index),
             audit_entries: report.audit.entries,
             audit_head: report.audit.hash.clone(),
             audit_error: report.audit_error.clone(),
@@ -253,10 +280,10 @@ pub fn night_status(run: &RunDir, tenants: &[String], shards: u32) -> anyhow::Re
     let mut ran = std::collections::HashSet::new();
     for index in 0..shards {
         let path = run.summary_path(index);
-        let summary: ShardSummary = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("reading shard summary {}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let summary: ShardSummary = match path.get()? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading shard summary {path}"))?,
+            None => {
                 status.shard_states.push(ShardState {
                     shard: index,
                     state: "missing: it left no summary (never ran, or was killed)".into(),
@@ -264,7 +291,6 @@ pub fn night_status(run: &RunDir, tenants: &[String], shards: u32) -> anyhow::Re
                 });
                 continue;
             }
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         anyhow::ensure!(
             summary.shard
@@ -273,16 +299,21 @@ pub fn night_status(run: &RunDir, tenants: &[String], shards: u32) -> anyhow::Re
                     count: shards
                 }
                 && summary.run_id == run.run_id,
-            "{} is shard {} of {} of run '{}', not shard {index} of {shards} of run '{}'",
-            path.display(),
+            "{path} is shard {} of {} of run '{}', not shard {index} of {shards} of run '{}'",
             summary.shard.index,
             summary.shard.count,
             summary.run_id,
             run.run_id
         );
-        let audit = run.dir().join(&summary.audit_file);
+        anyhow::ensure!(
+            summary.audit_file == audit_name(index),
+            "{path} names its audit chain '{}', not shard {index}'s '{}'",
+            summary.audit_file,
+            audit_name(index)
+        );
+        let audit = run.audit_path(index);
         // A shard that owned no tenant may have written no entry, and so no file.
-        let verdict = if summary.audit_entries == 0 && !audit.exists() {
+        let verdict = if summary.audit_entries == 0 && !crate::audit::exists(&audit)? {
             Ok(Verdict::Intact(0))
         } else if summary.audit_entries == 0 {
             crate::audit::verify(&audit)

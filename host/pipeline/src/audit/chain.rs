@@ -10,11 +10,13 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read as _};
-use std::path::Path;
 
 use anyhow::Context as _;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+use super::segments;
+use crate::storage::Location;
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -75,15 +77,24 @@ pub(crate) struct Tail {
     pub(crate) torn: Vec<u8>,
 }
 
-/// Reads the chain at `path` to find where it ends; `None` when the file does not exist.
-pub(crate) fn tail(path: &Path) -> anyhow::Result<Option<Tail>> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => f
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("reading {}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+/// Reads the chain at `at` to find where it ends; `None` when there is none yet.
+pub(crate) fn tail(at: &Location) -> anyhow::Result<Option<Tail>> {
+    let bytes = match at {
+        Location::Local(path) => {
+            let mut bytes = Vec::new();
+            match File::open(path) {
+                Ok(mut f) => f
+                    .read_to_end(&mut bytes)
+                    .with_context(|| format!("reading {}", path.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            };
+            bytes
+        }
+        Location::Object(folder) => match segments::read_all(folder)? {
+            Some(bytes) => bytes,
+            None => return Ok(None),
+        },
     };
     let complete_len = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let torn = bytes[complete_len..].to_vec();
@@ -105,9 +116,7 @@ pub(crate) fn tail(path: &Path) -> anyhow::Result<Option<Tail>> {
                     .to_string(),
             },
             _ => anyhow::bail!(
-                "audit file {} ends in a damaged entry; run `sluice audit verify {}` and move it aside",
-                path.display(),
-                path.display()
+                "audit trail {at} ends in a damaged entry; run `sluice audit verify {at}` and move it aside"
             ),
         },
     };
@@ -118,19 +127,42 @@ pub(crate) fn tail(path: &Path) -> anyhow::Result<Option<Tail>> {
     }))
 }
 
+/// The chain at `at` as lines to read: a file, or every segment of an object-storage chain.
+fn open(at: &Location) -> anyhow::Result<Box<dyn BufRead>> {
+    let missing = || anyhow::anyhow!("opening audit trail {at}: there is no audit trail there");
+    match at {
+        Location::Local(path) => match File::open(path) {
+            Ok(file) => Ok(Box::new(BufReader::new(file))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing()),
+            Err(e) => Err(e).with_context(|| format!("opening audit trail {at}")),
+        },
+        Location::Object(folder) => match segments::read_all(folder)? {
+            Some(bytes) => Ok(Box::new(std::io::Cursor::new(bytes))),
+            None => Err(missing()),
+        },
+    }
+}
+
+/// Whether there is an audit trail at `at` (a file, or at least one segment).
+pub fn exists(at: &Location) -> anyhow::Result<bool> {
+    Ok(match at {
+        Location::Local(path) => path.exists(),
+        Location::Object(folder) => !folder.list()?.is_empty(),
+    })
+}
+
 /// [`verify`], and then that the chain still contains the entry whose hash is `head`, recorded
 /// earlier: without it, deleting whole entries from the end of the file goes unnoticed.
 /// Entries appended after that head are fine.
-pub fn verify_head(path: &Path, head: &str) -> anyhow::Result<Verdict> {
-    let verdict = verify(path)?;
+pub fn verify_head(at: impl Into<Location>, head: &str) -> anyhow::Result<Verdict> {
+    let at = at.into();
+    let verdict = verify(&at)?;
     let count = match verdict {
         Verdict::Intact(count) | Verdict::Torn { intact: count, .. } => count,
         Verdict::Broken { .. } => return Ok(verdict),
     };
-    let file =
-        File::open(path).with_context(|| format!("opening audit file {}", path.display()))?;
-    for line in BufReader::new(file).lines() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
+    for line in open(&at)?.lines() {
+        let line = line.with_context(|| format!("reading {at}"))?;
         if serde_json::from_str::<Value>(&line)
             .ok()
             .and_then(|v| v.get("hash").and_then(Value::as_str).map(|h| h == head))
@@ -148,10 +180,9 @@ pub fn verify_head(path: &Path, head: &str) -> anyhow::Result<Verdict> {
 }
 
 /// Checks every entry's hash, sequence number and link to its predecessor.
-pub fn verify(path: &Path) -> anyhow::Result<Verdict> {
-    let file =
-        File::open(path).with_context(|| format!("opening audit file {}", path.display()))?;
-    let mut reader = BufReader::new(file);
+pub fn verify(at: impl Into<Location>) -> anyhow::Result<Verdict> {
+    let at = at.into();
+    let mut reader = open(&at)?;
     let mut prev = GENESIS_HASH.to_string();
     let mut count = 0u64;
     let mut line = Vec::new();
@@ -159,7 +190,7 @@ pub fn verify(path: &Path) -> anyhow::Result<Verdict> {
         line.clear();
         let read = reader
             .read_until(b'\n', &mut line)
-            .with_context(|| format!("reading {}", path.display()))?;
+            .with_context(|| format!("reading {at}"))?;
         if read == 0 {
             return Ok(Verdict::Intact(count));
         }
@@ -211,17 +242,16 @@ pub struct Entries {
 
 /// Every complete entry, and the size of a torn tail if there is one; fails on the first
 /// complete line that is not JSON.
-pub fn read_entries(path: &Path) -> anyhow::Result<Entries> {
-    let file =
-        File::open(path).with_context(|| format!("opening audit file {}", path.display()))?;
-    let mut reader = BufReader::new(file);
+pub fn read_entries(at: impl Into<Location>) -> anyhow::Result<Entries> {
+    let at = at.into();
+    let mut reader = open(&at)?;
     let mut entries = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
         let read = reader
             .read_until(b'\n', &mut line)
-            .with_context(|| format!("reading {}", path.display()))?;
+            .with_context(|| format!("reading {at}"))?;
         if read == 0 {
             return Ok(Entries {
                 entries,
@@ -236,11 +266,7 @@ pub fn read_entries(path: &Path) -> anyhow::Result<Entries> {
         }
         match serde_json::from_slice(&line) {
             Ok(Value::Object(map)) => entries.push(map),
-            _ => anyhow::bail!(
-                "{} line {}: not a JSON object",
-                path.display(),
-                entries.len() + 1
-            ),
+            _ => anyhow::bail!("{at} line {}: not a JSON object", entries.len() + 1),
         }
     }
 }

@@ -81,6 +81,17 @@ pub enum Lifecycle {
         first_time: Option<String>,
         last_time: Option<String>,
     },
+    /// A shard of a night started on its tenants: where each attempt at an index begins in its
+    /// chain (a rerun continues the same chain).
+    ShardStarted {
+        shard: u32,
+        shards: u32,
+        tenants: u64,
+        pid: u32,
+        /// `HOSTNAME`, which Kubernetes sets to the pod's name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+    },
     /// A torn last line (an entry cut short by a crash) was cut off the file before appending.
     AuditTailRepaired {
         torn_bytes: u64,

@@ -1,17 +1,19 @@
 //! The audit trail: an append-only, hash-chained JSONL file ([`chain`]) of lifecycle events and
-//! gate decisions ([`events`]), written by one thread of its own.
+//! gate decisions ([`events`]), written by one thread of its own; on object storage, a folder of
+//! chain segments ([`segments`]).
 //!
-//! Appending only queues entries: a slow disk never holds up another tenant's renewal or
-//! release. [`AuditLog::flush`] waits for everything queued and returns the chain's head, or the
-//! first write error (after which nothing more is written, so the file holds an intact chain
+//! Appending only queues entries: a slow disk or store never holds up another tenant's renewal
+//! or release. The writer takes everything queued into one write (one request, on object
+//! storage). [`AuditLog::flush`] waits for everything queued and returns the chain's head, or the
+//! first write error (after which nothing more is written, so the trail holds an intact chain
 //! up to it).
 
 mod chain;
 pub mod events;
+mod segments;
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -21,9 +23,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sluice_sandbox::{AuditSink, GateEvent, GateOverflow, Writ};
 
-pub use chain::{AuditHead, Entries, GENESIS_HASH, Verdict, read_entries, verify, verify_head};
+pub use chain::{
+    AuditHead, Entries, GENESIS_HASH, Verdict, exists, read_entries, verify, verify_head,
+};
 pub use events::{Lifecycle, Subject, gate_entries, rfc3339, writ_subject};
 
+use crate::storage::{Location, ObjectLocation};
 use chain::{canonical, entry_hash};
 
 enum Command {
@@ -31,38 +36,51 @@ enum Command {
     Flush(mpsc::SyncSender<Result<AuditHead, String>>),
 }
 
-/// An append-only, hash-chained audit file.
+/// An append-only, hash-chained audit trail.
 pub struct AuditLog {
-    path: PathBuf,
+    location: Location,
     queue: mpsc::Sender<Command>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Where the writer thread adds entries.
+enum Sink {
+    File(std::fs::File),
+    Segments(ObjectLocation),
+}
+
 /// The writer thread's end of the chain.
 struct Writer {
-    path: PathBuf,
-    file: std::fs::File,
+    location: Location,
+    sink: Sink,
     head: AuditHead,
     /// The first write that failed; nothing is written after it.
     failed: Option<String>,
 }
 
 impl AuditLog {
-    /// Opens `path` for appending, creating it if needed and continuing its chain otherwise. A
-    /// torn last line (an entry whose write a crash cut short) is cut off, and the first entry
-    /// appended records its size and digest.
-    pub fn open(path: impl Into<PathBuf>) -> anyhow::Result<AuditLog> {
-        let path = path.into();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        let tail = chain::tail(&path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening audit file {}", path.display()))?;
+    /// Opens the trail at `location` for appending, creating it if needed and continuing its
+    /// chain otherwise. In a file, a torn last line (an entry whose write a crash cut short) is
+    /// cut off, and the first entry appended records its size and digest.
+    pub fn open(location: impl Into<Location>) -> anyhow::Result<AuditLog> {
+        let location = location.into();
+        let tail = chain::tail(&location)?;
+        let sink = match &location {
+            Location::Local(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                Sink::File(
+                    OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .with_context(|| format!("opening audit file {}", path.display()))?,
+                )
+            }
+            Location::Object(folder) => Sink::Segments(folder.clone()),
+        };
         let mut repaired = None;
         let head = match tail {
             None => AuditHead {
@@ -71,8 +89,15 @@ impl AuditLog {
             },
             Some(tail) => {
                 if !tail.torn.is_empty() {
+                    let Sink::File(file) = &sink else {
+                        // Segments are written whole; an unterminated last line was edited.
+                        anyhow::bail!(
+                            "audit trail {location} ends in an incomplete entry; run `sluice \
+                             audit verify {location}` and move it aside"
+                        );
+                    };
                     file.set_len(tail.complete_len)
-                        .with_context(|| format!("sealing the torn end of {}", path.display()))?;
+                        .with_context(|| format!("sealing the torn end of {location}"))?;
                     repaired = Some(Lifecycle::AuditTailRepaired {
                         torn_bytes: tail.torn.len() as u64,
                         torn_sha256: hex::encode(Sha256::digest(&tail.torn)),
@@ -82,30 +107,18 @@ impl AuditLog {
             }
         };
         let mut writer = Writer {
-            path: path.clone(),
-            file,
+            location: location.clone(),
+            sink,
             head,
             failed: None,
         };
         let (queue, commands) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sluice-audit".into())
-            .spawn(move || {
-                for command in commands {
-                    match command {
-                        Command::Append(entries) => writer.append(entries),
-                        Command::Flush(reply) => {
-                            let _ = reply.send(match &writer.failed {
-                                None => Ok(writer.head.clone()),
-                                Some(e) => Err(e.clone()),
-                            });
-                        }
-                    }
-                }
-            })
+            .spawn(move || writer.serve(commands))
             .context("starting the audit writer thread")?;
         let log = AuditLog {
-            path,
+            location,
             queue,
             writer: Mutex::new(Some(thread)),
         };
@@ -115,8 +128,8 @@ impl AuditLog {
         Ok(log)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// Queues entries built from `fields` (each a JSON object), to be chained in this order.
@@ -144,12 +157,13 @@ impl AuditLog {
     /// was cut from the end of the file.
     pub fn flush(&self) -> anyhow::Result<AuditHead> {
         let (reply, answer) = mpsc::sync_channel(1);
+        let stopped = || anyhow::anyhow!("the audit writer of {} stopped", self.location);
         self.queue
             .send(Command::Flush(reply))
-            .map_err(|_| anyhow::anyhow!("the audit writer of {} stopped", self.path.display()))?;
+            .map_err(|_| stopped())?;
         answer
             .recv()
-            .map_err(|_| anyhow::anyhow!("the audit writer of {} stopped", self.path.display()))?
+            .map_err(|_| stopped())?
             .map_err(|e| anyhow::anyhow!(e))
     }
 }
@@ -166,6 +180,32 @@ impl Drop for AuditLog {
 }
 
 impl Writer {
+    fn serve(&mut self, commands: mpsc::Receiver<Command>) {
+        while let Ok(command) = commands.recv() {
+            let (mut entries, mut reply) = match command {
+                Command::Append(entries) => (entries, None),
+                Command::Flush(reply) => (Vec::new(), Some(reply)),
+            };
+            // Whatever else is queued goes into the same write, up to the next flush.
+            while reply.is_none() {
+                match commands.try_recv() {
+                    Ok(Command::Append(more)) => entries.extend(more),
+                    Ok(Command::Flush(r)) => reply = Some(r),
+                    Err(_) => break,
+                }
+            }
+            if !entries.is_empty() {
+                self.append(entries);
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(match &self.failed {
+                    None => Ok(self.head.clone()),
+                    Some(e) => Err(e.clone()),
+                });
+            }
+        }
+    }
+
     fn append(&mut self, entries: Vec<Value>) {
         if self.failed.is_some() {
             return;
@@ -185,23 +225,26 @@ impl Writer {
             out.push('\n');
             last_hash = hash;
         }
-        match self
-            .file
-            .write_all(out.as_bytes())
-            .and_then(|()| self.file.flush())
-        {
+        if out.is_empty() {
+            return;
+        }
+        let written = match &mut self.sink {
+            Sink::File(file) => file
+                .write_all(out.as_bytes())
+                .and_then(|()| file.flush())
+                .map_err(|e| format!("appending to audit file {}: {e}", self.location)),
+            Sink::Segments(folder) => {
+                segments::append(folder, self.head.entries + 1, out.as_bytes())
+            }
+        };
+        match written {
             Ok(()) => {
                 self.head = AuditHead {
                     entries: seq,
                     hash: last_hash,
                 }
             }
-            Err(e) => {
-                self.failed = Some(format!(
-                    "appending to audit file {}: {e}",
-                    self.path.display()
-                ))
-            }
+            Err(e) => self.failed = Some(e),
         }
     }
 }
@@ -220,6 +263,8 @@ impl AuditSink for AuditLog {
 
 #[cfg(test)]
 mod tests {
+    use std::path::{Path, PathBuf};
+
     use super::*;
 
     fn sample(dir: &Path) -> PathBuf {

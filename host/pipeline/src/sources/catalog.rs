@@ -15,7 +15,7 @@ use super::sqlite::{open_read_only, open_table};
 
 /// Where one dataset's rows are.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Location {
+pub enum DatasetLocation {
     /// Table `name` of the SQLite database at this path.
     Sqlite(PathBuf),
     /// A Parquet file.
@@ -28,7 +28,7 @@ pub enum Location {
 
 #[derive(Clone, Debug, Default)]
 pub struct CatalogSource {
-    listed: HashMap<String, Vec<(String, String, Location)>>,
+    listed: HashMap<String, Vec<(String, String, DatasetLocation)>>,
     fallback: Option<LayoutSource>,
 }
 
@@ -42,7 +42,7 @@ impl CatalogSource {
     }
 
     /// Adds dataset `name` of `tenant`'s `resource`, found at `location`.
-    pub fn add(&mut self, tenant: &str, resource: &str, name: &str, location: Location) {
+    pub fn add(&mut self, tenant: &str, resource: &str, name: &str, location: DatasetLocation) {
         self.listed.entry(tenant.to_string()).or_default().push((
             resource.to_string(),
             name.to_string(),
@@ -59,7 +59,7 @@ impl CatalogSource {
         tenant: &str,
         resource: &str,
         name: &str,
-    ) -> Result<Option<&Location>, SourceError> {
+    ) -> Result<Option<&DatasetLocation>, SourceError> {
         match (self.listed.get(tenant), &self.fallback) {
             (Some(entries), _) => entries
                 .iter()
@@ -81,19 +81,19 @@ impl CatalogSource {
 }
 
 fn open_at(
-    location: &Location,
+    location: &DatasetLocation,
     tenant: &str,
     resource: &str,
     name: &str,
     columns: Option<&[String]>,
 ) -> Result<Box<dyn DatasetCursor>, SourceError> {
     match location {
-        Location::Sqlite(path) => {
+        DatasetLocation::Sqlite(path) => {
             open_table(open_read_only(path)?, tenant, resource, name, columns)
         }
-        Location::Parquet(path) => open_parquet(name, path, columns),
-        Location::Csv(path) => open_csv(name, path, columns),
-        Location::Postgres(table) => table.open(tenant, resource, name, columns),
+        DatasetLocation::Parquet(path) => open_parquet(name, path, columns),
+        DatasetLocation::Csv(path) => open_csv(name, path, columns),
+        DatasetLocation::Postgres(table) => table.open(tenant, resource, name, columns),
     }
 }
 
@@ -146,7 +146,7 @@ impl DatasetSource for TenantView {
         columns: Option<&[String]>,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
         match self.catalog.locate(tenant, resource, name)? {
-            Some(Location::Postgres(table)) => {
+            Some(DatasetLocation::Postgres(table)) => {
                 let Some(role_env) = &self.role_env else {
                     // A tenant with no PostgreSQL role of its own reads no PostgreSQL data.
                     return Err(SourceError::not_found(tenant, resource, name));
