@@ -285,3 +285,213 @@ fn twelve_shards_sharing_one_rate_limited_app_all_finish() {
         "{stdout}"
     );
 }
+
+/// The example night with `copies` tenants of each seed tenant's kind (`hospital-0`, ...), each
+/// over that seed tenant's data with scopes of its own.
+fn with_copies(text: String, copies: usize) -> String {
+    let mut blocks = text.split("\n[[tenants]]\n");
+    let mut out = blocks.next().unwrap().to_string();
+    for block in blocks {
+        let id = block
+            .lines()
+            .find_map(|l| l.strip_prefix("id = \""))
+            .unwrap()
+            .trim_end_matches('"');
+        for k in 0..copies {
+            let copy = format!("{id}-{k}");
+            out += "\n[[tenants]]\n";
+            out += &block
+                .replace(&format!("id = \"{id}\""), &format!("id = \"{copy}\""))
+                .replace(&format!(":{id}\""), &format!(":{copy}\""));
+        }
+    }
+    out
+}
+
+/// `text` with its reports, audit trail and runs under `root` (an `s3://` URL).
+fn stored_at(text: String, root: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.starts_with("reports = ") {
+                format!("reports = \"{root}/reports\"\nruns = \"{root}/runs\"")
+            } else if line.starts_with("audit = ") {
+                format!("audit = \"{root}/audit\"")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The tenants with an `agent_created` entry in each attempt at a shard (an attempt starts at a
+/// `shard_started` entry), from the shard's audit chain.
+fn tenants_per_attempt(chain: &str) -> Vec<Vec<String>> {
+    let chain = sluice_pipeline::Location::parse(chain, Path::new("")).unwrap();
+    let mut attempts: Vec<Vec<String>> = Vec::new();
+    for entry in sluice_pipeline::audit::read_entries(&chain)
+        .unwrap()
+        .entries
+    {
+        match entry.get("event").and_then(|e| e.as_str()) {
+            Some("shard_started") => attempts.push(Vec::new()),
+            // The isolation probe's agent has a purpose; the tenants' have none.
+            Some("agent_created") if !entry.contains_key("purpose") => attempts
+                .last_mut()
+                .expect("an attempt starts with shard_started")
+                .push(entry.get("tenant").unwrap().as_str().unwrap().to_string()),
+            _ => {}
+        }
+    }
+    for tenants in &mut attempts {
+        tenants.sort();
+    }
+    attempts
+}
+
+#[test]
+fn a_shard_killed_mid_run_is_rerun_and_the_night_on_object_storage_is_whole() {
+    use std::io::BufRead as _;
+    use std::os::unix::process::ExitStatusExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = sluice_tests::s3::prefix("indexed-job");
+    // The same twelve tenants in one process, on disk: what the night must come to.
+    std::fs::create_dir(dir.path().join("baseline")).unwrap();
+    let baseline = example_config(&dir.path().join("baseline"), |t| with_copies(t, 4));
+    let out = sluice(&["run", baseline.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let config = example_config(dir.path(), |t| stored_at(with_copies(t, 4), &root));
+    let tenants: Vec<String> = ["hospital", "bank", "retail"]
+        .iter()
+        .flat_map(|id| (0..4).map(move |k| format!("{id}-{k}")))
+        .collect();
+    let owned = |shard: u32| -> Vec<String> {
+        let mut own: Vec<String> = tenants
+            .iter()
+            .filter(|t| owner(t, 3) == shard)
+            .cloned()
+            .collect();
+        own.sort();
+        own
+    };
+    // The shard with the most tenants is killed after its first one, as a node dies under a pod.
+    let victim = (0..3).max_by_key(|&i| owned(i).len()).unwrap();
+    assert!(owned(victim).len() >= 3, "{:?}", owned(victim));
+    let start = |index: u32| {
+        sluice(&["run", config.to_str().unwrap(), "--concurrency", "1"])
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .env("SLUICE_SHARDS", "3")
+            .env("SLUICE_RUN_ID", "night-k")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let shards: Vec<Child> = (0..3).map(start).collect();
+    let mut printed = 0;
+    for (i, mut child) in shards.into_iter().enumerate() {
+        if i as u32 != victim {
+            let out = finish(child);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "shard {i}: {}",
+                text(&out.stdout)
+            );
+            continue;
+        }
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            if line.unwrap().starts_with("── ") {
+                printed += 1;
+                break;
+            }
+        }
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9));
+    }
+    assert_eq!(
+        printed, 1,
+        "the victim finished no tenant before it was killed"
+    );
+
+    let out = status(&config, "night-k");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "  shard {victim}: missing: it left no summary (never ran, or was killed)"
+        )),
+        "{stdout}"
+    );
+
+    // backoffLimitPerIndex: the index runs again, alone, on the same bucket.
+    let out = finish(start(victim));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = status(&config, "night-k");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("Tenants: 12 ok, 0 failed, 0 never ran (of 12)"),
+        "{stdout}"
+    );
+
+    // Every report and table on the bucket is the one-process night's, byte for byte.
+    let reports =
+        sluice_pipeline::Location::parse(&format!("{root}/reports"), Path::new("")).unwrap();
+    for tenant in &tenants {
+        let report = reports.child(tenant).child("latest.json");
+        assert_eq!(
+            report.get().unwrap(),
+            Some(
+                std::fs::read(
+                    dir.path()
+                        .join("baseline/reports")
+                        .join(tenant)
+                        .join("latest.json")
+                )
+                .unwrap()
+            ),
+            "{tenant}"
+        );
+    }
+    for k in 0..4 {
+        let daily = format!("retail-{k}/reports/daily.parquet");
+        assert_eq!(
+            reports.child(&daily).get().unwrap(),
+            Some(std::fs::read(dir.path().join("baseline/reports").join(&daily)).unwrap())
+        );
+    }
+
+    // Each attempt ran each of its shard's tenants at most once (the killed one), or exactly
+    // once (every attempt that finished), and never another shard's.
+    for shard in 0..3 {
+        let chain = format!("{root}/runs/night-k/shard-{shard}.audit.jsonl");
+        let attempts = tenants_per_attempt(&chain);
+        if shard == victim {
+            assert_eq!(attempts.len(), 2, "{attempts:?}");
+            let mut killed = attempts[0].clone();
+            killed.dedup();
+            assert_eq!(killed, attempts[0], "a tenant ran twice in one attempt");
+            assert!(
+                killed.iter().all(|t| owned(shard).contains(t)),
+                "{killed:?}"
+            );
+            assert!(killed.len() < owned(shard).len(), "{killed:?}");
+            assert_eq!(attempts[1], owned(shard));
+        } else {
+            assert_eq!(attempts, [owned(shard)], "shard {shard}");
+        }
+        let out = sluice(&["audit", "verify", &chain]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).starts_with("OK: "),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
