@@ -346,6 +346,10 @@ pub struct K8sArgs {
     /// Retries of a failed shard (backoffLimitPerIndex).
     #[arg(long, default_value_t = 2)]
     pub retries_per_shard: u32,
+    /// The Secret whose keys become the pods' environment for object storage (AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT, ...); optional, so a pod identity works without it.
+    #[arg(long, default_value = "sluice-s3")]
+    pub storage_secret: String,
 }
 
 #[derive(Args, Debug)]

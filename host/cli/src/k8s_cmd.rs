@@ -18,6 +18,7 @@ pub fn k8s(args: K8sArgs) -> anyhow::Result<u8> {
         schedule: args.schedule,
         secret: args.secret,
         retries_per_shard: args.retries_per_shard,
+        storage_secret: args.storage_secret,
     };
     print!("{}", manifests(&config, &text, &options)?);
     Ok(exit::OK)

@@ -7,6 +7,9 @@
 //! index at once, since a retry cannot fix them; a pod disrupted by the cluster (eviction,
 //! preemption, node drain) is retried without counting. The client secret comes from a Secret,
 //! never from the manifest; pods run as non-root on a read-only root filesystem.
+//!
+//! Pods share no disk: reports and the shards' summaries and audit chains must be on object
+//! storage (`s3://`), whose credentials and endpoint come from a second, optional Secret.
 
 use std::collections::BTreeMap;
 
@@ -16,9 +19,10 @@ use k8s_openapi::api::batch::v1::{
     PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource,
+    EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretKeySelector, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -26,7 +30,8 @@ use sluice_pipeline::config::{BrokerSetting, PipelineConfig};
 
 /// Where the configuration is mounted in the pod.
 pub const CONFIG_DIR: &str = "/etc/sluice";
-/// Writable space for reports, audit chains and the plugin cache (the root filesystem is not).
+/// Writable space for the compiled-plugin cache (the root filesystem is not; reports and audit
+/// chains go to object storage).
 pub const WORK_DIR: &str = "/var/lib/sluice";
 /// The key of the client secret in the Secret.
 pub const SECRET_KEY: &str = "client-secret";
@@ -49,6 +54,8 @@ pub struct ManifestOptions {
     pub secret: String,
     /// Retries per index for a failed shard.
     pub retries_per_shard: u32,
+    /// The Secret whose keys are the object-storage environment (`AWS_*`); optional.
+    pub storage_secret: String,
 }
 
 /// The manifests, as one multi-document YAML stream: the ConfigMap holding `config_text` (the
@@ -76,6 +83,14 @@ pub fn manifests(
          client_id (the embedded dev broker lives inside one process)",
         config.path.display()
     );
+    for (key, location) in [("reports", &config.reports), ("runs", &config.runs)] {
+        anyhow::ensure!(
+            location.as_local().is_none(),
+            "{}: {key} is {location}, on the pod's own disk, which vanishes with the pod and which \
+             no other shard (nor `sluice status`) can read: set {key} to s3://bucket/prefix",
+            config.path.display()
+        );
+    }
     let config_map = ConfigMap {
         metadata: meta(&options.name),
         data: Some(BTreeMap::from([(
@@ -108,11 +123,15 @@ pub fn manifests(
     };
     Ok(format!(
         "# Sluice: {} shard(s), {} at a time. The app's client secret is read from Secret '{}', \
-         key '{SECRET_KEY}':\n#   kubectl create secret generic {} --from-literal={SECRET_KEY}=...\n{}---\n{}",
+         key '{SECRET_KEY}':\n#   kubectl create secret generic {} --from-literal={SECRET_KEY}=...\n\
+         # Object storage's AWS_* variables, if the pods have no identity of their own:\n\
+         #   kubectl create secret generic {} --from-literal=AWS_ACCESS_KEY_ID=... \
+         --from-literal=AWS_SECRET_ACCESS_KEY=...\n{}---\n{}",
         options.shards,
         options.parallelism,
         options.secret,
         options.secret,
+        options.storage_secret,
         serde_yaml::to_string(&config_map)?,
         workload
     ))
@@ -195,6 +214,14 @@ pub fn job_spec(config: &PipelineConfig, options: &ManifestOptions) -> JobSpec {
             "--json".into(),
         ]),
         env: Some(environment),
+        // Object storage's AWS_* variables; optional, for pods with an identity of their own.
+        env_from: Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: options.storage_secret.clone(),
+                optional: Some(true),
+            }),
+            ..EnvFromSource::default()
+        }]),
         resources: Some(ResourceRequirements {
             requests: Some(resources.clone()),
             limits: Some(resources),
@@ -299,8 +326,9 @@ pub fn job_spec(config: &PipelineConfig, options: &ManifestOptions) -> JobSpec {
 mod tests {
     use super::*;
 
-    const CONFIG: &str = r#"reports = "reports"
-audit = "audit.jsonl"
+    const CONFIG: &str = r#"reports = "s3://acme-nights/sluice/reports"
+audit = "s3://acme-nights/sluice/audit"
+runs = "s3://acme-nights/sluice/runs"
 concurrency = 3
 
 [broker]
@@ -334,6 +362,7 @@ resource = "analytics"
             schedule: schedule.map(String::from),
             secret: "sluice-agentwrit".into(),
             retries_per_shard: 2,
+            storage_secret: "sluice-s3".into(),
         }
     }
 
@@ -399,6 +428,16 @@ resource = "analytics"
             (reference.name.as_str(), reference.key.as_str()),
             ("sluice-agentwrit", SECRET_KEY)
         );
+        let storage = &container.env_from.as_ref().unwrap()[0];
+        let storage = storage.secret_ref.as_ref().unwrap();
+        assert_eq!(
+            (storage.name.as_str(), storage.optional),
+            ("sluice-s3", Some(true))
+        );
+        assert!(
+            env.iter().all(|e| !e.name.starts_with("AWS_")),
+            "no storage credential in the manifest"
+        );
         let shards = env.iter().find(|e| e.name == "SLUICE_SHARDS").unwrap();
         assert_eq!(shards.value.as_deref(), Some("12"));
         let security = container.security_context.as_ref().unwrap();
@@ -438,6 +477,24 @@ resource = "analytics"
             err.to_string()
                 .contains("needs a real broker its shards share"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn reports_or_runs_on_the_pods_own_disk_are_refused() {
+        let local = CONFIG.replace("runs = \"s3://acme-nights/sluice/runs\"", "runs = \"runs\"");
+        let config = sluice_pipeline::config::parse(
+            &local,
+            std::path::Path::new("/etc/sluice/nightly.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            manifests(&config, &local, &options(None))
+                .unwrap_err()
+                .to_string(),
+            "/etc/sluice/nightly.toml: runs is /etc/sluice/runs, on the pod's own disk, which \
+             vanishes with the pod and which no other shard (nor `sluice status`) can read: set \
+             runs to s3://bucket/prefix"
         );
     }
 }
