@@ -1,10 +1,13 @@
 //! End-to-end pipeline timings with the embedded broker: the three seed tenants at seed scale, and
 //! 10 / 100 / 1,000 small tenants (1,000 orders each) to show the per-tenant cost stays flat;
 //! then (`SLUICE_BENCH=shards`) 1,000 and 10,000 small tenants (100 orders each) as one process
-//! vs split in 4 shards running at once against one broker, in interleaved rounds.
+//! vs split in 4 shards running at once against one broker, in interleaved rounds; then
+//! (`SLUICE_BENCH=s3`) 1,000 small tenants with reports and audit on disk vs on S3-compatible
+//! storage (the moto server `cargo xtask bench` starts).
 //!
 //! Run: `cargo xtask guests && cargo bench -p sluice-tests --bench pipeline`
-//! (`SLUICE_BENCH=shards` runs the shard comparison instead; `SLUICE_BENCH_ROUNDS`, default 5).
+//! (`SLUICE_BENCH=shards` or `SLUICE_BENCH=s3` runs that comparison instead, through
+//! `cargo xtask bench pipeline` for s3; `SLUICE_BENCH_ROUNDS`, default 5).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,14 +119,76 @@ fn shards(runtime: &tokio::runtime::Runtime) {
     }
 }
 
+/// 1,000 small tenants, reports and audit on disk vs on S3 (moto on loopback); then what the
+/// S3 night's audit chain costs to read back.
+fn object_storage(runtime: &tokio::runtime::Runtime) {
+    use sluice_pipeline::Location;
+    use sluice_pipeline::audit::{Verdict, verify};
+    use sluice_tests::bench::{median, rounds};
+    let small = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..1_000).map(|i| format!("t{i:05}")).collect();
+    for id in &ids {
+        seed_orders(small.path(), id, 100).unwrap();
+    }
+    let tenants: Vec<TenantConfig> = ids
+        .iter()
+        .map(|id| tenant(id, "retail", "orders", small.path()))
+        .collect();
+    println!(
+        "## 1,000 small tenants (100 orders each), retail transform: reports and audit on disk vs \
+         on S3 (moto on loopback)"
+    );
+    let (mut disk, mut s3, mut ratios, mut segments, mut reads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds(5) {
+        let out = tempfile::tempdir().unwrap();
+        let a = runtime
+            .block_on(night(config(out.path(), tenants.clone()), None))
+            .as_secs_f64();
+        let mut on_s3 = config(out.path(), tenants.clone());
+        let root = sluice_tests::s3::location("bench");
+        on_s3.reports = root.child("reports");
+        on_s3.audit = root.child("audit");
+        let b = runtime.block_on(night(on_s3.clone(), None)).as_secs_f64();
+        disk.push(a);
+        s3.push(b);
+        ratios.push(b / a);
+        let Location::Object(chain) = &on_s3.audit else {
+            unreachable!()
+        };
+        segments.push(chain.list().unwrap().len() as f64);
+        let read = Instant::now();
+        assert!(matches!(verify(&on_s3.audit).unwrap(), Verdict::Intact(_)));
+        reads.push(read.elapsed().as_secs_f64());
+    }
+    let (a, b) = (median(disk), median(s3));
+    println!(
+        "  disk: {a:.2} s ({:.2} ms per tenant) | S3: {b:.2} s ({:.2} ms per tenant) | S3 / disk = \
+         {:.2} (median of {} paired rounds)",
+        a * 1e3 / 1_000.0,
+        b * 1e3 / 1_000.0,
+        median(ratios),
+        rounds(5)
+    );
+    println!(
+        "  the S3 night's audit chain: {:.0} segments (median), verified in {:.2} s",
+        median(segments),
+        median(reads)
+    );
+}
+
 fn main() {
     let only = std::env::var("SLUICE_BENCH").unwrap_or_default();
-    if only == "shards" {
+    if only == "shards" || only == "s3" {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap();
-        shards(&runtime);
+        if only == "shards" {
+            shards(&runtime);
+        } else {
+            object_storage(&runtime);
+        }
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

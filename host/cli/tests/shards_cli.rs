@@ -495,3 +495,55 @@ fn a_shard_killed_mid_run_is_rerun_and_the_night_on_object_storage_is_whole() {
         );
     }
 }
+
+#[test]
+fn unreachable_object_storage_stops_the_night_in_one_line_without_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = sluice_tests::s3::prefix("unreachable");
+    let config = example_config(dir.path(), |t| stored_at(t, &root));
+    let dead = |args: &[&str]| {
+        sluice(args)
+            .env("AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
+            .env("AWS_SECRET_ACCESS_KEY", "do-not-print-this-secret")
+            .output()
+            .unwrap()
+    };
+    let out = dead(&["run", config.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}{stderr}", text(&out.stdout));
+    assert!(
+        stderr.starts_with(&format!("sluice: listing {root}/audit: Generic S3 error: ")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(
+            "Connection refused (os error 111) (check AWS_ENDPOINT and the AWS_* credentials)\n"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("do-not-print-this-secret"));
+    assert!(!text(&out.stdout).contains("── "), "no tenant ran");
+
+    // A bucket that does not exist, on a live server: the reports' check names it.
+    let config = example_config(dir.path(), |t| {
+        stored_at(t, &root).replace(
+            &format!("reports = \"{root}/reports\""),
+            "reports = \"s3://no-such-bucket/reports\"",
+        )
+    });
+    let out = sluice(&["run", config.to_str().unwrap()]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}{stderr}", text(&out.stdout));
+    assert!(
+        stderr.starts_with("sluice: reports: listing s3://no-such-bucket/reports: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("<Code>NoSuchBucket</Code>"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

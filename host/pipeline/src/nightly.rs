@@ -21,6 +21,7 @@ use crate::plugins::PluginCache;
 use crate::report_dir::ReportDir;
 use crate::session::TenantSession;
 use crate::sources::{CatalogSource, LayoutSource};
+use crate::storage::Location;
 
 /// Called in config order as each tenant's result becomes final.
 pub type TenantCallback = Box<dyn FnMut(&TenantResult) + Send>;
@@ -87,6 +88,13 @@ impl Pipeline {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let concurrency = concurrency.or(config.concurrency).unwrap_or(cores).max(1);
         let audit = AuditLog::open(&config.audit)?;
+        if let Location::Object(reports) = &config.reports {
+            // Unreachable storage or a missing bucket stops the night before any tenant runs,
+            // rather than failing every tenant at its commit.
+            reports
+                .check()
+                .map_err(|e| anyhow::anyhow!("reports: {e:#}"))?;
+        }
         // One slot per concurrent tenant plus the isolation probe.
         let slots = concurrency + 1;
         let mut sandbox = Sandbox::new(SandboxOptions {

@@ -10,12 +10,13 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::TryStreamExt as _;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, PutMode, PutPayload};
+use object_store::{ObjectStore, PutMode, PutPayload, RetryConfig};
 
 /// An object, or a folder of them, in one bucket.
 #[derive(Clone)]
@@ -55,6 +56,13 @@ impl ObjectLocation {
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_conditional_put(S3ConditionalPut::ETagMatch)
+            // A blip is retried; a wrong endpoint or a dead server fails in seconds, not the
+            // three minutes of object_store's default, so a night and `sluice status` say so.
+            .with_retry(RetryConfig {
+                max_retries: 6,
+                retry_timeout: Duration::from_secs(60),
+                ..RetryConfig::default()
+            })
             .build()
             .with_context(|| format!("connecting to {url} (check the AWS_* environment)"))?;
         Ok(ObjectLocation {
@@ -94,7 +102,7 @@ impl ObjectLocation {
     pub fn put(&self, bytes: Vec<u8>) -> anyhow::Result<()> {
         let (store, key) = (Arc::clone(&self.store), self.key.clone());
         wait(async move { store.put(&key, PutPayload::from(bytes)).await })?
-            .with_context(|| format!("writing {self}"))?;
+            .map_err(|e| failed("writing", self, e))?;
         Ok(())
     }
 
@@ -109,7 +117,7 @@ impl ObjectLocation {
         match put {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("creating {self}")),
+            Err(e) => Err(failed("creating", self, e)),
         }
     }
 
@@ -124,7 +132,7 @@ impl ObjectLocation {
             }
         })?;
         Ok(got
-            .with_context(|| format!("reading {self}"))?
+            .map_err(|e| failed("reading", self, e))?
             .map(|b| b.to_vec()))
     }
 
@@ -138,6 +146,16 @@ impl ObjectLocation {
             .collect())
     }
 
+    /// That the bucket exists and these credentials may list this folder: one request, whatever
+    /// the folder holds (the first page of a listing).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let (store, key) = (Arc::clone(&self.store), self.key.clone());
+        match wait(async move { store.list(Some(&key)).try_next().await })? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(failed("listing", self, e)),
+        }
+    }
+
     /// The objects in this folder (and below), in key order.
     pub fn list(&self) -> anyhow::Result<Vec<ObjectLocation>> {
         let (store, key) = (Arc::clone(&self.store), self.key.clone());
@@ -148,7 +166,7 @@ impl ObjectLocation {
                 .try_collect::<Vec<_>>()
                 .await
         })?
-        .with_context(|| format!("listing {self}"))?;
+        .map_err(|e| failed("listing", self, e))?;
         keys.sort();
         Ok(keys
             .into_iter()
@@ -175,6 +193,24 @@ impl fmt::Debug for ObjectLocation {
         // The URL only: the client holds credentials.
         fmt::Display::fmt(self, f)
     }
+}
+
+/// `what` failed at `at`, in one line: object_store's message already holds its sources' text,
+/// except the root cause (refused, unknown host, ...), which is added when it is missing.
+fn failed(what: &str, at: &ObjectLocation, e: object_store::Error) -> anyhow::Error {
+    let mut message = e.to_string();
+    let mut root = None;
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        root = Some(cause.to_string());
+        source = cause.source();
+    }
+    if let Some(root) = root.filter(|r| !message.contains(r.as_str())) {
+        message = format!("{message}: {root}");
+    }
+    // One line, whatever the server's error document looked like.
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    anyhow::anyhow!("{what} {at}: {message} (check AWS_ENDPOINT and the AWS_* credentials)")
 }
 
 /// Runs `request` on the object-storage runtime and waits for it from this thread.
