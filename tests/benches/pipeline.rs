@@ -175,6 +175,22 @@ fn object_storage(runtime: &tokio::runtime::Runtime) {
         median(segments),
         median(reads)
     );
+    // What one PUT costs against this server, to attribute the difference.
+    let file = sluice_tests::s3::location("bench-put").child("latest.json");
+    let puts = (0..rounds(5))
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..200 {
+                file.put(vec![b'x'; 120]).unwrap();
+            }
+            start.elapsed().as_secs_f64() * 1e3 / 200.0
+        })
+        .collect();
+    println!(
+        "  one 120-byte report PUT, sequential: {:.2} ms (median of {} rounds of 200)",
+        median(puts),
+        rounds(5)
+    );
 }
 
 fn main() {
