@@ -77,7 +77,8 @@ pub(crate) struct Tail {
     pub(crate) torn: Vec<u8>,
 }
 
-/// Reads the chain at `at` to find where it ends; `None` when there is none yet.
+/// Reads the chain at `at` to find where it ends (on object storage, only its last segment);
+/// `None` when there is none yet.
 pub(crate) fn tail(at: &Location) -> anyhow::Result<Option<Tail>> {
     let bytes = match at {
         Location::Local(path) => {
@@ -91,7 +92,7 @@ pub(crate) fn tail(at: &Location) -> anyhow::Result<Option<Tail>> {
             };
             bytes
         }
-        Location::Object(folder) => match segments::read_all(folder)? {
+        Location::Object(folder) => match segments::read_last(folder)? {
             Some(bytes) => bytes,
             None => return Ok(None),
         },

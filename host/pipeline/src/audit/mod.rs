@@ -3,8 +3,8 @@
 //! chain segments ([`segments`]).
 //!
 //! Appending only queues entries: a slow disk or store never holds up another tenant's renewal
-//! or release. The writer takes everything queued into one write (one request, on object
-//! storage). [`AuditLog::flush`] waits for everything queued and returns the chain's head, or the
+//! or release. The writer takes everything queued into one write (on object storage, one request
+//! and one segment, gathering entries for up to [`SEGMENT_WINDOW`]). [`AuditLog::flush`] waits for everything queued and returns the chain's head, or the
 //! first write error (after which nothing more is written, so the trail holds an intact chain
 //! up to it).
 

@@ -30,6 +30,15 @@ pub(crate) fn read_all(folder: &ObjectLocation) -> anyhow::Result<Option<Vec<u8>
     Ok(Some(bytes))
 }
 
+/// The last segment of the chain in `folder` (where it ends); `None` if it has none. One listing
+/// and one read, however long the chain has grown.
+pub(crate) fn read_last(folder: &ObjectLocation) -> anyhow::Result<Option<Vec<u8>>> {
+    match folder.list()?.last() {
+        Some(segment) => segment.get(),
+        None => Ok(None),
+    }
+}
+
 /// Adds `lines` (whole entries, each ending in a newline) as the segment starting at entry
 /// `first_seq`; refused if a segment of that name exists.
 pub(crate) fn append(folder: &ObjectLocation, first_seq: u64, lines: &[u8]) -> Result<(), String> {
