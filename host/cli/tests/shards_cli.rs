@@ -481,6 +481,8 @@ fn a_shard_killed_mid_run_is_rerun_and_the_night_on_object_storage_is_whole() {
                 killed.iter().all(|t| owned(shard).contains(t)),
                 "{killed:?}"
             );
+            // What it ran in its last 100 ms may not have reached the bucket (the audit
+            // writer's segment window), so this can be fewer than the tenants it printed.
             assert!(killed.len() < owned(shard).len(), "{killed:?}");
             assert_eq!(attempts[1], owned(shard));
         } else {

@@ -184,6 +184,10 @@ impl Pipeline {
                         .filter(|h| sluice_sandbox::is_plain_name(h)),
                 },
             );
+            // Written before any tenant starts, so even an attempt killed at once shows in its
+            // chain; a write error surfaces at the night's final flush.
+            let pipeline = Arc::clone(self);
+            let _ = tokio::task::spawn_blocking(move || pipeline.audit.flush()).await;
         }
         let semaphore = Arc::new(Semaphore::new(self.concurrency));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, TenantResult)>();

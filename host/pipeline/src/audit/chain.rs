@@ -154,23 +154,15 @@ pub fn exists(at: &Location) -> anyhow::Result<bool> {
 
 /// [`verify`], and then that the chain still contains the entry whose hash is `head`, recorded
 /// earlier: without it, deleting whole entries from the end of the file goes unnoticed.
-/// Entries appended after that head are fine.
+/// Entries appended after that head are fine. One pass over the chain.
 pub fn verify_head(at: impl Into<Location>, head: &str) -> anyhow::Result<Verdict> {
-    let at = at.into();
-    let verdict = verify(&at)?;
+    let (verdict, reached) = walk(&at.into(), Some(head))?;
     let count = match verdict {
         Verdict::Intact(count) | Verdict::Torn { intact: count, .. } => count,
         Verdict::Broken { .. } => return Ok(verdict),
     };
-    for line in open(&at)?.lines() {
-        let line = line.with_context(|| format!("reading {at}"))?;
-        if serde_json::from_str::<Value>(&line)
-            .ok()
-            .and_then(|v| v.get("hash").and_then(Value::as_str).map(|h| h == head))
-            .unwrap_or(false)
-        {
-            return Ok(verdict);
-        }
+    if reached {
+        return Ok(verdict);
     }
     Ok(Verdict::Broken {
         line: count + 1,
@@ -182,10 +174,15 @@ pub fn verify_head(at: impl Into<Location>, head: &str) -> anyhow::Result<Verdic
 
 /// Checks every entry's hash, sequence number and link to its predecessor.
 pub fn verify(at: impl Into<Location>) -> anyhow::Result<Verdict> {
-    let at = at.into();
-    let mut reader = open(&at)?;
+    Ok(walk(&at.into(), None)?.0)
+}
+
+/// Checks the chain at `at`, and whether an intact entry's hash is `head`.
+fn walk(at: &Location, head: Option<&str>) -> anyhow::Result<(Verdict, bool)> {
+    let mut reader = open(at)?;
     let mut prev = GENESIS_HASH.to_string();
     let mut count = 0u64;
+    let mut reached = false;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -193,20 +190,22 @@ pub fn verify(at: impl Into<Location>) -> anyhow::Result<Verdict> {
             .read_until(b'\n', &mut line)
             .with_context(|| format!("reading {at}"))?;
         if read == 0 {
-            return Ok(Verdict::Intact(count));
+            return Ok((Verdict::Intact(count), reached));
         }
         if line.last() != Some(&b'\n') {
-            return Ok(Verdict::Torn {
+            let torn = Verdict::Torn {
                 intact: count,
                 bytes: line.len() as u64,
-            });
+            };
+            return Ok((torn, reached));
         }
         let line_no = count + 1;
         let broken = |reason: String| {
-            Ok(Verdict::Broken {
+            let verdict = Verdict::Broken {
                 line: line_no,
                 reason,
-            })
+            };
+            Ok((verdict, reached))
         };
         let entry = match serde_json::from_slice::<Value>(&line) {
             Ok(Value::Object(map)) => map,
@@ -228,6 +227,7 @@ pub fn verify(at: impl Into<Location>) -> anyhow::Result<Verdict> {
         if entry.get("hash").and_then(Value::as_str) != Some(hash.as_str()) {
             return broken("its hash does not match its content: the entry was edited".into());
         }
+        reached |= head == Some(hash.as_str());
         prev = hash;
         count += 1;
     }
