@@ -1,7 +1,7 @@
 //! S3-compatible object storage through the `object_store` crate, configured the way every S3
 //! tool is: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (or a web identity / container role),
-//! `AWS_DEFAULT_REGION`, and for a server other than AWS, `AWS_ENDPOINT` (plus
-//! `AWS_ALLOW_HTTP=true` for plain HTTP).
+//! `AWS_REGION` or `AWS_DEFAULT_REGION`, and for a server other than AWS, `AWS_ENDPOINT_URL` or
+//! `AWS_ENDPOINT` (plus `AWS_ALLOW_HTTP=true` for plain HTTP).
 //!
 //! Requests run on a small runtime of their own, so blocking callers (the audit writer's thread,
 //! the CLI, a blocking task of the night) can wait for them from anywhere, inside an async
