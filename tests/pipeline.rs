@@ -99,6 +99,10 @@ async fn an_agent_revoked_mid_run_cannot_commit_and_the_previous_report_stays() 
         .await
         .unwrap();
     let agent_id = registered_agent(&admin, "etl-hospital-").await;
+    // Mid-run, not mid-open: right after registering, the pipeline validates the new agent once
+    // (a revoke landing before that fails the open instead, as it did once under CI load). The
+    // guest then sleeps 4 s; 1.5 s in, the open is long done and the guest still running.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     admin.revoke("agent", &agent_id).await.unwrap();
     let report = running.await.unwrap();
 
