@@ -672,7 +672,9 @@ fn wasi_surface() {
 
 fn publish_all(reports: &ReportDir, outcome: &RunOutcome) {
     for staged in &outcome.staged {
-        reports.publish(&staged.tenant, &staged.bytes).unwrap();
+        reports
+            .publish(&staged.tenant, staged.bytes.as_slice())
+            .unwrap();
     }
 }
 

@@ -164,9 +164,7 @@ fn a_reader_never_sees_a_partial_report_on_object_storage() {
         })
     };
     for version in 0..VERSIONS {
-        reports
-            .publish("bank", &vec![b'a' + version; SIZE])
-            .unwrap();
+        reports.publish("bank", vec![b'a' + version; SIZE]).unwrap();
     }
     writing.store(false, Ordering::Relaxed);
     let seen = reader.join().unwrap();

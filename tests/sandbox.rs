@@ -226,7 +226,10 @@ fn published_reports_are_the_staged_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let reports = ReportDir::new(dir.path());
     let path = reports
-        .publish(&outcome.staged[0].tenant, &outcome.staged[0].bytes)
+        .publish(
+            &outcome.staged[0].tenant,
+            outcome.staged[0].bytes.as_slice(),
+        )
         .unwrap();
     assert_eq!(
         path.as_local(),

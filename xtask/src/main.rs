@@ -139,6 +139,21 @@ fn demo() -> Result<(), String> {
     sluice(&["run", "examples/polyglot.toml"])
 }
 
+/// `cargo ARGS` with a throwaway PostgreSQL server (its URL in `SLUICE_TEST_PG_URL`) and a
+/// throwaway S3 server (moto, in the `AWS_*` variables) on loopback, both stopped after it.
+fn cargo_with_test_servers(args: &[&str]) -> Result<std::process::ExitStatus, String> {
+    let server = postgres::TestServer::start()?;
+    let s3 = moto::TestS3::start()?;
+    let status = Command::new(cargo())
+        .args(args)
+        .env("SLUICE_TEST_PG_URL", &server.url)
+        .envs(s3.env())
+        .status()
+        .map_err(|e| format!("running cargo: {e}"));
+    drop((server, s3));
+    status
+}
+
 /// `cargo bench -p sluice-tests --bench NAME` (all benches without a name), with a throwaway
 /// PostgreSQL server as for the tests.
 fn bench(names: &[String]) -> Result<(), String> {
@@ -146,15 +161,7 @@ fn bench(names: &[String]) -> Result<(), String> {
     for name in names {
         args.extend(["--bench", name.as_str()]);
     }
-    let server = postgres::TestServer::start()?;
-    let s3 = moto::TestS3::start()?;
-    let status = Command::new(cargo())
-        .args(&args)
-        .env("SLUICE_TEST_PG_URL", &server.url)
-        .envs(s3.env())
-        .status()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    drop((server, s3));
+    let status = cargo_with_test_servers(&args)?;
     status
         .success()
         .then_some(())
@@ -168,15 +175,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     let cargo = cargo();
     let mut args = vec!["test"];
     args.extend(extra.iter().map(String::as_str));
-    let server = postgres::TestServer::start()?;
-    let s3 = moto::TestS3::start()?;
-    let status = Command::new(&cargo)
-        .args(&args)
-        .env("SLUICE_TEST_PG_URL", &server.url)
-        .envs(s3.env())
-        .status()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    drop((server, s3));
+    let status = cargo_with_test_servers(&args)?;
     if !status.success() {
         return Err(format!("`cargo test` failed ({status})"));
     }

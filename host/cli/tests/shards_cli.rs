@@ -29,7 +29,14 @@ fn text(bytes: &[u8]) -> String {
 
 /// Shard `index` of `count`, started as an Indexed Job's pod would be: by its environment.
 fn start_shard(config: &Path, index: u32, count: u32, run_id: &str) -> Child {
-    sluice(&["run", config.to_str().unwrap()])
+    start_shard_with(config, index, count, run_id, &[])
+}
+
+/// [`start_shard`] with more `sluice run` flags.
+fn start_shard_with(config: &Path, index: u32, count: u32, run_id: &str, flags: &[&str]) -> Child {
+    let mut args = vec!["run", config.to_str().unwrap()];
+    args.extend(flags);
+    sluice(&args)
         .env("JOB_COMPLETION_INDEX", index.to_string())
         .env("SLUICE_SHARDS", count.to_string())
         .env("SLUICE_RUN_ID", run_id)
@@ -380,16 +387,8 @@ fn a_shard_killed_mid_run_is_rerun_and_the_night_on_object_storage_is_whole() {
     // The shard with the most tenants is killed after its first one, as a node dies under a pod.
     let victim = (0..3).max_by_key(|&i| owned(i).len()).unwrap();
     assert!(owned(victim).len() >= 3, "{:?}", owned(victim));
-    let start = |index: u32| {
-        sluice(&["run", config.to_str().unwrap(), "--concurrency", "1"])
-            .env("JOB_COMPLETION_INDEX", index.to_string())
-            .env("SLUICE_SHARDS", "3")
-            .env("SLUICE_RUN_ID", "night-k")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let start =
+        |index: u32| start_shard_with(&config, index, 3, "night-k", &["--concurrency", "1"]);
     let shards: Vec<Child> = (0..3).map(start).collect();
     let mut printed = 0;
     for (i, mut child) in shards.into_iter().enumerate() {

@@ -108,7 +108,7 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
         published.push(reports.publish_table(table)?);
     }
     for staged in &outcome.staged {
-        published.push(reports.publish(&staged.tenant, &staged.bytes)?);
+        published.push(reports.publish(&staged.tenant, staged.bytes.as_slice())?);
     }
     Ok(LocalRunResult {
         outcome,

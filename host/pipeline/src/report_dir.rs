@@ -39,13 +39,14 @@ impl ReportDir {
     }
 
     /// Atomically replaces `tenant`'s latest report with `bytes`; returns its path.
-    pub fn publish(&self, tenant: &str, bytes: &[u8]) -> anyhow::Result<Location> {
+    /// (An owned `Vec` is written without another copy.)
+    pub fn publish(&self, tenant: &str, bytes: impl Into<Vec<u8>>) -> anyhow::Result<Location> {
         anyhow::ensure!(
             is_plain_name(tenant),
             "tenant name '{tenant}' cannot name a report directory"
         );
         let report = self.report_path(tenant);
-        report.put(bytes.to_vec())?;
+        report.put(bytes.into())?;
         Ok(report)
     }
 

@@ -261,7 +261,7 @@ impl TenantSession {
                 report.bytes.clone(),
             );
             // Off the runtime: on object storage a publish is a request to wait for.
-            let path = tokio::task::spawn_blocking(move || reports.publish(&tenant, &bytes))
+            let path = tokio::task::spawn_blocking(move || reports.publish(&tenant, bytes))
                 .await
                 .map_err(|e| SessionError::Publish(e.to_string()))?
                 .map_err(|e| SessionError::Publish(format!("{e:#}")))?;
