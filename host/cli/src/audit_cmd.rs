@@ -1,13 +1,15 @@
 //! `sluice audit verify|show`. The file is evidence, not trusted input: everything shown from it
 //! is escaped, so an entry cannot pose as another or as this command's own output.
 
+use std::io::Write as _;
+
 use serde_json::Value;
 use sluice_pipeline::audit::{read_entries, verify as verify_chain, verify_head};
 use sluice_pipeline::{Location, Verdict};
 
 use crate::args::{AuditShowArgs, AuditVerifyArgs};
 use crate::exit;
-use crate::print::safe;
+use crate::print::{reader_gone, safe};
 
 /// The trail an argument names: a path (from the working directory) or an `s3://` URL.
 fn trail(arg: &str) -> anyhow::Result<Location> {
@@ -54,6 +56,7 @@ fn shown(value: &Value) -> String {
 
 pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
     let trail = read_entries(trail(&args.file)?)?;
+    let mut out = std::io::stdout().lock();
     for entry in trail.entries {
         if args
             .tenant
@@ -98,7 +101,8 @@ pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
                 format!("{} {}", safe(other), extra.join(" "))
             }
         };
-        println!(
+        let line = writeln!(
+            out,
             "#{seq:<5} {} {:<9} {}  agent={} task={}",
             safe(text(&entry, "time")),
             safe(text(&entry, "tenant")),
@@ -106,9 +110,16 @@ pub fn show(args: AuditShowArgs) -> anyhow::Result<u8> {
             safe(text(&entry, "agent_id")),
             safe(text(&entry, "task_id")),
         );
+        if reader_gone(line)? {
+            return Ok(exit::OK);
+        }
     }
     if let Some(bytes) = trail.torn {
-        println!("(the file ends in {bytes} bytes of an entry cut short: not shown)");
+        let line = writeln!(
+            out,
+            "(the file ends in {bytes} bytes of an entry cut short: not shown)"
+        );
+        reader_gone(line)?;
     }
     Ok(exit::OK)
 }

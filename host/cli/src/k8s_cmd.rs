@@ -1,10 +1,13 @@
 //! `sluice k8s`: the manifests of a sharded night on Kubernetes, printed as YAML.
 
+use std::io::Write as _;
+
 use sluice_k8s::{ManifestOptions, manifests};
 use sluice_pipeline::config;
 
 use crate::args::K8sArgs;
 use crate::exit;
+use crate::print::reader_gone;
 
 pub fn k8s(args: K8sArgs) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(&args.config)
@@ -20,6 +23,7 @@ pub fn k8s(args: K8sArgs) -> anyhow::Result<u8> {
         retries_per_shard: args.retries_per_shard,
         storage_secret: args.storage_secret,
     };
-    print!("{}", manifests(&config, &text, &options)?);
+    let yaml = manifests(&config, &text, &options)?;
+    reader_gone(std::io::stdout().lock().write_all(yaml.as_bytes()))?;
     Ok(exit::OK)
 }

@@ -11,6 +11,17 @@ pub fn safe(text: &str) -> Cow<'_, str> {
     escape(text)
 }
 
+/// Whether whoever reads standard output has gone (`sluice audit show ... | head`): then the
+/// command stops quietly, as Unix tools do, instead of `println!`'s panic; other write errors are
+/// errors.
+pub fn reader_gone(written: std::io::Result<()>) -> anyhow::Result<bool> {
+    match written {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(anyhow::anyhow!("writing to standard output: {e}")),
+    }
+}
+
 /// `['a', 'b']`, as the seed prints scope lists.
 pub fn scope_list<S: AsRef<str>>(scopes: &[S]) -> String {
     let items: Vec<String> = scopes

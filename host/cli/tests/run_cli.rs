@@ -412,3 +412,28 @@ fn many_tenants_on_a_terminal_get_a_progress_line_and_a_compact_list() {
     assert!(shown.contains("Isolation not checked: the configuration has no [isolation] probe"));
     assert!(shown.contains("Pipeline complete."));
 }
+
+#[test]
+fn audit_show_into_a_pipe_closed_early_stops_quietly() {
+    // 2,000 entries print ~200 KiB, more than a pipe holds: the writes after `head` has gone
+    // fail, as they would under `sluice audit show FILE | head`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = sluice_pipeline::AuditLog::open(&path).unwrap();
+    log.append_all((0..2_000).map(|i| serde_json::json!({"event": "test", "n": i})));
+    log.flush().unwrap();
+    drop(log);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["audit", "show", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert!(first.starts_with(b"#1 "), "{}", text(&first));
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stderr), "");
+}
