@@ -1,6 +1,7 @@
 //! The compiled-plugin cache: a second load of a plugin does not compile it, and an entry that
-//! is incomplete, corrupt, truncated or foreign is never loaded: it is detected, deleted and
-//! rebuilt, and the rebuilt plugin still writes the right report.
+//! is incomplete, corrupt, truncated, foreign or another plugin's is never loaded: it is
+//! detected, deleted and rebuilt, and the rebuilt plugin still writes the right report. A cache
+//! directory that someone else could swap or write is refused.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -141,7 +142,7 @@ fn a_corrupted_entry_is_detected_and_rebuilt() {
             bytes[middle] ^= 0x40;
             std::fs::write(code, bytes).unwrap();
         },
-        "does not match its recorded digest",
+        "does not match its recorded MAC",
     );
 }
 
@@ -152,7 +153,7 @@ fn a_truncated_entry_is_detected_and_rebuilt() {
             let bytes = std::fs::read(code).unwrap();
             std::fs::write(code, &bytes[..bytes.len() / 3]).unwrap();
         },
-        "does not match its recorded digest",
+        "does not match its recorded MAC",
     );
 }
 
@@ -165,9 +166,9 @@ fn an_entry_without_its_digest_is_rebuilt() {
 }
 
 /// Bytes that were not serialized by Wasmtime, with a digest that matches them (as if someone
-/// with write access to the directory planted both): Wasmtime's own header check refuses them.
+/// with write access to the directory planted both): without the cache's key there is no MAC.
 #[test]
-fn a_foreign_entry_with_a_matching_digest_is_refused_by_wasmtime_and_rebuilt() {
+fn a_planted_entry_with_an_unkeyed_digest_is_refused_and_rebuilt() {
     assert_rebuilt(
         |code| {
             let foreign = b"\x7fELF not a Wasmtime artifact".repeat(1000);
@@ -175,8 +176,121 @@ fn a_foreign_entry_with_a_matching_digest_is_refused_by_wasmtime_and_rebuilt() {
             let digest = format!("blake3:{}", blake3::hash(&foreign).to_hex());
             std::fs::write(sidecar(code), digest).unwrap();
         },
+        "its digest file is not a BLAKE3 MAC",
+    );
+}
+
+/// The MAC of an entry as the cache makes it, for a test that holds the cache's key.
+fn mac(dir: &Path, code: &Path, bytes: &[u8]) -> String {
+    let key: [u8; 32] = std::fs::read(dir.join("key")).unwrap().try_into().unwrap();
+    let name = code.file_name().unwrap().to_str().unwrap();
+    let (plugin, engine) = name
+        .strip_suffix(".cwasm")
+        .unwrap()
+        .split_once('-')
+        .unwrap();
+    let mut mac = blake3::Hasher::new_keyed(&key);
+    mac.update(plugin.as_bytes());
+    mac.update(&[0]);
+    mac.update(engine.as_bytes());
+    mac.update(&[0]);
+    mac.update(bytes);
+    format!("blake3-mac:{}", mac.finalize().to_hex())
+}
+
+/// Even with a MAC made with the key (someone who could read it), bytes Wasmtime did not write
+/// are refused by Wasmtime's own header check.
+#[test]
+fn a_foreign_entry_with_a_valid_mac_is_refused_by_wasmtime_and_rebuilt() {
+    assert_rebuilt(
+        |code| {
+            let foreign = b"\x7fELF not a Wasmtime artifact".repeat(1000);
+            std::fs::write(code, &foreign).unwrap();
+            let dir = code.parent().unwrap();
+            std::fs::write(sidecar(code), mac(dir, code, &foreign)).unwrap();
+        },
         "Wasmtime refused its compiled code",
     );
+}
+
+/// Anyone able to write the directory swaps the bank's entry (code and MAC) in under the
+/// hospital's name: the MAC covers the plugin's digest, so the pinned plugin never runs the
+/// other's code.
+#[test]
+fn another_plugins_entry_under_this_plugins_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = sandbox(dir.path());
+    load(&first, "hospital");
+    let hospital = entry(dir.path());
+    std::fs::remove_file(&hospital).unwrap();
+    std::fs::remove_file(sidecar(&hospital)).unwrap();
+    load(&first, "bank");
+    let bank = entry(dir.path());
+    std::fs::rename(sidecar(&bank), sidecar(&hospital)).unwrap();
+    std::fs::rename(&bank, &hospital).unwrap();
+    let (origin, _) = second_load(dir.path());
+    match origin {
+        CodeOrigin::Recompiled { reason, .. } => {
+            assert!(
+                reason.contains("does not match its recorded MAC"),
+                "{reason}"
+            )
+        }
+        other => panic!("the bank's code was loaded as the hospital's: {other:?}"),
+    }
+}
+
+/// A key others could read, or another user's, is not a key.
+#[test]
+fn a_key_others_can_read_is_refused() {
+    let dir = warm_cache();
+    let key = dir.path().join("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut sandbox = Sandbox::new(SandboxOptions {
+        pooling_slots: None,
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    let err = sandbox
+        .use_compiled_cache(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("its key key must be 32 bytes of yours") && err.contains("mode 644"),
+        "{err}"
+    );
+}
+
+/// The directory's parent belongs to someone else, who could swap the directory for a link to
+/// one of their own after the first entry: refused from the start, however the directory
+/// itself looks. (Needs root to give the parent away.)
+#[test]
+fn a_directory_whose_parent_is_someone_elses_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: giving a directory to another user needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("shared");
+    std::fs::create_dir(&parent).unwrap();
+    let cache = parent.join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&parent, Some(65_534), Some(65_534)).unwrap();
+    let mut sandbox = Sandbox::new(SandboxOptions {
+        pooling_slots: None,
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    match sandbox.use_compiled_cache(&cache) {
+        Err(e @ CacheError::Untrusted { .. }) => assert!(
+            e.to_string()
+                .contains("shared belongs to uid 65534, neither you (uid 0) nor root"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -191,7 +305,7 @@ fn a_directory_others_can_write_is_refused() {
     match sandbox.use_compiled_cache(dir.path()) {
         Err(e @ CacheError::Untrusted { .. }) => {
             assert!(
-                e.to_string().contains("others can write to it (mode 777)"),
+                e.to_string().contains("is writable by others (mode 777)"),
                 "{e}"
             );
         }

@@ -132,6 +132,68 @@ async fn an_agent_revoked_mid_run_cannot_commit_and_the_previous_report_stays() 
     );
 }
 
+/// A guest asleep in the host when its agent is revoked wakes up, as it does for Ctrl-C: the
+/// revoked tenant gives back its slot at once instead of after its sleep. And the audit's times
+/// are true: the reads ended before the revocation, and say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_wakes_a_guest_asleep_in_the_host_and_the_audit_times_are_true() {
+    let (b, creds) = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sleeper = tenant("hospital", "probe", "visits");
+    // Reads its data, then sleeps 20 s (within its 30 s) before writing its report.
+    sleeper.params = vec![
+        ("mode".into(), "slow-report".into()),
+        ("sleep-ms".into(), "20000".into()),
+    ];
+    let cfg = config(dir.path(), vec![sleeper]);
+    let audit_path = cfg.audit.as_local().unwrap().to_path_buf();
+    let running = tokio::spawn({
+        let creds = creds.clone();
+        async move { run(cfg, &creds, 1).await }
+    });
+    let admin = AdminClient::authenticate(&b.url(), &AdminSecret::new(ADMIN))
+        .await
+        .unwrap();
+    let agent_id = registered_agent(&admin, "etl-hospital-").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let revoked_at = std::time::SystemTime::now();
+    admin.revoke("agent", &agent_id).await.unwrap();
+    let report = running.await.unwrap();
+
+    let hospital = &report.tenants[0];
+    assert_eq!(hospital.agent_end, Some(AgentEnd::Revoked));
+    // Woken, not slept out: far sooner than the 20 s sleep, however busy the machine is.
+    assert!(
+        hospital.elapsed_ms < 12_000,
+        "the revoked guest slept on: {} ms",
+        hospital.elapsed_ms
+    );
+    let parse = |t: &serde_json::Value| {
+        let text = t.as_str().unwrap();
+        let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        std::time::SystemTime::from(at)
+    };
+    let audit = audit_lines(&audit_path);
+    let reads: Vec<&serde_json::Value> = audit
+        .iter()
+        .filter(|e| e["event"] == "gate" && e["call"] == "dataset.next-batch")
+        .collect();
+    assert!(!reads.is_empty());
+    for read in reads {
+        let last = read.get("last_time").unwrap_or(&read["time"]);
+        assert!(
+            parse(last) < revoked_at,
+            "the audit puts a read after the revocation: {read}"
+        );
+    }
+    let denied = audit
+        .iter()
+        .find(|e| e["event"] == "gate" && e["decision"] == "REVOKED")
+        .expect("the woken guest's report was refused, and audited");
+    assert!(parse(&denied["time"]) >= revoked_at);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_plugin_is_refused_while_the_other_tenants_run() {
     let (_b, creds) = broker().await;

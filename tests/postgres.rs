@@ -216,7 +216,13 @@ fn the_database_refuses_a_cross_tenant_read_that_a_faulty_gate_allowed() {
     // The gate bypassed: the host asks the source directly for the bank's rows in the
     // hospital's run. The hospital's role cannot see the bank's schema.
     let err = hospitals_view
-        .open("bank", "analytics", "transactions", None)
+        .open(
+            "bank",
+            "analytics",
+            "transactions",
+            None,
+            &sluice_sandbox::ReadContext::unbounded(),
+        )
         .err()
         .expect("the bank's table must not open through the hospital's role");
     assert_eq!(
@@ -230,6 +236,7 @@ fn the_database_refuses_a_cross_tenant_read_that_a_faulty_gate_allowed() {
             "analytics",
             "visits",
             Some(&["ward".to_string()]),
+            &sluice_sandbox::ReadContext::unbounded(),
         )
         .unwrap();
     assert_eq!(visits.next_batch(10).unwrap().unwrap().num_rows(), 10);

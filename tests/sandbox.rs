@@ -1,7 +1,5 @@
 //! The sandbox over real tenant data: the seed's figures, the gate's decisions, the budgets.
 
-use std::sync::atomic::Ordering;
-
 use sluice_pipeline::{AuditLog, ReportDir, Verdict, audit};
 use sluice_sandbox::{AuditSink, Budget, Decision, HostCall, RunFailure};
 use sluice_tests::{expected_report, run_as, run_with, writ};
@@ -180,7 +178,7 @@ fn revoked_agent_is_denied_even_for_its_own_data() {
         "hospital",
         &["read:analytics:hospital", "write:reports:hospital"],
     );
-    w.revoked.store(true, Ordering::Release);
+    w.revoked.trigger();
     let outcome = run_with("hospital", w, Budget::default(), &[]);
     let failure = outcome.result.unwrap_err();
     assert!(matches!(&failure, RunFailure::Denied(_)), "{failure}");

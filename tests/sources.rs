@@ -109,7 +109,15 @@ fn the_seed_reports_are_byte_identical_from_sqlite_parquet_and_csv() {
 fn every_type_reads_the_same_from_every_source() {
     // All nine columns of retail's orders, nulls included, batch for batch.
     let read_all = |source: &dyn DatasetSource| {
-        let mut cursor = source.open("retail", "analytics", "orders", None).unwrap();
+        let mut cursor = source
+            .open(
+                "retail",
+                "analytics",
+                "orders",
+                None,
+                &sluice_sandbox::ReadContext::unbounded(),
+            )
+            .unwrap();
         let mut batches = Vec::new();
         while let Some(b) = cursor.next_batch(16_384).unwrap() {
             batches.push(b);
@@ -149,7 +157,13 @@ fn shop(dir: &Path, id: &str, rows: u64, kind: DatasetKind) -> (TenantConfig, Pa
                 .join(id)
                 .join(format!("orders.{}", format.extension()));
             let cursor = SqliteSource::new(&db_dir)
-                .open(id, "analytics", "orders", None)
+                .open(
+                    id,
+                    "analytics",
+                    "orders",
+                    None,
+                    &sluice_sandbox::ReadContext::unbounded(),
+                )
                 .unwrap();
             copy_to_file(cursor, &path, format).unwrap();
             path

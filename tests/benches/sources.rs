@@ -135,13 +135,14 @@ impl DatasetSource for PgByTenant {
         resource: &str,
         name: &str,
         columns: Option<&[String]>,
+        cx: &sluice_sandbox::ReadContext,
     ) -> Result<Box<dyn sluice_sandbox::DatasetCursor>, sluice_sandbox::SourceError> {
         PostgresTable {
             url_env: PG_ENV.into(),
             schema: tenant.into(),
             table: name.into(),
         }
-        .open(tenant, resource, name, columns)
+        .open(tenant, resource, name, columns, cx)
     }
 }
 
@@ -200,7 +201,13 @@ fn seed_wide(sqlite_root: &Path, parquet: &Path, csv: &Path) {
     }
     for (root, format) in [(parquet, FileFormat::Parquet), (csv, FileFormat::Csv)] {
         let cursor = SqliteSource::new(sqlite_root)
-            .open("wide", "analytics", "wide", None)
+            .open(
+                "wide",
+                "analytics",
+                "wide",
+                None,
+                &sluice_sandbox::ReadContext::unbounded(),
+            )
             .unwrap();
         let path: PathBuf = root
             .join("wide")
@@ -268,7 +275,13 @@ fn bank(sources: &Sources) {
 
 fn drain(source: &dyn DatasetSource, columns: Option<&[String]>) -> usize {
     let mut cursor = source
-        .open("wide", "analytics", "wide", columns)
+        .open(
+            "wide",
+            "analytics",
+            "wide",
+            columns,
+            &sluice_sandbox::ReadContext::unbounded(),
+        )
         .expect("open wide");
     let mut rows = 0;
     while let Some(b) = cursor.next_batch(16_384).expect("batch") {
@@ -319,7 +332,13 @@ fn copy_vs_psql(sources: &Sources) {
     let sluice = || {
         ms(|| {
             let mut cursor = pg
-                .open("bank", "analytics", "transactions", Some(&columns))
+                .open(
+                    "bank",
+                    "analytics",
+                    "transactions",
+                    Some(&columns),
+                    &sluice_sandbox::ReadContext::unbounded(),
+                )
                 .unwrap();
             let mut rows = 0;
             while let Some(b) = cursor.next_batch(16_384).unwrap() {

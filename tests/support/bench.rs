@@ -32,7 +32,13 @@ pub fn verdict(met: bool) -> &'static str {
 pub fn bank_native(source: &dyn DatasetSource) -> bank_figures::BankTotals {
     let columns = ["balance_cents".to_string(), "is_fraud".to_string()];
     let mut cursor = source
-        .open("bank", "analytics", "transactions", Some(&columns))
+        .open(
+            "bank",
+            "analytics",
+            "transactions",
+            Some(&columns),
+            &sluice_sandbox::ReadContext::unbounded(),
+        )
         .expect("open");
     let mut totals = bank_figures::BankTotals::default();
     while let Some(batch) = cursor.next_batch(16_384).expect("batch") {

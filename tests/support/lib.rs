@@ -1,6 +1,7 @@
 //! Helpers shared by Sluice's cross-crate tests: built guests, seeded demo data, temp dirs.
 
 pub mod bench;
+pub mod hostile_files;
 pub mod s3;
 
 use std::path::{Path, PathBuf};

@@ -40,6 +40,15 @@ impl Transform for Hostile {
 
     #[cfg(not(any(feature = "filesystem", feature = "sockets", feature = "wasi_surface")))]
     fn run(params: Params) -> Result<Summary, RunError> {
+        // Ordinary readers and writers, for the tests that make a tenant's data or outputs the
+        // weapon (`sluice-hostile-list`'s `foreach_hostile_data!`).
+        match param(&params, "reader") {
+            Some("everything") => return attacks::read_everything(&params),
+            Some("open-many") => return attacks::open_many(&params),
+            Some("two-tables") => return attacks::two_tables(&params),
+            Some(other) => return Err(RunError::Failed(format!("no reader named '{other}'"))),
+            None => {}
+        }
         match param(&params, "attack") {
             Some(attack) => dispatch(attack, &params),
             None => Err(RunError::Failed("parameter 'attack' is required".into())),

@@ -185,6 +185,24 @@ pub struct LimitArgs {
     /// Kinds of gate decision itemized in the audit; the rest are counted.
     #[arg(long, default_value_t = Budget::default().audit_entries)]
     pub audit_entries: u64,
+    /// Levels of nesting a dataset's schema may have.
+    #[arg(long, default_value_t = Budget::default().schema_depth)]
+    pub schema_depth: u64,
+    /// Columns a dataset or an output table may have.
+    #[arg(long, default_value_t = Budget::default().columns)]
+    pub columns: u64,
+    /// Bytes of one stored row: a CSV line, a SQLite or PostgreSQL row.
+    #[arg(long, default_value_t = Budget::default().row_bytes)]
+    pub row_bytes: u64,
+    /// Bytes of one Parquet page or dictionary, decompressed.
+    #[arg(long, default_value_t = Budget::default().page_bytes)]
+    pub page_bytes: u64,
+    /// How many times its stored size a Parquet page may decompress to.
+    #[arg(long, default_value_t = Budget::default().decompression_ratio)]
+    pub decompression_ratio: u64,
+    /// Output tables the transform may create.
+    #[arg(long, default_value_t = Budget::default().output_tables)]
+    pub output_tables: u64,
 }
 
 impl LimitArgs {
@@ -201,6 +219,12 @@ impl LimitArgs {
             open_datasets: self.open_datasets,
             handles: self.handles,
             audit_entries: self.audit_entries,
+            schema_depth: self.schema_depth,
+            columns: self.columns,
+            row_bytes: self.row_bytes,
+            page_bytes: self.page_bytes,
+            decompression_ratio: self.decompression_ratio,
+            output_tables: self.output_tables,
         }
     }
 }

@@ -104,8 +104,8 @@ fn a_full_disk_fails_publishing_clearly_and_keeps_every_previous_report() {
     assert_eq!(
         error,
         format!(
-            "publishing the report failed: writing {}: No space left on device (os error 28); \
-             the previous report is kept",
+            "publishing the run's outputs failed: writing {}: No space left on device (os error \
+             28); nothing was published: the previous report and tables are kept",
             target.display()
         )
     );

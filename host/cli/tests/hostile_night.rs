@@ -4,12 +4,13 @@
 //! twice a clean night's, every agent is released or reported revoked, and the audit verifies.
 //! One test per attack, generated from `sluice-hostile-list`.
 
-use std::os::unix::process::ExitStatusExt as _;
+mod night;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use serde_json::Value;
+use night::{Night, run_night};
 use sluice_tests::{demo_data, expected_report, guest, root};
 
 /// Mallory's own budget: short, so attacks end fast; the seed tenants keep the defaults.
@@ -81,66 +82,6 @@ fn night_config(dir: &Path, plugin: &Path, params: &str) -> PathBuf {
     let path = dir.join("nightly.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// What one `sluice run --json` did.
-struct Night {
-    code: i32,
-    summary: Value,
-    stderr: String,
-    /// Peak resident memory of the process, in KiB.
-    max_rss_kib: i64,
-    dir: PathBuf,
-}
-
-impl Night {
-    fn tenant(&self, id: &str) -> &Value {
-        self.summary["tenants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == id)
-            .unwrap_or_else(|| panic!("no tenant {id}: {}", self.summary))
-    }
-
-    fn report(&self, tenant: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.dir.join("reports").join(tenant).join("latest.json")).ok()
-    }
-}
-
-/// Runs `sluice run CONFIG --json` and reads its peak RSS with `wait4` (which reaps the child:
-/// `Child::wait` cannot return the usage).
-#[allow(clippy::zombie_processes)]
-fn run_night(dir: &Path, config: &Path) -> Night {
-    let stdout = dir.join("stdout.json");
-    let stderr = dir.join("stderr.txt");
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", config.to_str().unwrap(), "--json"])
-        .env_remove("AGENTWRIT_BROKER_URL")
-        .env_remove("AGENTWRIT_CLIENT_ID")
-        .env_remove("AGENTWRIT_CLIENT_SECRET")
-        .stdout(Stdio::from(std::fs::File::create(&stdout).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting for our own child, with valid out-pointers; `child` is not waited elsewhere.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4 failed");
-    let status = std::process::ExitStatus::from_raw(status);
-    let stderr = std::fs::read_to_string(&stderr).unwrap_or_default();
-    let text = std::fs::read_to_string(&stdout).unwrap_or_default();
-    let summary: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{e}: stdout {text:?}, stderr {stderr}"));
-    Night {
-        code: status.code().unwrap_or(-1),
-        summary,
-        stderr,
-        max_rss_kib: usage.ru_maxrss,
-        dir: dir.to_path_buf(),
-    }
 }
 
 /// A clean night: mallory runs the hospital transform over its own data.

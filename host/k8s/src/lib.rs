@@ -58,13 +58,84 @@ pub struct ManifestOptions {
     pub storage_secret: String,
 }
 
+/// Longest CronJob name: Kubernetes appends 11 characters to name each Job it starts, and a
+/// Job's name must be a 63-character label.
+const MAX_CRONJOB_NAME: usize = 52;
+
+/// `value` as a DNS-1123 label (Kubernetes' rule for Job and CronJob names): lowercase letters,
+/// digits and '-', starting and ending with a letter or digit, at most `max` characters.
+fn check_label(flag: &str, value: &str, max: usize) -> anyhow::Result<()> {
+    let bytes = value.as_bytes();
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric();
+    anyhow::ensure!(
+        ok,
+        "{flag} '{}' is not a Kubernetes name: use 1-{max} lowercase letters, digits and '-', \
+         starting and ending with a letter or digit",
+        value.escape_debug()
+    );
+    Ok(())
+}
+
+/// `value` as a DNS-1123 subdomain (Kubernetes' rule for Secret and ConfigMap names): labels
+/// joined by '.', at most 253 characters.
+fn check_subdomain(flag: &str, value: &str) -> anyhow::Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value
+            .split('.')
+            .all(|label| check_label(flag, label, 63).is_ok());
+    anyhow::ensure!(
+        ok,
+        "{flag} '{}' is not a Kubernetes name: use lowercase letters, digits, '-' and '.' (at \
+         most 253), each part starting and ending with a letter or digit",
+        value.escape_debug()
+    );
+    Ok(())
+}
+
+/// Every option that reaches the manifests, checked: names by Kubernetes' rules, the image and
+/// the schedule as printable text of one line.
+fn check_options(options: &ManifestOptions) -> anyhow::Result<()> {
+    let max_name = if options.schedule.is_some() {
+        MAX_CRONJOB_NAME
+    } else {
+        63
+    };
+    check_label("--name", &options.name, max_name)?;
+    check_subdomain("--secret", &options.secret)?;
+    check_subdomain("--storage-secret", &options.storage_secret)?;
+    anyhow::ensure!(
+        !options.image.is_empty() && options.image.bytes().all(|b| b.is_ascii_graphic()),
+        "--image '{}' is not an image reference: printable characters without spaces",
+        options.image.escape_debug()
+    );
+    if let Some(schedule) = &options.schedule {
+        anyhow::ensure!(
+            !schedule.trim().is_empty()
+                && schedule.len() <= 256
+                && schedule.chars().all(|c| c == ' ' || c.is_ascii_graphic()),
+            "--schedule '{}' is not a cron schedule (e.g. \"0 2 * * *\")",
+            schedule.escape_debug()
+        );
+    }
+    Ok(())
+}
+
 /// The manifests, as one multi-document YAML stream: the ConfigMap holding `config_text` (the
-/// file `config` was read from), then the CronJob or Job.
+/// file `config` was read from), then the CronJob or Job. Every value goes through the YAML
+/// serializer; the comments at the top name only checked Kubernetes names.
 pub fn manifests(
     config: &PipelineConfig,
     config_text: &str,
     options: &ManifestOptions,
 ) -> anyhow::Result<String> {
+    check_options(options)?;
     anyhow::ensure!(options.shards >= 1, "--shards must be at least 1");
     anyhow::ensure!(
         (1..=options.shards).contains(&options.parallelism),
@@ -478,6 +549,67 @@ resource = "analytics"
                 .contains("needs a real broker its shards share"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn names_with_yaml_in_them_are_refused_not_pasted() {
+        let injected = "sluice-agentwrit\n---\napiVersion: v1\nkind: Pod";
+        for (option, set) in [
+            (
+                "--secret",
+                (|o: &mut ManifestOptions, v: &str| o.secret = v.into()) as fn(&mut _, &str),
+            ),
+            ("--storage-secret", |o, v| o.storage_secret = v.into()),
+            ("--name", |o, v| o.name = v.into()),
+            ("--image", |o, v| o.image = v.into()),
+        ] {
+            let mut opts = options(Some("0 2 * * *"));
+            set(&mut opts, injected);
+            let err = manifests(&config(), CONFIG, &opts).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{option} 'sluice-agentwrit\\n---\\napiVersion")),
+                "{err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let mut opts = options(Some("0 2 * * *\nkind: Pod"));
+        opts.name = "sluice-night".into();
+        assert!(
+            manifests(&config(), CONFIG, &opts)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--schedule '0 2 * * *\\nkind: Pod' is not a cron schedule")
+        );
+        // Kubernetes' own limits on names.
+        let mut opts = options(Some("0 2 * * *"));
+        opts.name = "a".repeat(53);
+        assert!(
+            manifests(&config(), CONFIG, &opts).is_err(),
+            "a CronJob name over 52"
+        );
+        opts.schedule = None;
+        assert!(
+            manifests(&config(), CONFIG, &opts).is_ok(),
+            "a Job name of 53"
+        );
+        for bad in ["Sluice", "-sluice", "sluice_s3", "s3.", ""] {
+            let mut opts = options(None);
+            opts.storage_secret = bad.into();
+            assert!(manifests(&config(), CONFIG, &opts).is_err(), "{bad:?}");
+        }
+        let mut opts = options(None);
+        opts.storage_secret = "team-a.sluice-s3".into();
+        manifests(&config(), CONFIG, &opts).unwrap();
+    }
+
+    #[test]
+    fn the_document_stream_holds_exactly_the_two_objects() {
+        let yaml = manifests(&config(), CONFIG, &options(Some("0 2 * * *"))).unwrap();
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&yaml)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["ConfigMap", "CronJob"]);
     }
 
     #[test]

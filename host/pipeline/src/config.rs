@@ -91,6 +91,12 @@ struct RawLimits {
     open_datasets: Option<u64>,
     handles: Option<Spanned<u64>>,
     audit_entries: Option<Spanned<u64>>,
+    schema_depth: Option<Spanned<u64>>,
+    columns: Option<Spanned<u64>>,
+    row_bytes: Option<Spanned<u64>>,
+    page_bytes: Option<Spanned<u64>>,
+    decompression_ratio: Option<Spanned<u64>>,
+    output_tables: Option<u64>,
     /// The engine's share per tenant: `[limits]` only.
     core_instances: Option<Spanned<u32>>,
     memories: Option<Spanned<u32>>,
@@ -478,6 +484,13 @@ fn budget(cx: &Ctx<'_>, l: &RawLimits, base: Budget, prefix: &str) -> Result<Bud
         handles: at_least_one("handles", &l.handles)?.unwrap_or(base.handles),
         audit_entries: at_least_one("audit_entries", &l.audit_entries)?
             .unwrap_or(base.audit_entries),
+        schema_depth: at_least_one("schema_depth", &l.schema_depth)?.unwrap_or(base.schema_depth),
+        columns: at_least_one("columns", &l.columns)?.unwrap_or(base.columns),
+        row_bytes: at_least_one("row_bytes", &l.row_bytes)?.unwrap_or(base.row_bytes),
+        page_bytes: at_least_one("page_bytes", &l.page_bytes)?.unwrap_or(base.page_bytes),
+        decompression_ratio: at_least_one("decompression_ratio", &l.decompression_ratio)?
+            .unwrap_or(base.decompression_ratio),
+        output_tables: l.output_tables.unwrap_or(base.output_tables),
     })
 }
 

@@ -1,14 +1,64 @@
-//! The isolation proof: the shipped probe runs under a fresh agent of the first tenant and tries to
-//! read the second tenant's data and write the third tenant's report. The verdict comes from the
-//! gate's recorded decisions, not from anything the probe says.
+//! The isolation proof: under a fresh agent of the first tenant, the gate is asked whether it may
+//! read the second tenant's data, write the third tenant's report and read its own data; then the
+//! shipped probe makes those calls through the sandbox. The verdict is the gate's: its answers
+//! to those three questions, asked before the probe runs and before any data is read, and every
+//! decision the probe's calls drew (one cross-tenant allowance anywhere is a violation). Nothing
+//! the probe says counts.
+//!
+//! The probe sees the first tenant's dataset names but none of its bytes (an empty dataset
+//! behind each name): it tests the gate, not the data, so nothing in a tenant's data (a file
+//! that takes a minute to read, or fails to) can delay the verdict or leave it empty.
 
 use std::sync::Arc;
 
-use sluice_sandbox::{Decision, GateEvent, HostCall};
+use sluice_sandbox::{
+    AuditSink as _, DatasetCursor, DatasetSource, Decision, Gate, GateEvent, HostCall, ReadContext,
+    RecordBatch, Schema, SchemaRef, SourceError,
+};
 
 use crate::nightly::{Pipeline, unix_now};
 use crate::outcome::{IsolationCheck, IsolationResult};
 use crate::session::TenantSession;
+
+/// What the probe may find: the owner's configured dataset names, each empty; nothing else.
+struct NoBytes {
+    owner: String,
+    names: Vec<(String, String)>,
+}
+
+impl DatasetSource for NoBytes {
+    fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError> {
+        Ok(self
+            .names
+            .iter()
+            .filter(|(r, _)| tenant == self.owner && r == resource)
+            .map(|(_, n)| n.clone())
+            .collect())
+    }
+
+    fn open(
+        &self,
+        _tenant: &str,
+        _resource: &str,
+        _name: &str,
+        _columns: Option<&[String]>,
+        _cx: &ReadContext,
+    ) -> Result<Box<dyn DatasetCursor>, SourceError> {
+        Ok(Box::new(Empty(Arc::new(Schema::empty()))))
+    }
+}
+
+struct Empty(SchemaRef);
+
+impl DatasetCursor for Empty {
+    fn schema(&self) -> &SchemaRef {
+        &self.0
+    }
+
+    fn next_batch(&mut self, _max_rows: usize) -> Result<Option<RecordBatch>, SourceError> {
+        Ok(None)
+    }
+}
 
 /// What the gate decided for `calls` on `required`, if the probe asked: a denial wins over an
 /// allowance, so a check cannot pass on one decision while another went the other way.
@@ -76,6 +126,30 @@ impl Pipeline {
         };
         result.agent_id = Some(session.agent_id().to_string());
         result.held = session.issued();
+        // The gate's answers, before any call of the probe's and before any data is read.
+        let writ = session.writ();
+        let mut gate = Gate::new(writ.clone(), 8);
+        let asked = [
+            (HostCall::DatasetsOpen, &target_read),
+            (HostCall::ReportsCreate, &target_write),
+            (HostCall::DatasetsOpen, &own_read),
+        ];
+        for (call, scope) in asked {
+            match agentwrit::Scope::parse(scope) {
+                Ok(scope) => {
+                    let _ = gate.check(call, &Arc::new(scope));
+                }
+                Err(e) => {
+                    result.error = Some(format!("the isolation checks' scopes: {e}"));
+                    result.agent_end = Some(session.close().await);
+                    return result;
+                }
+            }
+        }
+        let (_, asked_events, asked_overflow) = gate.into_parts();
+        let _ = self
+            .audit
+            .record_gate_events(&writ, &asked_events, &asked_overflow);
         let dataset = reader
             .datasets
             .first()
@@ -86,10 +160,26 @@ impl Pipeline {
             ("read-dataset".to_string(), dataset),
             ("write-tenant".to_string(), writer.id.clone()),
         ];
+        let no_bytes = NoBytes {
+            owner: owner.id.clone(),
+            names: owner
+                .datasets
+                .iter()
+                .map(|d| (d.resource.clone(), d.name.clone()))
+                .collect(),
+        };
         let outcome = session
-            .run(&transform, self.config.budget.clone(), params)
+            .run_over(
+                &transform,
+                self.config.budget.clone(),
+                params,
+                Arc::new(no_bytes),
+            )
             .await;
-        let ev = &outcome.events;
+        let probed = &outcome.events;
+        // The gate's answers first: a check is decided whatever becomes of the probe.
+        let ev: Vec<GateEvent> = asked_events.iter().chain(probed).cloned().collect();
+        let ev = &ev;
         result.checks = vec![
             IsolationCheck {
                 claim: format!("{} agent cannot read {} data", owner.id, reader.id),

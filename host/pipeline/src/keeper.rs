@@ -8,7 +8,7 @@
 //! fails closed the same way: a revocation it cannot hear about must not go unnoticed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::time::{Duration, Instant};
 
 use agentwrit::Agent;
@@ -72,7 +72,7 @@ impl Keeper {
     pub(crate) fn start(
         pipeline: Arc<Pipeline>,
         agent: Arc<Mutex<Agent>>,
-        revoked: Arc<AtomicBool>,
+        revoked: Interrupt,
         subject: Subject,
         cancel: Interrupt,
     ) -> Keeper {
@@ -98,7 +98,7 @@ impl Keeper {
 async fn keep(
     pipeline: Arc<Pipeline>,
     agent: Arc<Mutex<Agent>>,
-    revoked: Arc<AtomicBool>,
+    revoked: Interrupt,
     subject: Subject,
     cancel: Interrupt,
     stop: Arc<Notify>,
@@ -108,7 +108,7 @@ async fn keep(
     let mut report = KeeperReport::default();
     let mut confirmed = Instant::now();
     let invalidate = |report: &mut KeeperReport, why: Invalidation| {
-        revoked.store(true, Ordering::Release);
+        revoked.trigger();
         pipeline.audit.record(
             &subject,
             Lifecycle::AgentInvalidated {

@@ -9,8 +9,9 @@ use anyhow::Context as _;
 use sluice_sandbox::{Budget, Interrupt, RunOutcome, RunRequest, Sandbox, SandboxOptions, Writ};
 
 use crate::audit::{AuditLog, Lifecycle, gate_entries, writ_subject};
-use crate::config::Language;
+use crate::config::{Language, OutputStore};
 use crate::outcome::PluginLoad;
+use crate::outputs::{Published, publish_run};
 use crate::report_dir::ReportDir;
 use crate::sources::LayoutSource;
 use crate::storage::Location;
@@ -102,14 +103,21 @@ pub fn run_local(run: &LocalRun) -> anyhow::Result<LocalRunResult> {
             .with_context(|| format!("writing audit {}", audit.location()))?;
     }
     let reports = ReportDir::new(&run.reports);
-    // Tables first, as in a night: a visible report is never ahead of its tables.
-    let mut published = Vec::new();
-    for table in &outcome.tables {
-        published.push(reports.publish_table(table)?);
-    }
-    for staged in &outcome.staged {
-        published.push(reports.publish(&staged.tenant, staged.bytes.as_slice())?);
-    }
+    // As in a night: all of the run's outputs or none, the report last.
+    let published = publish_run(
+        &OutputStore::Parquet,
+        &reports,
+        &outcome.tables,
+        &outcome.staged,
+        |_| {},
+    )
+    .map_err(|failure| failure.error)?
+    .into_iter()
+    .map(|item| match item {
+        Published::Table(table) => Location::Local(table.location.into()),
+        Published::Report { location, .. } => location,
+    })
+    .collect();
     Ok(LocalRunResult {
         outcome,
         published,

@@ -17,6 +17,7 @@ use crate::audit::{AuditLog, Lifecycle, Subject};
 use crate::broker::Broker;
 use crate::config::{Language, PipelineConfig, TenantConfig};
 use crate::outcome::{GateLine, PipelineReport, PluginLoad, TenantResult};
+use crate::outputs::Published;
 use crate::plugins::PluginCache;
 use crate::report_dir::ReportDir;
 use crate::session::TenantSession;
@@ -314,11 +315,17 @@ impl Pipeline {
         };
         result.figures = summary.figures;
         if !outcome.staged.is_empty() || !outcome.tables.is_empty() {
-            let (mut reports, tables) = session
+            let (published, committed) = session
                 .commit(&outcome.staged, &outcome.tables, &tenant.outputs)
-                .await?;
-            result.report = reports.pop();
-            result.tables = tables;
+                .await;
+            // What was published, whether or not all of it was: as the audit and storage say.
+            for item in published {
+                match item {
+                    Published::Table(table) => result.tables.push(table),
+                    Published::Report { location, .. } => result.report = Some(location),
+                }
+            }
+            committed?;
         }
         Ok(())
     }

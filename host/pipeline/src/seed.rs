@@ -198,7 +198,13 @@ pub(crate) fn copy_demo<T>(
     let mut out = Vec::new();
     for tenant in DEMO_TENANTS {
         for dataset in source.list(tenant.id, "analytics")? {
-            let cursor = source.open(tenant.id, "analytics", &dataset, None)?;
+            let cursor = source.open(
+                tenant.id,
+                "analytics",
+                &dataset,
+                None,
+                &sluice_sandbox::ReadContext::unbounded(),
+            )?;
             out.push(copy(tenant.id, &dataset, cursor)?);
         }
     }

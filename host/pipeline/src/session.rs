@@ -6,13 +6,12 @@
 //! callers end every session with it, failures included.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use agentwrit::{Agent, AgentRequest, Error as BrokerError, Scope, Validation};
 use sluice_sandbox::{
-    AuditSink as _, Budget, DatasetSource, RunFailure, RunOutcome, RunRequest, StagedReport,
-    StagedTable, Transform, Writ,
+    AuditSink as _, Budget, DatasetSource, Interrupt, RunFailure, RunOutcome, RunRequest,
+    StagedReport, StagedTable, Transform, Writ,
 };
 use tokio::sync::Mutex;
 
@@ -20,9 +19,8 @@ use crate::audit::{Lifecycle, Subject, writ_subject};
 use crate::config::OutputStore;
 use crate::keeper::{Invalidation, Keeper, KeeperReport};
 use crate::nightly::Pipeline;
-use crate::outcome::{AgentEnd, PublishedTable};
-use crate::outputs::publish_table;
-use crate::storage::Location;
+use crate::outcome::AgentEnd;
+use crate::outputs::{Published, publish_run};
 
 /// How long a transient broker failure may be retried when confirming or releasing an agent.
 const RETRY_WINDOW: Duration = Duration::from_secs(3);
@@ -49,8 +47,17 @@ pub enum SessionError {
     Invalidated { agent: String, why: Invalidation },
     #[error("report not committed: {0}; the previous report is kept")]
     CommitRefused(String),
-    #[error("publishing the report failed: {0}; the previous report is kept")]
-    Publish(String),
+    #[error("publishing the run's outputs failed: {why}; {}", published_note(*published))]
+    Publish { why: String, published: usize },
+}
+
+/// What a failed publish left: nothing, or (the machine or the network failing part way) the
+/// outputs the audit lists.
+fn published_note(published: usize) -> String {
+    match published {
+        0 => "nothing was published: the previous report and tables are kept".into(),
+        n => format!("{n} output(s) were published before it stopped, as the audit records"),
+    }
 }
 
 /// A tenant's live agent and the writ its gate enforces.
@@ -61,7 +68,7 @@ pub(crate) struct TenantSession {
     /// The scopes the broker issued: what the gate enforces.
     held: Vec<Scope>,
     expires_in: u64,
-    revoked: Arc<AtomicBool>,
+    revoked: Interrupt,
     keeper: KeeperReport,
 }
 
@@ -119,7 +126,7 @@ impl TenantSession {
             agent,
             held: Vec::new(),
             expires_in,
-            revoked: Arc::new(AtomicBool::new(false)),
+            revoked: Interrupt::new(),
             keeper: KeeperReport::default(),
         };
         // Scopes arrive parsed: a broker issuing a malformed one fails validation, naming it.
@@ -150,6 +157,17 @@ impl TenantSession {
         self.keeper.renewals
     }
 
+    /// The writ the gate enforces: the issued scopes, and this session's revocation.
+    pub(crate) fn writ(&self) -> Writ {
+        Writ {
+            tenant: self.subject.tenant.clone(),
+            agent_id: self.subject.agent_id.clone(),
+            task_id: self.subject.task_id.clone(),
+            held: self.held.clone(),
+            revoked: self.revoked.clone(),
+        }
+    }
+
     /// Runs `transform` under the issued scopes on a thread of its own, behind the watchdog,
     /// with the keeper watching the agent; audits the gate's decisions and what the run used.
     pub(crate) async fn run(
@@ -158,19 +176,24 @@ impl TenantSession {
         budget: Budget,
         params: Vec<(String, String)>,
     ) -> RunOutcome {
-        let writ = Writ {
-            tenant: self.subject.tenant.clone(),
-            agent_id: self.subject.agent_id.clone(),
-            task_id: self.subject.task_id.clone(),
-            held: self.held.clone(),
-            revoked: Arc::clone(&self.revoked),
-        };
+        let p = &self.pipeline;
+        let datasets = Arc::new(p.source.for_tenant(p.postgres_role(&self.subject.tenant)));
+        self.run_over(transform, budget, params, datasets).await
+    }
+
+    /// [`run`](Self::run) over `datasets` instead of the tenant's own.
+    pub(crate) async fn run_over(
+        &mut self,
+        transform: &Transform,
+        budget: Budget,
+        params: Vec<(String, String)>,
+        datasets: Arc<dyn DatasetSource>,
+    ) -> RunOutcome {
         let p = &self.pipeline;
         let request = RunRequest {
-            writ,
+            writ: self.writ(),
             budget,
-            datasets: Arc::new(p.source.for_tenant(p.postgres_role(&self.subject.tenant)))
-                as Arc<dyn DatasetSource>,
+            datasets,
             params,
             interrupt: p.interrupt.clone(),
         };
@@ -179,7 +202,7 @@ impl TenantSession {
         let keeper = Keeper::start(
             Arc::clone(p),
             Arc::clone(&self.agent),
-            Arc::clone(&self.revoked),
+            self.revoked.clone(),
             self.subject.clone(),
             p.interrupt.clone(),
         );
@@ -206,17 +229,17 @@ impl TenantSession {
             })
     }
 
-    /// Publishes `tables`, then `staged` reports, only with an agent the broker still honours;
-    /// the report paths and tables written. Tables go first so that a report, once visible, is
-    /// never ahead of the tables it describes.
+    /// Publishes `tables` and `staged` reports together (see [`publish_run`]), only with an
+    /// agent the broker still honours. Returns what was published, which the audit records item
+    /// by item as each becomes visible, and the error that stopped it, if one did.
     pub(crate) async fn commit(
         &self,
         staged: &[StagedReport],
         tables: &[StagedTable],
         outputs: &OutputStore,
-    ) -> Result<(Vec<Location>, Vec<PublishedTable>), SessionError> {
+    ) -> (Vec<Published>, Result<(), SessionError>) {
         if let Some(invalidated) = self.invalidated() {
-            return Err(invalidated);
+            return (Vec::new(), Err(invalidated));
         }
         if let Err(why) = self.confirm().await {
             self.pipeline.audit.record(
@@ -226,55 +249,46 @@ impl TenantSession {
                     detail: why.clone(),
                 },
             );
-            return Err(SessionError::CommitRefused(why));
+            return (Vec::new(), Err(SessionError::CommitRefused(why)));
         }
-        let mut written = Vec::new();
-        for table in tables {
-            let (store, reports, staged) = (
-                outputs.clone(),
-                self.pipeline.reports.clone(),
-                table.clone(),
-            );
-            let location =
-                tokio::task::spawn_blocking(move || publish_table(&store, &reports, &staged))
-                    .await
-                    .map_err(|e| SessionError::Publish(e.to_string()))?
-                    .map_err(|e| SessionError::Publish(format!("{e:#}")))?;
-            self.pipeline.audit.record(
-                &self.subject,
-                Lifecycle::TableCommitted {
-                    table: location.clone(),
-                    rows: table.rows() as u64,
-                },
-            );
-            written.push(PublishedTable {
-                name: format!("{}/{}", table.resource, table.name),
-                location,
-                rows: table.rows() as u64,
-            });
+        let (pipeline, subject) = (Arc::clone(&self.pipeline), self.subject.clone());
+        let (store, staged, tables) = (outputs.clone(), staged.to_vec(), tables.to_vec());
+        // Off the runtime: files are written and synced, and on object storage each is a request.
+        let published = tokio::task::spawn_blocking(move || {
+            let audit = |item: &Published| {
+                let entry = match item {
+                    Published::Table(table) => Lifecycle::TableCommitted {
+                        table: table.location.clone(),
+                        rows: table.rows,
+                    },
+                    Published::Report { location, bytes } => Lifecycle::ReportCommitted {
+                        report: location.to_string(),
+                        bytes: *bytes,
+                    },
+                };
+                pipeline.audit.record(&subject, entry);
+            };
+            publish_run(&store, &pipeline.reports, &tables, &staged, audit)
+        })
+        .await;
+        match published {
+            Ok(Ok(published)) => (published, Ok(())),
+            Ok(Err(failure)) => {
+                let published = failure.published.len();
+                let why = format!("{:#}", failure.error);
+                (
+                    failure.published,
+                    Err(SessionError::Publish { why, published }),
+                )
+            }
+            Err(e) => (
+                Vec::new(),
+                Err(SessionError::Publish {
+                    why: e.to_string(),
+                    published: 0,
+                }),
+            ),
         }
-        let mut published = Vec::new();
-        for report in staged {
-            let (reports, tenant, bytes) = (
-                self.pipeline.reports.clone(),
-                report.tenant.clone(),
-                report.bytes.clone(),
-            );
-            // Off the runtime: on object storage a publish is a request to wait for.
-            let path = tokio::task::spawn_blocking(move || reports.publish(&tenant, bytes))
-                .await
-                .map_err(|e| SessionError::Publish(e.to_string()))?
-                .map_err(|e| SessionError::Publish(format!("{e:#}")))?;
-            self.pipeline.audit.record(
-                &self.subject,
-                Lifecycle::ReportCommitted {
-                    report: path.to_string(),
-                    bytes: report.bytes.len() as u64,
-                },
-            );
-            published.push(path);
-        }
-        Ok((published, written))
     }
 
     /// Asks the broker whether the agent is still valid, retrying an unreachable broker for a

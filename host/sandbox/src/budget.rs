@@ -41,6 +41,22 @@ pub struct Budget {
     /// repeats are counted in their entry, and decisions beyond this many distinct kinds are
     /// counted in one overflow entry. Default 64.
     pub audit_entries: u64,
+    /// Levels of nesting a dataset's schema may have (a Parquet schema's groups and lists),
+    /// checked before anything recurses into it. Default 64.
+    pub schema_depth: u64,
+    /// Columns a dataset (Parquet leaves, CSV fields) or an output table may have, checked
+    /// before anything is allocated per column. Default 4,096.
+    pub columns: u64,
+    /// Bytes of one row as stored: a CSV line (its header and `.types` sidecar lines too), a
+    /// SQLite or PostgreSQL row. Checked before the row is held whole. Default 4 MiB.
+    pub row_bytes: u64,
+    /// Bytes of one Parquet page or dictionary, decompressed. Default 16 MiB.
+    pub page_bytes: u64,
+    /// How many times its stored size a Parquet page may decompress to. Default 100 (Snappy
+    /// cannot pass about 21).
+    pub decompression_ratio: u64,
+    /// Output tables a run may create. Default 16.
+    pub output_tables: u64,
 }
 
 impl Default for Budget {
@@ -57,6 +73,12 @@ impl Default for Budget {
             open_datasets: 16,
             handles: 1024,
             audit_entries: 64,
+            schema_depth: 64,
+            columns: 4096,
+            row_bytes: 4 << 20,
+            page_bytes: 16 << 20,
+            decompression_ratio: 100,
+            output_tables: 16,
         }
     }
 }
@@ -73,6 +95,12 @@ pub enum Limit {
     CallBytes,
     OpenDatasets,
     Handles,
+    SchemaDepth,
+    Columns,
+    RowBytes,
+    PageBytes,
+    DecompressionRatio,
+    OutputTables,
 }
 
 impl Limit {
@@ -87,6 +115,12 @@ impl Limit {
             Limit::CallBytes => "call-bytes",
             Limit::OpenDatasets => "open-datasets",
             Limit::Handles => "handles",
+            Limit::SchemaDepth => "schema-depth",
+            Limit::Columns => "columns",
+            Limit::RowBytes => "row-bytes",
+            Limit::PageBytes => "page-bytes",
+            Limit::DecompressionRatio => "decompression-ratio",
+            Limit::OutputTables => "output-tables",
         }
     }
 }
@@ -100,11 +134,48 @@ pub struct LimitExceeded {
     /// What the run would have used had the host allowed it; `None` when unknowable (a guest
     /// stopped by the clock, or one call that wanted more than the limit).
     pub requested: Option<u64>,
+    /// What hit it, when that is not the guest's own call: the dataset, file, line or column
+    /// (`dataset 'visits' (visits.csv) line 1`), already escaped.
+    pub by: Option<String>,
+}
+
+impl LimitExceeded {
+    /// `limit` of `value` exceeded by the run, which needed `requested`.
+    pub fn new(limit: Limit, value: u64, requested: Option<u64>) -> LimitExceeded {
+        LimitExceeded {
+            limit,
+            value,
+            requested,
+            by: None,
+        }
+    }
+
+    /// The same, naming what hit it.
+    pub fn by(mut self, what: impl Into<String>) -> LimitExceeded {
+        self.by = Some(what.into());
+        self
+    }
 }
 
 impl fmt::Display for LimitExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.limit.name();
+        if let Some(by) = &self.by {
+            let (value, requested) = match self.limit {
+                Limit::Memory => (
+                    self.value.div_ceil(1 << 20),
+                    self.requested.map(|r| r.div_ceil(1 << 20)),
+                ),
+                _ => (self.value, self.requested),
+            };
+            return match requested {
+                Some(requested) => write!(
+                    f,
+                    "limit {name} exceeded by {by}: limit is {value}, it needs {requested}"
+                ),
+                None => write!(f, "limit {name} exceeded by {by}: limit is {value}"),
+            };
+        }
         match (self.limit, self.requested) {
             (Limit::Memory, Some(requested)) => write!(
                 f,
@@ -174,11 +245,7 @@ impl Usage {
         };
         let requested = used.saturating_add(amount);
         if requested > value {
-            return Err(LimitExceeded {
-                limit,
-                value,
-                requested: Some(requested),
-            });
+            return Err(LimitExceeded::new(limit, value, Some(requested)));
         }
         *used = requested;
         Ok(())

@@ -4,24 +4,33 @@
 //!
 //! Loading compiled code is `unsafe` in Wasmtime for a reason: the bytes become machine code.
 //! So the cache trusts nothing it did not write itself, and checks that before every use:
-//! - the directory must belong to this user and be writable by no one else (it is created 0700);
-//! - an entry is `<plugin sha256>-<engine key>.cwasm` plus a `.blake3` sidecar holding the BLAKE3
-//!   of the `.cwasm`, each written to a temporary file and renamed into place, sidecar last;
-//! - a load reads the whole `.cwasm`, checks it against the sidecar, and deserializes exactly
-//!   the bytes it checked. A missing sidecar, a truncated, corrupt or foreign file is deleted
-//!   and the plugin compiled again, never loaded.
+//! - the directory and every directory above it must belong to this user or root and be
+//!   writable by no one else (ssh's StrictModes; a sticky ancestor such as `/tmp` is allowed),
+//!   checked each time the cache is opened; the directory is then held open, and every entry is
+//!   opened beneath it without following links, so swapping it (or a parent) for a link later
+//!   changes nothing;
+//! - a key of 32 random bytes, `key` in the directory, created 0600 on first use and refused
+//!   unless it is this user's and readable by no one else;
+//! - an entry is `<plugin sha256>-<engine key>.cwasm` plus a `.blake3` sidecar holding a keyed
+//!   BLAKE3 MAC over the plugin's digest, the engine key and the `.cwasm` bytes, each written to
+//!   a temporary file and renamed into place, sidecar last. Someone who can replace files but
+//!   not read the key cannot make an entry; an entry renamed to another plugin's name fails its
+//!   MAC;
+//! - a load reads the whole `.cwasm`, checks its MAC, and deserializes exactly the bytes it
+//!   checked. A missing sidecar, a truncated, corrupt, foreign or renamed entry is deleted and
+//!   the plugin compiled again, never loaded.
 //!
 //! The engine key is a digest of [`Engine::precompile_compatibility_hash`], which covers
 //! Wasmtime's version and every setting that changes generated code.
 
 use std::hash::Hasher;
-use std::io::Write as _;
-use std::os::unix::fs::{
-    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
-};
+use std::io::Read as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
+
+use sluice_jail::Jail;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -100,17 +109,32 @@ pub struct CacheEntry {
 }
 
 /// A directory of compiled plugins for one engine.
-#[derive(Debug)]
 pub struct CompiledCache {
     dir: PathBuf,
+    /// The directory, held open since it was checked: entries are resolved beneath it.
+    jail: Jail,
+    key: [u8; 32],
     engine_key: String,
     stats: CacheStats,
 }
 
+impl std::fmt::Debug for CompiledCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("CompiledCache")
+            .field("dir", &self.dir)
+            .field("engine_key", &self.engine_key)
+            .finish_non_exhaustive()
+    }
+}
+
 const CODE_EXT: &str = "cwasm";
 const DIGEST_EXT: &str = "blake3";
-/// A sidecar is `blake3:` and 64 hex digits; anything longer is not ours.
+/// The MAC key's file in the cache directory.
+const KEY_FILE: &str = "key";
+/// A sidecar is `blake3-mac:` and 64 hex digits; anything longer is not ours.
 const MAX_SIDECAR_BYTES: u64 = 128;
+const SIDECAR_PREFIX: &str = "blake3-mac:";
 
 /// What a lookup found.
 pub(crate) enum Lookup {
@@ -148,27 +172,26 @@ impl CompiledCache {
             .mode(0o700)
             .create(dir)
             .map_err(io("creating the directory"))?;
-        let meta = std::fs::metadata(dir).map_err(io("reading the directory"))?;
         let untrusted = |why: String| CacheError::Untrusted {
             dir: dir.to_path_buf(),
             why,
         };
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
-            return Err(untrusted(format!(
-                "it belongs to uid {}, not to you (uid {me})",
-                meta.uid()
-            )));
+        sluice_jail::check_private_dir(dir).map_err(untrusted)?;
+        let jail = Jail::open(dir).map_err(io("opening the directory"))?;
+        // What was checked by path is what is now held open.
+        let (held, checked) = (
+            std::fs::metadata(format!("/proc/self/fd/{}", jail_fd(&jail)))
+                .map_err(io("reading the directory"))?,
+            std::fs::metadata(dir).map_err(io("reading the directory"))?,
+        );
+        if (held.dev(), held.ino()) != (checked.dev(), checked.ino()) {
+            return Err(untrusted("it changed while it was being opened".into()));
         }
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o022 != 0 {
-            return Err(untrusted(format!(
-                "others can write to it (mode {mode:03o})"
-            )));
-        }
+        let key = load_key(&jail).map_err(untrusted)?;
         Ok(CompiledCache {
             dir: dir.to_path_buf(),
+            jail,
+            key,
             engine_key: engine_key(engine),
             stats: CacheStats::default(),
         })
@@ -187,54 +210,68 @@ impl CompiledCache {
         &self.stats
     }
 
-    fn code_path(&self, plugin_sha256: &str) -> PathBuf {
-        self.dir
-            .join(format!("{plugin_sha256}-{}.{CODE_EXT}", self.engine_key))
+    fn code_name(&self, plugin_sha256: &str) -> String {
+        format!("{plugin_sha256}-{}.{CODE_EXT}", self.engine_key)
+    }
+
+    /// The MAC of an entry: the plugin it claims to be, for which engine, and its code.
+    fn mac(&self, plugin_sha256: &str) -> blake3::Hasher {
+        let mut mac = blake3::Hasher::new_keyed(&self.key);
+        mac.update(plugin_sha256.as_bytes());
+        mac.update(&[0]);
+        mac.update(self.engine_key.as_bytes());
+        mac.update(&[0]);
+        mac
     }
 
     /// The compiled code of the plugin whose SHA-256 is `plugin_sha256`, if a verified entry
     /// exists. An unusable entry is deleted and reported as `Rejected`.
     pub(crate) fn get(&self, engine: &Engine, plugin_sha256: &str) -> Lookup {
-        let code = self.code_path(plugin_sha256);
-        let sidecar = sidecar_path(&code);
+        let code = self.code_name(plugin_sha256);
+        let sidecar = sidecar_name(&code);
         let reject = |reason: String| {
-            let _ = std::fs::remove_file(&sidecar);
-            let _ = std::fs::remove_file(&code);
+            let _ = self.jail.remove(&sidecar);
+            let _ = self.jail.remove(&code);
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             Lookup::Rejected(reason)
         };
-        let recorded = match read_sidecar(&sidecar) {
+        let recorded = match read_sidecar(&self.jail, &sidecar) {
             Ok(Some(digest)) => digest,
-            Ok(None) if code.exists() => {
+            Ok(None) if self.jail.is_file(Path::new(&code)) => {
                 return reject("its entry has no digest (an interrupted write)".into());
             }
             Ok(None) => return Lookup::Miss,
             Err(why) => return reject(why),
         };
-        let mut file = match std::fs::File::open(&code) {
+        let mut file = match self.jail.open_file(Path::new(&code)) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.is_not_found() => {
                 return reject("its digest has no compiled code".into());
             }
-            Err(e) => return reject(format!("its compiled code cannot be read ({e})")),
+            Err(e) => return reject(format!("its compiled code cannot be used ({e})")),
         };
         // Hashed through a small buffer, then mapped by Wasmtime: a 33 MB entry costs one read
         // pass and no copy (reading it whole and deserializing the copy took 37 of 46 ms).
-        let mut hasher = blake3::Hasher::new();
-        let len = match hasher.update_reader(&mut file) {
-            Ok(_) => hasher.count(),
+        let mut mac = self.mac(plugin_sha256);
+        let len = match mac.update_reader(&mut file) {
+            Ok(_) => mac.count(),
             Err(e) => return reject(format!("its compiled code cannot be read ({e})")),
         };
-        if hasher.finalize().to_hex().as_str() != recorded {
+        let computed = mac.finalize();
+        let matches = hex::decode(&recorded)
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .is_some_and(|recorded| computed == blake3::Hash::from(recorded));
+        if !matches {
             return reject(format!(
-                "its compiled code ({len} bytes) does not match its recorded digest (truncated, \
-                 corrupt or not written by Sluice)"
+                "its compiled code ({len} bytes) does not match its recorded MAC (truncated, \
+                 corrupt, renamed or not written by Sluice)"
             ));
         }
-        // SAFETY: this is the very file (the inode behind `file`, reopened through /proc, so a
-        // rename in between cannot swap it) whose bytes were just checked against the digest
-        // this cache recorded when it serialized them with an engine of the same compatibility
-        // key, in a directory only this user can write (checked by `open`); entries are replaced
+        // SAFETY: this is the very file (the inode behind `file`, opened beneath the directory
+        // held since `open` checked it, reopened through /proc, so a rename in between cannot
+        // swap it) whose bytes were just checked against a MAC only this cache's key makes,
+        // over this plugin's digest and this engine's compatibility key; entries are replaced
         // by rename, never rewritten in place. Wasmtime checks the header again.
         match unsafe { deserialize_open(engine, &file) } {
             Ok(component) => {
@@ -251,11 +288,18 @@ impl CompiledCache {
         let bytes = component
             .serialize()
             .map_err(|e| format!("serializing the compiled plugin: {e}"))?;
-        let code = self.code_path(plugin_sha256);
-        let digest = format!("blake3:{}", blake3::hash(&bytes).to_hex());
-        // Code first, digest last: an entry with a digest is complete.
-        write_atomically(&code, &bytes)?;
-        write_atomically(&sidecar_path(&code), digest.as_bytes())
+        let code = self.code_name(plugin_sha256);
+        let mut mac = self.mac(plugin_sha256);
+        mac.update(&bytes);
+        let sidecar = format!("{SIDECAR_PREFIX}{}", mac.finalize().to_hex());
+        let write = |name: &str, bytes: &[u8]| {
+            self.jail
+                .replace(name, bytes, 0o600)
+                .map_err(|e| format!("writing {}: {e}", self.dir.join(name).display()))
+        };
+        // Code first, MAC last: an entry with a MAC is complete.
+        write(&code, &bytes)?;
+        write(&sidecar_name(&code), sidecar.as_bytes())
     }
 
     /// Every entry in `dir` (for any engine), sorted by name.
@@ -340,6 +384,57 @@ fn sidecar_path(code: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+fn sidecar_name(code: &str) -> String {
+    format!("{code}.{DIGEST_EXT}")
+}
+
+/// The descriptor number of the jail's directory, for `/proc/self/fd`.
+fn jail_fd(jail: &Jail) -> i32 {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    jail.as_fd().as_raw_fd()
+}
+
+/// The cache's MAC key: read, or created (32 random bytes, 0600) on first use. Refused unless it
+/// is a regular file of this user's that no one else can read.
+fn load_key(jail: &Jail) -> Result<[u8; 32], String> {
+    let path = Path::new(KEY_FILE);
+    let file = match jail.open_file(path) {
+        Ok(file) => file,
+        Err(e) if e.is_not_found() => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| format!("making its key: {e}"))?;
+            // Created exclusively: two processes opening a new cache at once keep one key.
+            match jail.create_new(KEY_FILE, &key, 0o600) {
+                Ok(()) => return Ok(key),
+                Err(e) if e.already_exists() => jail
+                    .open_file(path)
+                    .map_err(|e| format!("its key {KEY_FILE}: {e}"))?,
+                Err(e) => return Err(format!("making its key: {e}")),
+            }
+        }
+        Err(e) => return Err(format!("its key {KEY_FILE}: {e}")),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("its key {KEY_FILE}: {e}"))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.permissions().mode() & 0o077 != 0 || meta.len() != 32 {
+        return Err(format!(
+            "its key {KEY_FILE} must be 32 bytes of yours (uid {me}) that only you can read \
+             (it is {} bytes of uid {}, mode {:03o}); delete it to make a new one",
+            meta.len(),
+            meta.uid(),
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    let mut key = [0u8; 32];
+    (&file)
+        .read_exact(&mut key)
+        .map_err(|e| format!("its key {KEY_FILE}: {e}"))?;
+    Ok(key)
+}
+
 /// `(plugin sha256, engine key)` of a `.cwasm` entry name, or `None` for anything else.
 fn parse_code_name(path: &Path) -> Option<(String, String)> {
     let name = path.file_name()?.to_str()?;
@@ -349,53 +444,26 @@ fn parse_code_name(path: &Path) -> Option<(String, String)> {
     (hex(plugin, 64) && hex(engine, 16)).then(|| (plugin.to_string(), engine.to_string()))
 }
 
-/// The recorded digest (hex), `None` if there is no sidecar, or why it is unusable.
-fn read_sidecar(path: &Path) -> Result<Option<String>, String> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("its digest cannot be read ({e})")),
+/// The recorded MAC (hex), `None` if there is no sidecar, or why it is unusable.
+fn read_sidecar(jail: &Jail, name: &str) -> Result<Option<String>, String> {
+    let file = match jail.open_file(Path::new(name)) {
+        Ok(file) => file,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(format!("its digest cannot be used ({e})")),
     };
-    if meta.len() > MAX_SIDECAR_BYTES {
-        return Err(format!(
-            "its digest file is {} bytes, not a digest",
-            meta.len()
-        ));
+    let mut text = String::new();
+    file.take(MAX_SIDECAR_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("its digest cannot be read ({e})"))?;
+    if text.len() as u64 > MAX_SIDECAR_BYTES {
+        return Err("its digest file is too long to be a digest".into());
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("its digest cannot be read ({e})"))?;
     let hex = text
         .trim_end()
-        .strip_prefix("blake3:")
+        .strip_prefix(SIDECAR_PREFIX)
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| "its digest file is not a BLAKE3 digest".to_string())?;
+        .ok_or_else(|| "its digest file is not a BLAKE3 MAC".to_string())?;
     Ok(Some(hex.to_ascii_lowercase()))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory, synced, then
-/// renamed: readers see the old file or the whole new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("writing {}: {e}", path.display())
-    })
 }
 
 /// Deserializes the compiled component in the open `file`, mapping it rather than copying it.

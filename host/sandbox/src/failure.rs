@@ -113,11 +113,11 @@ pub(crate) fn classify(error: wasmtime::Error, budget: &Budget, logs: &[LogLine]
     }
     match error.downcast_ref::<ResourceTableError>() {
         Some(ResourceTableError::Full) => {
-            return RunFailure::Limit(LimitExceeded {
-                limit: Limit::Handles,
-                value: budget.handles,
-                requested: Some(budget.handles + 1),
-            });
+            return RunFailure::Limit(LimitExceeded::new(
+                Limit::Handles,
+                budget.handles,
+                Some(budget.handles + 1),
+            ));
         }
         Some(ResourceTableError::NotPresent) => return fault("unknown handle"),
         Some(ResourceTableError::WrongType) => return fault("handle of the wrong type"),
@@ -127,18 +127,18 @@ pub(crate) fn classify(error: wasmtime::Error, budget: &Budget, logs: &[LogLine]
     let messages: Vec<String> = error.chain().map(|e| e.to_string()).collect();
     let says = |needle: &str| messages.iter().any(|m| m.contains(needle));
     if says(HOSTCALL_FUEL_MESSAGE) {
-        return RunFailure::Limit(LimitExceeded {
-            limit: Limit::CallBytes,
-            value: budget.call_bytes,
-            requested: None,
-        });
+        return RunFailure::Limit(LimitExceeded::new(
+            Limit::CallBytes,
+            budget.call_bytes,
+            None,
+        ));
     }
     if says("store handle limit exceeded") {
-        return RunFailure::Limit(LimitExceeded {
-            limit: Limit::Handles,
-            value: budget.handles,
-            requested: Some(budget.handles + 1),
-        });
+        return RunFailure::Limit(LimitExceeded::new(
+            Limit::Handles,
+            budget.handles,
+            Some(budget.handles + 1),
+        ));
     }
     if let Some((_, cause)) = HANDLE_FAULTS.iter().find(|(needle, _)| says(needle)) {
         return fault(cause);
@@ -162,11 +162,11 @@ pub(crate) fn classify(error: wasmtime::Error, budget: &Budget, logs: &[LogLine]
             Some(message) => RunFailure::Panic(GuestText::new(message)),
             None => fault("unreachable instruction executed"),
         },
-        Trap::Interrupt => RunFailure::Limit(LimitExceeded {
-            limit: Limit::WallTime,
-            value: budget.wall_time.as_millis() as u64,
-            requested: None,
-        }),
+        Trap::Interrupt => RunFailure::Limit(LimitExceeded::new(
+            Limit::WallTime,
+            budget.wall_time.as_millis() as u64,
+            None,
+        )),
         other => {
             let text = other.to_string();
             fault(text.strip_prefix("wasm trap: ").unwrap_or(&text))

@@ -6,11 +6,12 @@
 //! event. Nothing else in the host decides a scope question.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
 
 use agentwrit_scope::Scope;
 
+use crate::interrupt::Interrupt;
 use crate::text::escape;
 
 /// The credential a run holds: who the agent is and what it may do.
@@ -26,9 +27,9 @@ pub struct Writ {
     pub task_id: String,
     /// The scopes the agent holds, as issued.
     pub held: Vec<Scope>,
-    /// Set by the pipeline when the agent is revoked, released or expired: every later gated call
-    /// is denied, whatever the scopes say.
-    pub revoked: Arc<AtomicBool>,
+    /// Triggered by the pipeline when the agent is revoked, released or expired: every later
+    /// gated call is denied, whatever the scopes say, and a guest asleep in the host wakes.
+    pub revoked: Interrupt,
 }
 
 impl Writ {
@@ -44,7 +45,7 @@ impl Writ {
             agent_id: agent_id.into(),
             task_id: task_id.into(),
             held,
-            revoked: Arc::new(AtomicBool::new(false)),
+            revoked: Interrupt::new(),
         }
     }
 
@@ -61,7 +62,7 @@ impl std::fmt::Debug for Writ {
             .field("agent_id", &self.agent_id)
             .field("task_id", &self.task_id)
             .field("held", &self.held)
-            .field("revoked", &self.revoked.load(Ordering::Relaxed))
+            .field("revoked", &self.revoked.is_triggered())
             .finish()
     }
 }
@@ -136,8 +137,8 @@ impl serde::Serialize for Decision {
 pub struct GateEvent {
     /// When the first decision of this kind was made.
     pub time: SystemTime,
-    /// An upper bound on when the last one was made (stamped when the guest moves on to another
-    /// kind, or the run ends), equal to `time` when `count` is 1.
+    /// When the last one was made (to the epoch ticker's 10 ms), equal to `time` when `count`
+    /// is 1: an aggregated run of reads never seems to go on past the moment it stopped.
     pub last_time: SystemTime,
     pub call: HostCall,
     pub required: Arc<Scope>,
@@ -185,6 +186,50 @@ fn coarse_now() -> SystemTime {
         return SystemTime::now();
     }
     SystemTime::UNIX_EPOCH + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Milliseconds since the Unix epoch, as of the sandboxes' last epoch tick.
+static TICK_MS: AtomicU64 = AtomicU64::new(0);
+/// Epoch tickers running: [`TICK_MS`] is current only while one is.
+static TICKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// A running epoch ticker keeps [`TICK_MS`] current until it is dropped.
+pub(crate) struct TickClock(());
+
+impl TickClock {
+    pub(crate) fn start() -> TickClock {
+        tick_clock();
+        TICKERS.fetch_add(1, Ordering::AcqRel);
+        TickClock(())
+    }
+
+    pub(crate) fn tick(&self) {
+        tick_clock();
+    }
+}
+
+impl Drop for TickClock {
+    fn drop(&mut self) {
+        TICKERS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Called by the sandbox's epoch ticker every tick: the clock [`tick_now`] reads.
+fn tick_clock() {
+    let ms = coarse_now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    TICK_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The time of the last epoch tick, at least `floor`: one relaxed load, cheap enough for every
+/// repeat of a decision. Without a ticker (a gate used alone) it reads the coarse clock.
+fn tick_now(floor: SystemTime) -> SystemTime {
+    if TICKERS.load(Ordering::Relaxed) == 0 {
+        return coarse_now().max(floor);
+    }
+    let ms = TICK_MS.load(Ordering::Relaxed);
+    (SystemTime::UNIX_EPOCH + Duration::from_millis(ms)).max(floor)
 }
 
 /// The gate said no: what the guest sees as `error::denied`, exactly as the gate decided it.
@@ -260,7 +305,7 @@ impl Gate {
     /// Allows `call` only if a held scope covers `required` and the agent is still valid.
     /// Records the decision either way.
     pub fn check(&mut self, call: HostCall, required: &Arc<Scope>) -> Result<(), Denied> {
-        let revoked = self.writ.revoked.load(Ordering::Acquire);
+        let revoked = self.writ.revoked.is_triggered();
         // The hot path of a stream of reads: the same call on the same scope (the very `Arc` a
         // handle keeps) that was allowed last time. The held scopes never change during a run,
         // so it is allowed again unless the agent was revoked since: count it, compare no text.
@@ -271,6 +316,7 @@ impl Gate {
             && Arc::ptr_eq(&last.required, required)
         {
             last.count += 1;
+            last.last_time = tick_now(last.time);
             return Ok(());
         }
         let decision = if revoked {
@@ -281,13 +327,14 @@ impl Gate {
             Decision::Blocked
         };
         match self.events.get_mut(self.last) {
-            // The hot path of a stream of reads: count it, read no clock.
+            // The hot path of a stream of identical decisions: count it and stamp it.
             Some(last)
                 if last.call == call
                     && last.decision == decision
                     && (Arc::ptr_eq(&last.required, required) || *last.required == **required) =>
             {
                 last.count += 1;
+                last.last_time = tick_now(last.time);
             }
             _ => self.record(call, required, decision),
         }
@@ -306,11 +353,6 @@ impl Gate {
     /// A decision of another kind than the previous one: find its event, or start one.
     fn record(&mut self, call: HostCall, required: &Arc<Scope>, decision: Decision) {
         let now = coarse_now();
-        if let Some(previous) = self.events.get_mut(self.last)
-            && previous.count > 1
-        {
-            previous.last_time = now;
-        }
         let same =
             |e: &GateEvent| e.call == call && e.decision == decision && *e.required == **required;
         if let Some(index) = self.events.iter().position(same) {
@@ -346,13 +388,8 @@ impl Gate {
         self.last_denial.as_ref()
     }
 
-    /// The writ and every decision, the current kind stamped as ending now.
-    pub fn into_parts(mut self) -> (Writ, Vec<GateEvent>, GateOverflow) {
-        if let Some(last) = self.events.get_mut(self.last)
-            && last.count > 1
-        {
-            last.last_time = coarse_now();
-        }
+    /// The writ and every decision.
+    pub fn into_parts(self) -> (Writ, Vec<GateEvent>, GateOverflow) {
         (self.writ, self.events, self.overflow)
     }
 }
@@ -469,6 +506,27 @@ mod tests {
     }
 
     #[test]
+    fn an_aggregated_run_ends_at_its_last_decision_not_at_the_next_kind() {
+        let mut gate = Gate::new(hospital(), 64);
+        let read = scope("read:analytics:hospital");
+        for _ in 0..3 {
+            gate.check(HostCall::DatasetNextBatch, &read).unwrap();
+        }
+        let stopped = SystemTime::now();
+        // The guest sleeps, then does something else: the reads did not go on meanwhile.
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = gate.check(HostCall::ReportsCreate, &scope("write:reports:bank"));
+        let (_, events, _) = gate.into_parts();
+        assert_eq!(events[0].count, 3);
+        let late = events[0]
+            .last_time
+            .duration_since(stopped)
+            .unwrap_or_default();
+        assert!(late < Duration::from_millis(100), "stamped {late:?} late");
+        assert!(events[1].time >= stopped + Duration::from_millis(250));
+    }
+
+    #[test]
     fn empty_writ_allows_nothing() {
         let mut gate = Gate::new(Writ::default(), 64);
         assert!(
@@ -480,9 +538,9 @@ mod tests {
     #[test]
     fn revoked_writ_denies_even_covered_scopes() {
         let writ = hospital();
-        let flag = Arc::clone(&writ.revoked);
+        let flag = writ.revoked.clone();
         let mut gate = Gate::new(writ, 64);
-        flag.store(true, Ordering::Release);
+        flag.trigger();
         let denied = gate
             .check(HostCall::ReportCommit, &scope("write:reports:hospital"))
             .unwrap_err();

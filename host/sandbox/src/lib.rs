@@ -22,6 +22,7 @@ mod host;
 mod interrupt;
 mod linker;
 mod output;
+pub mod panics;
 pub mod report_json;
 mod runtime;
 mod source;
@@ -44,8 +45,9 @@ pub use linker::WasiSurface;
 pub use output::{LogLevel, LogLine, MAX_MESSAGE_BYTES};
 pub use runtime::{RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform};
 pub use source::{
-    DataType, DatasetCursor, DatasetSource, Field, NoDatasets, RecordBatch, Schema, SchemaRef,
-    SourceError, TimeUnit, projection,
+    BATCH_BYTES, BATCH_CELLS, BATCH_ROWS, DataType, DatasetCursor, DatasetSource, Field, Held,
+    NoDatasets, ReadBounds, ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit,
+    batch_rows, projection,
 };
 pub use state::StagedReport;
 pub use text::{GuestText, cut, escape};

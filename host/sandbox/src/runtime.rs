@@ -20,7 +20,7 @@ use crate::host::tables::StagedTable;
 use crate::interrupt::Interrupt;
 use crate::linker::WasiSurface;
 use crate::output::{LogBuffer, LogLine};
-use crate::source::{DatasetSource, NoDatasets};
+use crate::source::{DatasetSource, NoDatasets, ReadContext};
 use crate::state::{HostState, StagedReport};
 
 /// How often the epoch advances: how soon a computing guest notices its deadline or an
@@ -128,9 +128,11 @@ impl Sandbox {
             std::thread::Builder::new()
                 .name("sluice-epoch".into())
                 .spawn(move || {
+                    let clock = crate::gate::TickClock::start();
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(EPOCH_TICK);
                         engine.increment_epoch();
+                        clock.tick();
                     }
                 })
                 .context("starting the epoch thread")?
@@ -434,6 +436,7 @@ impl Transform {
             Arc::new(NoDatasets),
             Interrupt::new(),
             LogBuffer::new(0),
+            ReadContext::unbounded(),
         );
         let mut store = self.store(state);
         self.pre
@@ -446,6 +449,26 @@ impl Transform {
     /// behaviour: every failure is in `result`. The deadline holds unless a host call never
     /// returns; [`spawn`](Self::spawn) adds a watchdog for that.
     pub fn run(&self, request: RunRequest) -> RunOutcome {
+        let read = self.read_context(&request);
+        self.run_reading(request, read)
+    }
+
+    /// The run's sources' context: its budget's data bounds, its deadline and interrupt.
+    pub(crate) fn read_context(&self, request: &RunRequest) -> ReadContext {
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(request.budget.wall_time)
+            .unwrap_or(now + Duration::from_secs(365 * 86_400));
+        ReadContext::new(
+            &self.effective(request.budget.clone()),
+            request.interrupt.clone(),
+            deadline,
+        )
+    }
+
+    /// [`run`](Self::run) with its sources' context made by the caller (the watchdog keeps a
+    /// copy, to stop the sources of a run it gives up on).
+    pub(crate) fn run_reading(&self, request: RunRequest, read: ReadContext) -> RunOutcome {
         let started = Instant::now();
         let RunRequest {
             writ,
@@ -464,13 +487,17 @@ impl Transform {
             datasets,
             interrupt,
             log.clone(),
+            read.clone(),
         );
         let mut store = self.store(state);
         let called = self
             .pre
             .instantiate(&mut store)
             .and_then(|instance| instance.call_run(&mut store, &params));
-        let state = store.into_data();
+        let mut state = store.into_data();
+        // Whatever a source still reads (a reader thread ahead of the guest) stops now.
+        read.stop();
+        state.usage.bytes_read = read.bytes_read();
         let (logs, log_bytes_dropped) = log.finish();
 
         let result = match (called, state.tripped) {

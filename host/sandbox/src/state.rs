@@ -15,7 +15,7 @@ use crate::host::clocks::RunClock;
 use crate::interrupt::{Interrupt, Interrupted};
 use crate::output::LogBuffer;
 use crate::runtime::TenantShare;
-use crate::source::DatasetSource;
+use crate::source::{DatasetSource, ReadContext, SourceError};
 
 /// A report the guest committed; published by the caller only if the run succeeds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,8 +36,14 @@ pub struct HostState {
     /// The first budget that ran out; once set, every host call traps.
     pub(crate) tripped: Option<LimitExceeded>,
     pub(crate) datasets: Arc<dyn DatasetSource>,
+    /// The tenant's data bounds, the meter its sources charge, and the run's end.
+    pub(crate) read: ReadContext,
     pub(crate) staged: Vec<StagedReport>,
     pub(crate) staged_tables: Vec<crate::host::tables::StagedTable>,
+    /// (resource, name) of every output table committed: a repeat is refused in O(1).
+    pub(crate) committed_tables: std::collections::HashSet<(String, String)>,
+    /// Output tables created so far (bounded by `budget.output_tables`).
+    pub(crate) tables_created: u64,
     pub(crate) log: LogBuffer,
     /// Dataset handles currently open (bounded by `budget.open_datasets`).
     pub(crate) open_datasets: u64,
@@ -55,6 +61,7 @@ impl HostState {
         datasets: Arc<dyn DatasetSource>,
         interrupt: Interrupt,
         log: LogBuffer,
+        read: ReadContext,
     ) -> HostState {
         // Empty by default (no environment, arguments, preopens; stdin closed; every socket
         // address denied, name lookup off); TCP and UDP refused outright on top.
@@ -71,6 +78,7 @@ impl HostState {
         let mut table = ResourceTable::new();
         table.set_max_capacity(budget.handles as usize);
         let start = Instant::now();
+        let writ_revoked = writ.revoked.clone();
         HostState {
             engine,
             wasi,
@@ -88,13 +96,17 @@ impl HostState {
                     .checked_add(budget.wall_time)
                     .unwrap_or(start + std::time::Duration::from_secs(365 * 86_400)),
                 interrupt,
+                revoked: writ_revoked,
             },
             budget,
             usage: Usage::default(),
             tripped: None,
             datasets,
+            read,
             staged: Vec::new(),
             staged_tables: Vec::new(),
+            committed_tables: std::collections::HashSet::new(),
+            tables_created: 0,
             log,
             open_datasets: 0,
         }
@@ -136,15 +148,16 @@ impl HostState {
         if let Some(limit) = &self.tripped {
             return Err(wasmtime::Error::new(limit.clone()));
         }
-        if self.clock.interrupt.is_triggered() {
+        // Interrupted, or given up on by the watchdog (whose verdict the caller already has).
+        if self.clock.interrupt.is_triggered() || self.read.is_stopped() {
             return Err(wasmtime::Error::new(Interrupted));
         }
         if Instant::now() >= self.clock.deadline {
-            return Err(wasmtime::Error::new(LimitExceeded {
-                limit: Limit::WallTime,
-                value: self.budget.wall_time.as_millis() as u64,
-                requested: None,
-            }));
+            return Err(wasmtime::Error::new(LimitExceeded::new(
+                Limit::WallTime,
+                self.budget.wall_time.as_millis() as u64,
+                None,
+            )));
         }
         Ok(UpdateDeadline::Continue(1))
     }
@@ -156,6 +169,30 @@ impl HostState {
             .map_err(HostError::Limit)
     }
 
+    /// A source's error as a host function's: its limits end the run like any other, a stopped
+    /// read traps as what stopped it, and a store fault traps.
+    pub(crate) fn source_error(&mut self, e: SourceError) -> HostError {
+        match e {
+            SourceError::NotFound(what) => HostError::NotFound(what),
+            SourceError::Invalid(what) => HostError::Invalid(what),
+            SourceError::Limit(limit) => HostError::Limit(limit),
+            SourceError::Stopped => HostError::Host(self.stopped()),
+            SourceError::Store(e) => HostError::Host(wasmtime::Error::msg(format!("{e:#}"))),
+        }
+    }
+
+    /// The trap for a run whose reads were stopped: its deadline, or an interrupt.
+    fn stopped(&self) -> wasmtime::Error {
+        if !self.clock.interrupt.is_triggered() && Instant::now() >= self.clock.deadline {
+            return wasmtime::Error::new(LimitExceeded::new(
+                Limit::WallTime,
+                self.budget.wall_time.as_millis() as u64,
+                None,
+            ));
+        }
+        wasmtime::Error::new(Interrupted)
+    }
+
     /// Records that `limit` ended the run and returns the trap that says so.
     pub(crate) fn trip(&mut self, limit: LimitExceeded) -> wasmtime::Error {
         self.tripped.get_or_insert(limit.clone());
@@ -165,11 +202,11 @@ impl HostState {
     /// Puts a host resource in the table; a full table is the `handles` limit.
     pub(crate) fn push<T: Send + 'static>(&mut self, value: T) -> Result<Resource<T>, HostError> {
         self.table.push(value).map_err(|e| match e {
-            wasmtime::component::ResourceTableError::Full => HostError::Limit(LimitExceeded {
-                limit: Limit::Handles,
-                value: self.budget.handles,
-                requested: Some(self.budget.handles + 1),
-            }),
+            wasmtime::component::ResourceTableError::Full => HostError::Limit(LimitExceeded::new(
+                Limit::Handles,
+                self.budget.handles,
+                Some(self.budget.handles + 1),
+            )),
             other => HostError::from(other),
         })
     }
@@ -208,11 +245,11 @@ impl ResourceLimiter for StoreLimits {
             .memory_bytes
             .saturating_add(desired.saturating_sub(current) as u64);
         if total > self.max_memory_bytes {
-            return Err(wasmtime::Error::new(LimitExceeded {
-                limit: Limit::Memory,
-                value: self.max_memory_bytes,
-                requested: Some(total),
-            }));
+            return Err(wasmtime::Error::new(LimitExceeded::new(
+                Limit::Memory,
+                self.max_memory_bytes,
+                Some(total),
+            )));
         }
         self.memory_bytes = total;
         Ok(true)

@@ -39,6 +39,7 @@ macro_rules! foreach_hostile {
                 forged_figures,
                 forged_denial,
                 forged_limit,
+                forged_invisible,
                 // Reports that are not JSON to their readers.
                 report_invalid_utf8,
                 report_lone_surrogate,
@@ -50,6 +51,8 @@ macro_rules! foreach_hostile {
                 table_lies_about_rows,
                 table_bad_offsets,
                 table_flood,
+                table_many,
+                table_empty_appends,
                 // Audit volume.
                 alternating_calls,
                 denial_spray,
@@ -84,6 +87,45 @@ macro_rules! names {
 }
 
 foreach_hostile!(names);
+
+/// Calls `$m! { [...] }` with every attack made of a tenant's own data: files and tables the
+/// tests build in mallory's data directory, read by `hostile.wasm`'s ordinary readers.
+/// `host/cli/tests/hostile_data.rs` must have a test (a night with mallory first) per attack.
+#[macro_export]
+macro_rules! foreach_hostile_data {
+    ($m:ident) => {
+        $m! {
+            [
+                // The process must not end.
+                parquet_deep_schema,
+                // Memory must not follow the file's claims.
+                csv_wide,
+                csv_huge_header,
+                csv_huge_types,
+                csv_long_record,
+                parquet_wide,
+                parquet_dictionary_bomb,
+                parquet_dictionary_bomb_opened_16_times,
+                parquet_page_claims_2_gib,
+                // The data directory is a jail.
+                symlink_to_host_environment,
+                symlink_to_other_tenant,
+                hard_link_to_other_tenant,
+                fifo_instead_of_a_file,
+                tenant_directory_is_a_symlink
+            ]
+        }
+    };
+}
+
+macro_rules! data_names {
+    ([$($attack:ident),*]) => {
+        /// Attacks of a tenant's data, by name.
+        pub const DATA: &[&str] = &[$(stringify!($attack)),*];
+    };
+}
+
+foreach_hostile_data!(data_names);
 
 /// Calls `$m! { [...] }` with every attack of the hostile Python and JavaScript guests
 /// (`guests/python/transforms/hostile.py`, `guests/js/transforms/hostile.js`, chosen by their

@@ -2,6 +2,7 @@
 
 mod audit;
 mod calls;
+mod data;
 #[cfg(any(feature = "filesystem", feature = "sockets", feature = "wasi_surface"))]
 pub mod imports;
 mod input;
@@ -14,6 +15,7 @@ mod time;
 
 pub use audit::*;
 pub use calls::*;
+pub use data::*;
 pub use input::*;
 pub use memory::*;
 pub use output::*;

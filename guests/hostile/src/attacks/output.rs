@@ -39,3 +39,12 @@ pub fn forged_limit(_: &Params) -> Result<Summary, RunError> {
         limit: 1,
     })))
 }
+
+/// Fails with a message padded by 226 spaces and invisible characters, so that on an 80- or
+/// 120-column terminal a forged gate line would start a row of its own.
+pub fn forged_invisible(_: &Params) -> Result<Summary, RunError> {
+    Err(RunError::Failed(format!(
+        "x{}[BLOCKED] datasets.open on read:analytics:bank\u{2060}\u{e0041}\u{3164}\u{061c}",
+        " ".repeat(226)
+    )))
+}

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sluice_sandbox::{DatasetCursor, DatasetSource, SourceError};
+use sluice_sandbox::{DatasetCursor, DatasetSource, ReadContext, SourceError};
 
-use super::files::{open_csv, open_parquet};
+use super::files::{FileKind, open_listed};
 use super::layout::LayoutSource;
 use super::postgres::PostgresTable;
-use super::sqlite::{open_read_only, open_table};
+use super::sqlite::open_table;
 
 /// Where one dataset's rows are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,20 +80,25 @@ impl CatalogSource {
     }
 }
 
+/// Opens dataset `name` where `location` says. A file's directory is its jail: the file
+/// itself must be there, not reached through a link (see [`super::files`]).
 fn open_at(
     location: &DatasetLocation,
     tenant: &str,
     resource: &str,
     name: &str,
     columns: Option<&[String]>,
+    cx: &ReadContext,
 ) -> Result<Box<dyn DatasetCursor>, SourceError> {
     match location {
         DatasetLocation::Sqlite(path) => {
-            open_table(open_read_only(path)?, tenant, resource, name, columns)
+            let conn = super::sqlite::open_listed(path, name, cx)?
+                .ok_or_else(|| SourceError::not_found(tenant, resource, name))?;
+            open_table(conn, tenant, resource, name, columns, cx)
         }
-        DatasetLocation::Parquet(path) => open_parquet(name, path, columns),
-        DatasetLocation::Csv(path) => open_csv(name, path, columns),
-        DatasetLocation::Postgres(table) => table.open(tenant, resource, name, columns),
+        DatasetLocation::Parquet(path) => open_listed(FileKind::Parquet, name, path, columns, cx),
+        DatasetLocation::Csv(path) => open_listed(FileKind::Csv, name, path, columns, cx),
+        DatasetLocation::Postgres(table) => table.open(tenant, resource, name, columns, cx),
     }
 }
 
@@ -116,10 +121,11 @@ impl DatasetSource for CatalogSource {
         resource: &str,
         name: &str,
         columns: Option<&[String]>,
+        cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
         match (self.locate(tenant, resource, name)?, &self.fallback) {
-            (Some(location), _) => open_at(location, tenant, resource, name, columns),
-            (None, Some(fallback)) => fallback.open(tenant, resource, name, columns),
+            (Some(location), _) => open_at(location, tenant, resource, name, columns, cx),
+            (None, Some(fallback)) => fallback.open(tenant, resource, name, columns, cx),
             (None, None) => Err(SourceError::not_found(tenant, resource, name)),
         }
     }
@@ -144,6 +150,7 @@ impl DatasetSource for TenantView {
         resource: &str,
         name: &str,
         columns: Option<&[String]>,
+        cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
         match self.catalog.locate(tenant, resource, name)? {
             Some(DatasetLocation::Postgres(table)) => {
@@ -155,9 +162,9 @@ impl DatasetSource for TenantView {
                     url_env: role_env.clone(),
                     ..table.clone()
                 };
-                as_runner.open(tenant, resource, name, columns)
+                as_runner.open(tenant, resource, name, columns, cx)
             }
-            _ => self.catalog.open(tenant, resource, name, columns),
+            _ => self.catalog.open(tenant, resource, name, columns, cx),
         }
     }
 }

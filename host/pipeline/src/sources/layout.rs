@@ -1,12 +1,17 @@
 //! The conventional layout of one data directory, which `sluice data seed` writes and `sluice
 //! try --data` reads: `<root>/<tenant>/<resource>.db` (SQLite, a table per dataset) and
 //! `<root>/<tenant>/<resource>/<dataset>.parquet` or `.csv`.
+//!
+//! The root is the operator's; everything beneath it is the tenants', so every name is
+//! resolved beneath the root as a [`Jail`]: a tenant's link (to another tenant's directory, to
+//! `/proc`) is refused, never followed, and a listing shows only regular files.
 
 use std::path::{Path, PathBuf};
 
-use sluice_sandbox::{DatasetCursor, DatasetSource, SourceError};
+use sluice_jail::Jail;
+use sluice_sandbox::{DatasetCursor, DatasetSource, ReadContext, SourceError};
 
-use super::files::{open_csv, open_parquet};
+use super::files::{FileKind, jail_error, open_file};
 use super::sqlite::SqliteSource;
 use super::typed::check_name;
 
@@ -26,29 +31,35 @@ impl LayoutSource {
         self.sqlite.root()
     }
 
-    /// The directory of `tenant`'s `resource` files.
+    /// The directory of `tenant`'s `resource` files, relative to the root.
     fn resource_dir(&self, tenant: &str, resource: &str) -> Result<PathBuf, SourceError> {
         check_name("tenant", tenant)?;
         check_name("resource", resource)?;
-        Ok(self.root().join(tenant).join(resource))
+        Ok(Path::new(tenant).join(resource))
     }
 }
 
 impl DatasetSource for LayoutSource {
     fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError> {
         let mut names = self.sqlite.list(tenant, resource)?;
-        if let Ok(entries) = std::fs::read_dir(self.resource_dir(tenant, resource)?) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let is_data = path
-                    .extension()
-                    .is_some_and(|e| e == "parquet" || e == "csv");
-                let stem = path.file_stem().and_then(|s| s.to_str());
-                if let (true, Some(stem)) = (is_data, stem)
-                    && sluice_sandbox::is_plain_name(stem)
-                {
-                    names.push(stem.to_string());
-                }
+        let dir = self.resource_dir(tenant, resource)?;
+        let files = Jail::open(self.root())
+            .ok()
+            .and_then(|root| root.sub(&dir).ok())
+            .and_then(|dir| dir.names().ok())
+            .unwrap_or_default();
+        // Listed whatever they are: a link or a FIFO named like data is refused, with its
+        // reason, when it is opened, rather than silently missing.
+        for (file, _regular) in files {
+            let path = Path::new(&file);
+            let is_data = path
+                .extension()
+                .is_some_and(|e| e == "parquet" || e == "csv");
+            let stem = path.file_stem().and_then(|s| s.to_str());
+            if let (true, Some(stem)) = (is_data, stem)
+                && sluice_sandbox::is_plain_name(stem)
+            {
+                names.push(stem.to_string());
             }
         }
         names.sort();
@@ -62,17 +73,21 @@ impl DatasetSource for LayoutSource {
         resource: &str,
         name: &str,
         columns: Option<&[String]>,
+        cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
         check_name("dataset", name)?;
         let dir = self.resource_dir(tenant, resource)?;
-        let parquet = dir.join(format!("{name}.parquet"));
-        if parquet.is_file() {
-            return open_parquet(name, &parquet, columns);
+        if let Ok(root) = Jail::open(self.root()) {
+            for (kind, extension) in [(FileKind::Parquet, "parquet"), (FileKind::Csv, "csv")] {
+                let rel = dir.join(format!("{name}.{extension}"));
+                match root.open_file(&rel) {
+                    Ok(_) => return open_file(kind, name, &root, &rel, columns, cx),
+                    Err(e) if e.is_not_found() => {}
+                    // There, but a link, a FIFO, a directory: refused, not skipped.
+                    Err(e) => return Err(jail_error(name, &rel, e)),
+                }
+            }
         }
-        let csv = dir.join(format!("{name}.csv"));
-        if csv.is_file() {
-            return open_csv(name, &csv, columns);
-        }
-        self.sqlite.open(tenant, resource, name, columns)
+        self.sqlite.open(tenant, resource, name, columns, cx)
     }
 }

@@ -8,6 +8,15 @@
 //! builders on a reader thread that stays a couple of batches ahead of the guest. The thread
 //! drives `tokio-postgres` in one loop on a runtime of its own: the server sends a message per
 //! row, and waiting on each through a blocking client would double the cost of the read.
+//!
+//! A tenant's table is hostile input like its files: each message is charged to `bytes-read`
+//! before it is decoded, a row longer than `row-bytes` is refused as soon as its field lengths
+//! say so (before it arrives whole), a batch ends at [`batch_rows`] rows or [`BATCH_BYTES`] of
+//! values (Arrow's 32-bit offsets cannot overflow), batches waiting for the guest are held
+//! against its memory, and the reader stops when the run does. The data ends only with COPY's
+//! trailer and the thread's explicit end: a reader that fails or panics is an error, never a
+//! shorter dataset. (tokio-postgres does not expose COPY's command tag; the binary trailer,
+//! which the server sends after the last row, is the check that every row arrived.)
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -15,15 +24,12 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use futures_util::StreamExt as _;
 use postgres::{Client, NoTls};
 use sluice_sandbox::{
-    DataType, DatasetCursor, DatasetSource, Field, RecordBatch, Schema, SchemaRef, SourceError,
-    TimeUnit, projection,
+    BATCH_BYTES, DataType, DatasetCursor, DatasetSource, Field, Held, Limit, ReadBounds,
+    ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit, batch_rows, projection,
 };
 
 use super::builder::ColumnBuilder;
 use super::typed::check_name;
-
-/// Rows the reader thread decodes per batch.
-const READ_ROWS: usize = 16_384;
 /// Days and microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_DAYS: i32 = 10_957;
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
@@ -102,6 +108,7 @@ impl DatasetSource for PostgresTable {
         resource: &str,
         name: &str,
         columns: Option<&[String]>,
+        cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
         check_name("schema", &self.schema)?;
         check_name("table", &self.table)?;
@@ -133,6 +140,10 @@ impl DatasetSource for PostgresTable {
             // Gone, or not this role's to see: the same answer either way.
             return Err(SourceError::not_found(tenant, resource, name));
         }
+        let bounds = cx.bounds();
+        if described.len() as u64 > bounds.columns {
+            return Err(bounds.exceeded(Limit::Columns, Some(described.len() as u64), &label));
+        }
         let mut fields = Vec::new();
         let mut casts = Vec::new();
         for row in &described {
@@ -160,25 +171,46 @@ impl DatasetSource for PostgresTable {
             self.schema, self.table
         );
         let (tx, rx) = sync_channel(2);
-        let decoder = CopyDecoder::new(schema.clone(), label);
+        let decoder = CopyDecoder::new(schema.clone(), label.clone(), *bounds);
+        let reader_cx = cx.clone();
         std::thread::Builder::new()
             .name(format!("pg-{}", self.table))
-            .spawn(move || runtime.block_on(read_copy(client, sql, decoder, tx)))
+            .spawn(move || {
+                let failed = tx.clone();
+                let label = decoder.label.clone();
+                let read = || runtime.block_on(read_copy(client, sql, decoder, tx, reader_cx));
+                if let Err(message) = sluice_sandbox::panics::catch(read) {
+                    let _ = failed.send(Read::Failed(SourceError::Invalid(format!(
+                        "{label}: the reader failed ({})",
+                        sluice_sandbox::escape(&message)
+                    ))));
+                }
+            })
             .map_err(|e| SourceError::Invalid(format!("starting the PostgreSQL reader: {e}")))?;
         Ok(Box::new(PostgresCursor {
             rx,
             pending: None,
+            ended: false,
             schema,
+            label,
         }))
     }
 }
 
-type Batches = Result<RecordBatch, SourceError>;
+/// What the reader thread sends: batches (with the memory they hold), then the end or a
+/// failure. A channel that closes without either means the reader died.
+enum Read {
+    Batch(RecordBatch, Held),
+    End,
+    Failed(SourceError),
+}
 
 struct PostgresCursor {
-    rx: Receiver<Batches>,
-    pending: Option<RecordBatch>,
+    rx: Receiver<Read>,
+    pending: Option<(RecordBatch, Held)>,
+    ended: bool,
     schema: SchemaRef,
+    label: String,
 }
 
 impl DatasetCursor for PostgresCursor {
@@ -187,66 +219,89 @@ impl DatasetCursor for PostgresCursor {
     }
 
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, SourceError> {
-        let batch = match self.pending.take() {
-            Some(batch) => batch,
+        let (batch, held) = match self.pending.take() {
+            Some(pending) => pending,
+            None if self.ended => return Ok(None),
             None => match self.rx.recv() {
-                Ok(batch) => batch?,
-                Err(_) => return Ok(None),
+                Ok(Read::Batch(batch, held)) => (batch, held),
+                Ok(Read::End) => {
+                    self.ended = true;
+                    return Ok(None);
+                }
+                Ok(Read::Failed(e)) => return Err(e),
+                Err(_) => {
+                    return Err(SourceError::Invalid(format!(
+                        "{}: the reader stopped before the end of the data",
+                        self.label
+                    )));
+                }
             },
         };
         if batch.num_rows() > max_rows {
-            self.pending = Some(batch.slice(max_rows, batch.num_rows() - max_rows));
+            let rest = batch.slice(max_rows, batch.num_rows() - max_rows);
+            self.pending = Some((rest, held));
             return Ok(Some(batch.slice(0, max_rows)));
         }
         Ok(Some(batch))
     }
 }
 
-/// The reader thread's loop: feeds each message of the COPY stream to the decoder and sends
-/// batches as they fill, until the trailer, an error, or the cursor is dropped (the send fails;
-/// dropping the client closes the connection, which ends the COPY).
+/// The reader thread's loop: charges and feeds each message of the COPY stream to the decoder
+/// and sends batches as they fill, until the trailer, an error, the run's stop, or the cursor is
+/// dropped (the send fails; dropping the client closes the connection, which ends the COPY).
 async fn read_copy(
     client: tokio_postgres::Client,
     sql: String,
     mut decoder: CopyDecoder,
-    tx: SyncSender<Batches>,
+    tx: SyncSender<Read>,
+    cx: ReadContext,
 ) {
+    let failed = |e| {
+        let _ = tx.send(Read::Failed(e));
+    };
     let stream = match client.copy_out(sql.as_str()).await {
         Ok(stream) => stream,
-        Err(e) => {
-            let _ = tx.send(Err(pg_error(&decoder.label, e)));
-            return;
-        }
+        Err(e) => return failed(pg_error(&decoder.label, e)),
     };
     let mut stream = std::pin::pin!(stream);
+    let send = |batch: RecordBatch, decoder: &CopyDecoder| -> Result<bool, SourceError> {
+        let held = cx.hold(batch.get_array_memory_size() as u64, || {
+            decoder.label.clone()
+        })?;
+        Ok(tx.send(Read::Batch(batch, held)).is_ok())
+    };
     loop {
         let chunk = match stream.next().await {
             Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => {
-                let _ = tx.send(Err(pg_error(&decoder.label, e)));
-                return;
-            }
+            Some(Err(e)) => return failed(pg_error(&decoder.label, e)),
             None => {
-                let last = decoder.finish();
-                if let Some(batch) = last.transpose() {
-                    let _ = tx.send(batch);
+                match decoder.finish() {
+                    Ok(Some(batch)) => match send(batch, &decoder) {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => return failed(e),
+                    },
+                    Ok(None) => {}
+                    Err(e) => return failed(e),
                 }
+                let _ = tx.send(Read::End);
                 return;
             }
         };
+        let label = &decoder.label;
+        if let Err(e) = cx.charge(chunk.len() as u64, || label.clone()) {
+            return failed(e);
+        }
         decoder.feed(&chunk);
         loop {
             match decoder.next_batch() {
-                Ok(Some(batch)) => {
-                    if tx.send(Ok(batch)).is_err() {
-                        return;
-                    }
-                }
+                Ok(Some(batch)) => match send(batch, &decoder) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => return failed(e),
+                },
                 Ok(None) => break,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
+                Err(e) => return failed(e),
             }
         }
     }
@@ -258,12 +313,17 @@ async fn read_copy(
 struct CopyDecoder {
     schema: SchemaRef,
     label: String,
+    bounds: ReadBounds,
     buf: Vec<u8>,
     pos: usize,
     header_read: bool,
     done: bool,
     columns: Vec<ColumnBuilder>,
+    /// Rows per batch for this many columns.
+    batch_rows: usize,
     rows: usize,
+    /// Bytes of values in the batch being built.
+    bytes: usize,
     /// Rows decoded so far, for errors.
     row: u64,
 }
@@ -352,23 +412,27 @@ fn be_i32(b: &[u8]) -> i32 {
 }
 
 impl CopyDecoder {
-    fn new(schema: SchemaRef, label: String) -> CopyDecoder {
-        let columns = Self::builders(&schema);
+    fn new(schema: SchemaRef, label: String, bounds: ReadBounds) -> CopyDecoder {
+        let batch_rows = batch_rows(schema.fields().len());
+        let columns = ColumnBuilder::for_schema(&schema, batch_rows);
         CopyDecoder {
             schema,
             label,
+            bounds,
             buf: Vec::with_capacity(1 << 16),
             pos: 0,
             header_read: false,
             done: false,
             columns,
+            batch_rows,
             rows: 0,
+            bytes: 0,
             row: 0,
         }
     }
 
-    fn builders(schema: &SchemaRef) -> Vec<ColumnBuilder> {
-        ColumnBuilder::for_schema(schema, READ_ROWS)
+    fn builders(&self) -> Vec<ColumnBuilder> {
+        ColumnBuilder::for_schema(&self.schema, self.batch_rows)
     }
 
     fn bad(&self, what: impl std::fmt::Display) -> SourceError {
@@ -403,7 +467,7 @@ impl CopyDecoder {
             self.pos += 19 + extension;
             self.header_read = true;
         }
-        while self.rows < READ_ROWS && !self.done {
+        while self.rows < self.batch_rows && self.bytes < BATCH_BYTES && !self.done {
             match self.row_length()? {
                 None => return Ok(None),
                 Some(0) => {
@@ -414,6 +478,7 @@ impl CopyDecoder {
                     self.push_row()?;
                     self.pos += length;
                     self.rows += 1;
+                    self.bytes += length;
                 }
             }
         }
@@ -444,6 +509,14 @@ impl CopyDecoder {
             }
             let len = be_i32(&rest[at..]);
             at += 4 + len.max(0) as usize;
+            // Refused as soon as the lengths say so, before the row is waited for whole.
+            if at as u64 > self.bounds.row_bytes {
+                return Err(self.bounds.exceeded(
+                    Limit::RowBytes,
+                    Some(at as u64),
+                    &format!("{} row {}", self.label, self.row + 1),
+                ));
+            }
         }
         Ok((rest.len() >= at).then_some(at))
     }
@@ -478,11 +551,14 @@ impl CopyDecoder {
     /// The rows decoded so far as a batch, if there are any and the batch is full or the stream
     /// is done.
     fn take_batch(&mut self) -> Result<Option<RecordBatch>, SourceError> {
-        if self.rows == 0 || (self.rows < READ_ROWS && !self.done) {
+        let full = self.rows >= self.batch_rows || self.bytes >= BATCH_BYTES;
+        if self.rows == 0 || (!full && !self.done) {
             return Ok(None);
         }
-        let columns = std::mem::replace(&mut self.columns, Self::builders(&self.schema));
+        let fresh = self.builders();
+        let columns = std::mem::replace(&mut self.columns, fresh);
         self.rows = 0;
+        self.bytes = 0;
         let arrays = columns
             .into_iter()
             .map(ColumnBuilder::finish)
@@ -551,7 +627,8 @@ mod tests {
             Field::new("t", DataType::Utf8, true),
         ]));
         for chunk in 1..stream.len() {
-            let mut decoder = CopyDecoder::new(schema.clone(), "test".into());
+            let mut decoder =
+                CopyDecoder::new(schema.clone(), "test".into(), ReadBounds::default());
             let mut batches = Vec::new();
             for piece in stream.chunks(chunk) {
                 decoder.feed(piece);
@@ -568,13 +645,80 @@ mod tests {
             assert_eq!((t.value(0), t.is_null(1), t.value(2)), ("a", true, "héllo"));
         }
         // Cut before the trailer: an error, not a short dataset.
-        let mut decoder = CopyDecoder::new(schema, "test".into());
+        let mut decoder = CopyDecoder::new(schema.clone(), "test".into(), ReadBounds::default());
         decoder.feed(&stream[..stream.len() - 2]);
         while decoder.next_batch().unwrap().is_some() {}
         assert_eq!(
             decoder.finish().unwrap_err().to_string(),
             "test: the COPY stream ended after row 3 without its trailer"
         );
+        // A row whose field lengths pass `row-bytes` is refused before it arrives whole.
+        let bounds = ReadBounds {
+            row_bytes: 1 << 20,
+            ..ReadBounds::default()
+        };
+        let mut decoder = CopyDecoder::new(schema, "test".into(), bounds);
+        let mut head = b"PGCOPY\n\xff\r\n\0".to_vec();
+        head.extend_from_slice(&[0; 8]);
+        head.extend_from_slice(&2i16.to_be_bytes());
+        head.extend_from_slice(&8i32.to_be_bytes());
+        head.extend_from_slice(&7i64.to_be_bytes());
+        head.extend_from_slice(&(3i32 << 28).to_be_bytes());
+        decoder.feed(&head);
+        assert_eq!(
+            decoder.next_batch().unwrap_err().to_string(),
+            "limit row-bytes exceeded by test row 1: limit is 1048576, it needs 805306386"
+        );
+    }
+
+    #[test]
+    fn a_reader_that_dies_is_an_error_never_the_end_of_the_data() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow_array::Int64Array::from(vec![1, 2]))],
+        )
+        .unwrap();
+        let cx = ReadContext::unbounded();
+        let (tx, rx) = sync_channel(2);
+        tx.send(Read::Batch(batch, cx.hold(16, String::new).unwrap()))
+            .unwrap();
+        // The reader thread panics (or is killed) here: its sender is dropped with no `End`.
+        drop(tx);
+        let mut cursor = PostgresCursor {
+            rx,
+            pending: None,
+            ended: false,
+            schema,
+            label: "dataset 'orders' (table retail.orders)".into(),
+        };
+        assert_eq!(cursor.next_batch(10).unwrap().unwrap().num_rows(), 2);
+        assert_eq!(
+            cursor.next_batch(10).unwrap_err().to_string(),
+            "dataset 'orders' (table retail.orders): the reader stopped before the end of the data"
+        );
+        assert_eq!(cx.held(), 0, "the batch's memory was given back");
+    }
+
+    #[test]
+    fn batches_end_by_bytes_so_text_offsets_cannot_overflow() {
+        use arrow_array::Array as _;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("t", DataType::Utf8, true),
+        ]));
+        let big = "x".repeat(1 << 20);
+        let rows: Vec<(i64, Option<&str>)> = (0..40).map(|i| (i, Some(big.as_str()))).collect();
+        let mut decoder = CopyDecoder::new(schema, "test".into(), ReadBounds::default());
+        decoder.feed(&copy_stream(&rows));
+        let mut sizes = Vec::new();
+        while let Some(batch) = decoder.next_batch().unwrap() {
+            sizes.push(batch.num_rows());
+            assert!(batch.column(1).get_buffer_memory_size() < 2 * BATCH_BYTES);
+        }
+        sizes.extend(decoder.finish().unwrap().map(|b| b.num_rows()));
+        assert_eq!(sizes.iter().sum::<usize>(), 40);
+        assert!(sizes.len() >= 3, "{sizes:?}");
     }
 
     #[test]

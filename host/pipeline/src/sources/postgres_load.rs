@@ -5,6 +5,7 @@
 //! arrow-csv writes and PostgreSQL parses exactly for every type Sluice maps), then the old
 //! table is dropped and the staging table renamed, all in one transaction: a reader sees the
 //! old table or the new one, and a failure anywhere leaves the old one as it was.
+//! [`replace_tables`] does that for several tables in one transaction: all of them, or none.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +44,43 @@ pub fn replace_table(
     columns: &SchemaRef,
     batches: impl IntoIterator<Item = anyhow::Result<RecordBatch>>,
 ) -> anyhow::Result<u64> {
+    let mut tx = client.transaction()?;
+    let rows = replace_in(&mut tx, schema, table, columns, batches)?;
+    tx.commit()
+        .with_context(|| format!("committing {schema}.{table}"))?;
+    Ok(rows)
+}
+
+/// Replaces every (table, columns, batches) of `tables` in `schema`, in one transaction: all of
+/// them, or (on any error) none.
+pub fn replace_tables<'a>(
+    client: &mut Client,
+    schema: &str,
+    tables: impl IntoIterator<Item = (&'a str, &'a SchemaRef, &'a [RecordBatch])>,
+) -> anyhow::Result<()> {
+    let mut tx = client.transaction()?;
+    for (table, columns, batches) in tables {
+        replace_in(
+            &mut tx,
+            schema,
+            table,
+            columns,
+            batches.iter().cloned().map(Ok),
+        )?;
+    }
+    tx.commit()
+        .with_context(|| format!("committing the output tables of schema {schema}"))?;
+    Ok(())
+}
+
+/// [`replace_table`] inside the caller's transaction.
+fn replace_in(
+    tx: &mut postgres::Transaction<'_>,
+    schema: &str,
+    table: &str,
+    columns: &SchemaRef,
+    batches: impl IntoIterator<Item = anyhow::Result<RecordBatch>>,
+) -> anyhow::Result<u64> {
     anyhow::ensure!(
         is_plain_name(schema) && is_plain_name(table),
         "'{schema}.{table}' cannot name a PostgreSQL table"
@@ -67,7 +105,6 @@ pub fn replace_table(
         })
         .collect::<anyhow::Result<Vec<_>>>()?
         .join(", ");
-    let mut tx = client.transaction()?;
     tx.batch_execute(&format!("CREATE TABLE {staging} ({definition})"))
         .with_context(|| format!("creating a staging table for {schema}.{table}"))?;
     let mut rows = 0u64;
@@ -104,7 +141,5 @@ pub fn replace_table(
         quoted(table)
     ))
     .with_context(|| format!("swapping in {schema}.{table}"))?;
-    tx.commit()
-        .with_context(|| format!("committing {schema}.{table}"))?;
     Ok(rows)
 }

@@ -1,24 +1,31 @@
 //! Tenant datasets in SQLite: `<root>/<tenant>/<resource>.db`, one table per dataset, read into
 //! Arrow record batches of the columns a transform named (the query selects only those).
 //!
-//! Databases are opened read-only, names from the guest are checked to be plain identifiers
-//! before they reach a path or a query, and rows are read by rowid ranges so a cursor holds no
-//! statement between batches. Declared types map to Arrow's: `INTEGER` to Int64, `REAL` to
+//! Databases are opened read-only, and only once the tenant's directory, as a [`Jail`], accepts
+//! the file (a regular file of one link, reached through no symbolic link; SQLite then opens it
+//! with `SQLITE_OPEN_NOFOLLOW`). Names from the guest are checked to be plain identifiers before
+//! they reach a path or a query, and rows are read by rowid ranges so a cursor holds no
+//! statement between batches. The tenant's bounds hold here too: a value longer than `row-bytes`
+//! is refused by SQLite itself (`SQLITE_LIMIT_LENGTH`), a row by the cursor, a batch ends at
+//! [`batch_rows`] rows or [`BATCH_BYTES`], what is read is charged to `bytes-read`, and a query
+//! stops when the run does (a progress handler checks every 10,000 steps). Declared types map to Arrow's: `INTEGER` to Int64, `REAL` to
 //! Float64, `BOOLEAN`, `TEXT`, `BLOB`, `DATE` (stored as `YYYY-MM-DD`), `TIMESTAMP` (ISO-8601
 //! text or integer microseconds, UTC: time zone `+00:00`) and `DECIMAL(p, s)` (text, integer, or the REAL SQLite's
 //! NUMERIC affinity makes of decimal text: read from its shortest round-trip form).
 
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
+use sluice_jail::Jail;
 use sluice_sandbox::{
-    DataType, DatasetCursor, DatasetSource, Field, RecordBatch, Schema, SchemaRef, SourceError,
-    TimeUnit, projection,
+    BATCH_BYTES, DataType, DatasetCursor, DatasetSource, Field, Limit, ReadContext, RecordBatch,
+    Schema, SchemaRef, SourceError, TimeUnit, batch_rows, projection,
 };
+
+use super::files::{jail_error, labelled, split};
 
 use super::builder::ColumnBuilder;
 use super::typed::{check_name, declared_decimal, parse_date, parse_decimal, parse_timestamp};
@@ -43,14 +50,88 @@ impl SqliteSource {
         self.root.join(tenant).join(format!("{resource}.db"))
     }
 
-    fn connect(&self, tenant: &str, resource: &str) -> Result<Option<Connection>, SourceError> {
+    /// `tenant`'s `resource` database, if it has one, opened beneath the data directory.
+    fn connect(
+        &self,
+        tenant: &str,
+        resource: &str,
+        cx: &ReadContext,
+    ) -> Result<Option<Connection>, SourceError> {
         check_name("tenant", tenant)?;
         check_name("resource", resource)?;
-        let path = self.database_path(tenant, resource);
-        if !path.is_file() {
+        let Ok(jail) = Jail::open(&self.root) else {
             return Ok(None);
+        };
+        let rel = Path::new(tenant).join(format!("{resource}.db"));
+        match open_in(&jail, &rel, resource, cx) {
+            Ok(conn) => Ok(Some(conn)),
+            Err(Missing) => Ok(None),
+            Err(Refused(e)) => Err(e),
         }
-        Ok(Some(open_read_only(&path)?))
+    }
+}
+
+/// Why [`open_in`] has no connection.
+pub(crate) enum NoDatabase {
+    Missing,
+    Refused(SourceError),
+}
+use NoDatabase::{Missing, Refused};
+
+/// The database `rel` beneath `jail` (`dataset` names it in errors), read-only, once the jail
+/// accepts it, with the run's bounds and stop set on the connection.
+pub(crate) fn open_in(
+    jail: &Jail,
+    rel: &Path,
+    dataset: &str,
+    cx: &ReadContext,
+) -> Result<Connection, NoDatabase> {
+    match jail.open_file(rel) {
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => return Err(Missing),
+        Err(e) => return Err(Refused(jail_error(dataset, rel, e))),
+    }
+    let conn = Connection::open_with_flags(
+        jail.root().join(rel),
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(|e| {
+        Refused(SourceError::Invalid(format!(
+            "{}: not a readable SQLite database: {e}",
+            labelled(dataset, rel)
+        )))
+    })?;
+    bound(&conn, cx).map_err(Refused)?;
+    Ok(conn)
+}
+
+/// Sets the run's bounds on `conn`: no value longer than `row-bytes`, and every statement
+/// stopped when the run is.
+fn bound(conn: &Connection, cx: &ReadContext) -> Result<(), SourceError> {
+    let row_bytes = i32::try_from(cx.bounds().row_bytes).unwrap_or(i32::MAX);
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, row_bytes)
+        .context("bounding the database's values")?;
+    let stop = cx.clone();
+    conn.progress_handler(10_000, Some(move || stop.check().is_err()));
+    Ok(())
+}
+
+/// A database file the configuration names, opened within its directory as a jail.
+pub(crate) fn open_listed(
+    path: &Path,
+    dataset: &str,
+    cx: &ReadContext,
+) -> Result<Option<Connection>, SourceError> {
+    let (dir, name) = split(path);
+    let jail = Jail::open(dir).map_err(|e| {
+        SourceError::Invalid(format!("{}: its directory: {e}", labelled(dataset, path)))
+    })?;
+    match open_in(&jail, name, dataset, cx) {
+        Ok(conn) => Ok(Some(conn)),
+        Err(Missing) => Ok(None),
+        Err(Refused(e)) => Err(e),
     }
 }
 
@@ -95,7 +176,7 @@ fn column_type(declared: &str) -> DataType {
 
 impl DatasetSource for SqliteSource {
     fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError> {
-        match self.connect(tenant, resource)? {
+        match self.connect(tenant, resource, &ReadContext::unbounded())? {
             Some(conn) => Ok(tables(&conn)?),
             None => Ok(Vec::new()),
         }
@@ -107,21 +188,14 @@ impl DatasetSource for SqliteSource {
         resource: &str,
         name: &str,
         columns: Option<&[String]>,
+        cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
         check_name("dataset", name)?;
         let conn = self
-            .connect(tenant, resource)?
+            .connect(tenant, resource, cx)?
             .ok_or_else(|| SourceError::not_found(tenant, resource, name))?;
-        open_table(conn, tenant, resource, name, columns)
+        open_table(conn, tenant, resource, name, columns, cx)
     }
-}
-
-pub(crate) fn open_read_only(path: &Path) -> Result<Connection, SourceError> {
-    Ok(Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("opening {}", path.display()))?)
 }
 
 /// The Arrow schema of table `name`, from its declared column types.
@@ -147,11 +221,20 @@ pub(crate) fn open_table(
     resource: &str,
     name: &str,
     columns: Option<&[String]>,
+    cx: &ReadContext,
 ) -> Result<Box<dyn DatasetCursor>, SourceError> {
     if !tables(&conn)?.iter().any(|t| t == name) {
         return Err(SourceError::not_found(tenant, resource, name));
     }
     let full = table_schema(&conn, name)?;
+    let bounds = cx.bounds();
+    if full.fields().len() as u64 > bounds.columns {
+        return Err(bounds.exceeded(
+            Limit::Columns,
+            Some(full.fields().len() as u64),
+            &format!("dataset '{name}'"),
+        ));
+    }
     let schema = Arc::new(
         full.project(&projection(&format!("dataset '{name}'"), &full, columns)?)
             .map_err(|e| SourceError::Invalid(format!("dataset '{name}': {e}")))?,
@@ -170,10 +253,12 @@ pub(crate) fn open_table(
     Ok(Box::new(SqliteCursor {
         conn,
         sql,
+        batch_rows: batch_rows(schema.fields().len()),
         schema,
         last_rowid: i64::MIN,
         done: false,
         name: name.to_string(),
+        cx: cx.clone(),
     }))
 }
 
@@ -181,9 +266,20 @@ struct SqliteCursor {
     conn: Connection,
     sql: String,
     schema: SchemaRef,
+    batch_rows: usize,
     last_rowid: i64,
     done: bool,
     name: String,
+    cx: ReadContext,
+}
+
+/// Bytes a SQLite value takes once read.
+fn value_bytes(value: &ValueRef<'_>) -> u64 {
+    match value {
+        ValueRef::Null => 0,
+        ValueRef::Integer(_) | ValueRef::Real(_) => 8,
+        ValueRef::Text(t) | ValueRef::Blob(t) => t.len() as u64,
+    }
 }
 
 fn text(bytes: &[u8]) -> Result<&str, String> {
@@ -236,22 +332,35 @@ impl DatasetCursor for SqliteCursor {
         if self.done {
             return Ok(None);
         }
+        self.cx.check()?;
+        let max_rows = max_rows.clamp(1, self.batch_rows);
+        let bounds = *self.cx.bounds();
         let mut builders = ColumnBuilder::for_schema(&self.schema, max_rows);
-        let mut count = 0usize;
+        let (mut count, mut bytes, mut cut_short) = (0usize, 0u64, false);
         let mut stmt = self
             .conn
             .prepare_cached(&self.sql)
-            .with_context(|| format!("reading dataset '{}'", self.name))?;
+            .map_err(|e| read_error(&self.name, &self.cx, e))?;
         let mut rows = stmt
             .query(rusqlite::params![self.last_rowid, max_rows as i64])
-            .with_context(|| format!("reading dataset '{}'", self.name))?;
+            .map_err(|e| read_error(&self.name, &self.cx, e))?;
         while let Some(row) = rows
             .next()
-            .with_context(|| format!("reading dataset '{}'", self.name))?
+            .map_err(|e| read_error(&self.name, &self.cx, e))?
         {
             self.last_rowid = row.get(0).context("rowid")?;
-            for (i, builder) in builders.iter_mut().enumerate() {
+            let mut row_bytes = 0u64;
+            for i in 0..builders.len() {
                 let value = row.get_ref(i + 1).context("column value")?;
+                row_bytes += value_bytes(&value);
+                if row_bytes > bounds.row_bytes {
+                    return Err(bounds.exceeded(
+                        Limit::RowBytes,
+                        Some(row_bytes),
+                        &format!("dataset '{}' row {}", self.name, self.last_rowid),
+                    ));
+                }
+                let builder = &mut builders[i];
                 push(builder, value).map_err(|what| {
                     let field = &self.schema.fields()[i];
                     SourceError::Invalid(format!(
@@ -264,13 +373,20 @@ impl DatasetCursor for SqliteCursor {
                 })?;
             }
             count += 1;
+            bytes += row_bytes;
+            if bytes >= BATCH_BYTES as u64 {
+                cut_short = true;
+                break;
+            }
         }
-        if count < max_rows {
+        if count < max_rows && !cut_short {
             self.done = true;
         }
         if count == 0 {
             return Ok(None);
         }
+        let name = &self.name;
+        self.cx.charge(bytes, || format!("dataset '{name}'"))?;
         let arrays = builders
             .into_iter()
             .map(ColumnBuilder::finish)
@@ -279,5 +395,22 @@ impl DatasetCursor for SqliteCursor {
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)
             .with_context(|| format!("dataset '{}'", self.name))?;
         Ok(Some(batch))
+    }
+}
+
+/// A failed step: the run's stop (the progress handler interrupted it), a value past
+/// `row-bytes` (SQLite's length limit), or the database's own error.
+fn read_error(name: &str, cx: &ReadContext, e: rusqlite::Error) -> SourceError {
+    if cx.check().is_err() {
+        return SourceError::Stopped;
+    }
+    let bounds = cx.bounds();
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::TooBig) => bounds.exceeded(
+            Limit::RowBytes,
+            None,
+            &format!("dataset '{name}', a value longer than that"),
+        ),
+        _ => SourceError::Invalid(format!("reading dataset '{name}': {e}")),
     }
 }

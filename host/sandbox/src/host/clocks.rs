@@ -3,8 +3,9 @@
 //! Epoch interruption stops a guest that computes, but not one that waits: `thread::sleep` is a
 //! clock pollable the guest blocks on inside the host, where no epoch check runs. Here every
 //! pollable this clock hands out is ready at the sooner of what the guest asked for and the
-//! run's deadline, and at once when the run is interrupted; the guest then resumes and the epoch
-//! callback ends it. Wall-clock time comes from `wasmtime-wasi` unchanged: it never blocks.
+//! run's deadline, and at once when the run is interrupted or its agent revoked; the guest then
+//! resumes, and the epoch callback ends an interrupted run while a revoked one finds every data
+//! call denied. Wall-clock time comes from `wasmtime-wasi` unchanged: it never blocks.
 
 use std::time::Instant;
 
@@ -20,6 +21,8 @@ pub(crate) struct RunClock {
     pub(crate) start: Instant,
     pub(crate) deadline: Instant,
     pub(crate) interrupt: Interrupt,
+    /// The agent's revocation: a sleep ends with it too, so a revoked run gives back its slot.
+    pub(crate) revoked: Interrupt,
 }
 
 /// What the monotonic-clock functions see of the run's state.
@@ -38,6 +41,7 @@ impl HasData for RunClocks {
 struct CappedSleep {
     until: tokio::time::Instant,
     interrupt: Interrupt,
+    revoked: Interrupt,
 }
 
 #[wasmtime_wasi::async_trait]
@@ -46,6 +50,7 @@ impl Pollable for CappedSleep {
         tokio::select! {
             () = tokio::time::sleep_until(self.until) => {}
             () = self.interrupt.triggered() => {}
+            () = self.revoked.triggered() => {}
         }
     }
 }
@@ -56,6 +61,7 @@ impl RunClockView<'_> {
         let sleep = self.table.push(CappedSleep {
             until: tokio::time::Instant::from_std(until),
             interrupt: self.clock.interrupt.clone(),
+            revoked: self.clock.revoked.clone(),
         })?;
         subscribe(self.table, sleep)
     }

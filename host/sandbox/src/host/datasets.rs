@@ -5,6 +5,11 @@
 //! consulted, so a denied guest cannot learn whether another tenant's dataset exists; the source
 //! reads only the columns the guest named. The open dataset keeps its
 //! required scope and every `next-batch` asks the gate again: a revoked agent stops mid-stream.
+//!
+//! Sources decode a tenant's own data, which is as hostile as its guest: they are bounded and
+//! metered by the run's [`ReadContext`](crate::source::ReadContext) (they charge `bytes-read`
+//! for what they decode, before decoding it), and a panic in one is caught here as this run's
+//! failure.
 
 use std::sync::Arc;
 
@@ -15,9 +20,10 @@ use crate::bindings::sluice::etl::columns::{Batch, Column};
 use crate::bindings::sluice::etl::datasets;
 use crate::bounds::check_name;
 use crate::budget::{Counter, Limit, LimitExceeded};
-use crate::columns::{batch_bytes, wit_batch, wit_schema};
+use crate::columns::{wit_batch, wit_schema};
 use crate::error::HostError;
 use crate::gate::HostCall;
+use crate::interrupt::Interrupted;
 use crate::source::{DatasetCursor, SourceError};
 use crate::state::HostState;
 
@@ -26,6 +32,9 @@ pub const MAX_BATCH_ROWS: u32 = 65_536;
 
 /// Most columns a transform may name when it opens a dataset.
 pub const MAX_OPEN_COLUMNS: usize = 1024;
+
+/// Most dataset names one `list` returns.
+pub const MAX_LISTED: usize = 4096;
 
 /// The host side of a guest's `dataset` handle.
 pub struct OpenDataset {
@@ -42,14 +51,25 @@ fn read_scope(tenant: &str, resource: &str) -> Result<Arc<Scope>, HostError> {
         .map_err(|e| HostError::Invalid(e.to_string()))
 }
 
+/// Conversions of the sandbox's own checks (schemas, batches), which never stop a read.
 impl From<SourceError> for HostError {
     fn from(e: SourceError) -> Self {
         match e {
             SourceError::NotFound(what) => HostError::NotFound(what),
             SourceError::Invalid(what) => HostError::Invalid(what),
+            SourceError::Limit(limit) => HostError::Limit(limit),
+            SourceError::Stopped => HostError::Host(wasmtime::Error::new(Interrupted)),
             SourceError::Store(e) => HostError::Host(wasmtime::Error::msg(format!("{e:#}"))),
         }
     }
+}
+
+/// A source call that panicked: the run ends with a host error naming the dataset.
+fn panicked(name: &str, message: String) -> HostError {
+    HostError::Host(wasmtime::Error::msg(format!(
+        "reading dataset '{name}' failed: the reader panicked ({})",
+        crate::text::escape(&message)
+    )))
 }
 
 impl datasets::Host for HostState {
@@ -75,15 +95,18 @@ impl datasets::Host for HostState {
         let required = read_scope(&tenant, &resource)?;
         self.gate.check(HostCall::DatasetsOpen, &required)?;
         if self.open_datasets >= self.budget.open_datasets {
-            return Err(HostError::Limit(LimitExceeded {
-                limit: Limit::OpenDatasets,
-                value: self.budget.open_datasets,
-                requested: Some(self.open_datasets + 1),
-            }));
+            return Err(HostError::Limit(LimitExceeded::new(
+                Limit::OpenDatasets,
+                self.budget.open_datasets,
+                Some(self.open_datasets + 1),
+            )));
         }
-        let cursor = self
-            .datasets
-            .open(&tenant, &resource, &name, columns.as_deref())?;
+        let (source, read) = (Arc::clone(&self.datasets), self.read.clone());
+        let opened = crate::panics::catch(|| {
+            source.open(&tenant, &resource, &name, columns.as_deref(), &read)
+        })
+        .map_err(|message| panicked(&name, message))?;
+        let cursor = opened.map_err(|e| self.source_error(e))?;
         let schema = wit_schema(&name, cursor.schema())?;
         let handle = self.push(OpenDataset {
             cursor,
@@ -101,7 +124,18 @@ impl datasets::Host for HostState {
         check_name("resource", &resource)?;
         let required = read_scope(&tenant, &resource)?;
         self.gate.check(HostCall::DatasetsList, &required)?;
-        Ok(self.datasets.list(&tenant, &resource)?)
+        let source = Arc::clone(&self.datasets);
+        let listed = crate::panics::catch(|| source.list(&tenant, &resource))
+            .map_err(|message| panicked(&resource, message))?;
+        let names = listed.map_err(|e| self.source_error(e))?;
+        if names.len() > MAX_LISTED {
+            return Err(HostError::Invalid(format!(
+                "resource '{resource}' holds {} datasets, more than the {MAX_LISTED} a list \
+                 returns: open them by name",
+                names.len()
+            )));
+        }
+        Ok(names)
     }
 }
 
@@ -120,16 +154,25 @@ impl datasets::HostDataset for HostState {
         let open = self.table.get_mut(&dataset)?;
         self.gate
             .check(HostCall::DatasetNextBatch, &open.required)?;
-        let Some(record) = open
-            .cursor
-            .next_batch(max_rows.clamp(1, MAX_BATCH_ROWS) as usize)?
-        else {
-            return Ok(None);
+        let rows = max_rows.clamp(1, MAX_BATCH_ROWS) as usize;
+        let cursor = &mut open.cursor;
+        let next = match crate::panics::catch(|| cursor.next_batch(rows)) {
+            Ok(next) => next,
+            Err(message) => {
+                let name = open.name.clone();
+                return Err(panicked(&name, message));
+            }
         };
+        let record = match next {
+            Ok(Some(record)) => record,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(self.source_error(e)),
+        };
+        let open = self.table.get_mut(&dataset)?;
         let batch = wit_batch(&open.name, &record)?;
-        // Charged before the batch reaches the guest: a spent budget delivers nothing.
+        // Charged before the batch reaches the guest: a spent budget delivers nothing. The
+        // bytes were charged by the source when it decoded them.
         self.charge(Counter::RowsRead, u64::from(batch.rows))?;
-        self.charge(Counter::BytesRead, batch_bytes(&batch))?;
         Ok(Some(batch))
     }
 

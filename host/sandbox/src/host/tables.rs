@@ -1,9 +1,11 @@
 //! `sluice:etl/tables`: output datasets, built in memory and staged on commit, like reports.
 //!
 //! `create` asks the gate for `write:<resource>:<tenant>`; every `append` and `commit` asks again.
-//! Each appended batch is checked against the declared schema and turned into an Arrow record
-//! batch before anything is kept (see [`crate::columns`]), and its bytes count against the
-//! `report-bytes` budget. The caller publishes a staged table only if the whole run succeeds.
+//! A run creates at most `output-tables` tables of at most `columns` columns. Each appended
+//! batch is checked against the declared schema and turned into an Arrow record batch before
+//! anything is kept (see [`crate::columns`]), and what the host keeps of it (Arrow's buffers,
+//! which an empty batch of many columns has too) counts against the `report-bytes` budget. The
+//! caller publishes a run's staged tables and report together, only if the whole run succeeds.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use wasmtime::component::Resource;
 use crate::bindings::sluice::etl::columns::{Batch, Column};
 use crate::bindings::sluice::etl::tables;
 use crate::bounds::check_name;
-use crate::budget::Counter;
+use crate::budget::{Counter, Limit, LimitExceeded};
 use crate::columns::{arrow_batch, batch_bytes, output_schema};
 use crate::error::HostError;
 use crate::gate::HostCall;
@@ -71,6 +73,24 @@ impl tables::Host for HostState {
             .map(Arc::new)
             .map_err(|e| HostError::Invalid(e.to_string()))?;
         self.gate.check(HostCall::TablesCreate, &required)?;
+        if self.tables_created >= self.budget.output_tables {
+            return Err(HostError::Limit(LimitExceeded::new(
+                Limit::OutputTables,
+                self.budget.output_tables,
+                Some(self.tables_created + 1),
+            )));
+        }
+        if schema.len() as u64 > self.budget.columns {
+            return Err(HostError::Limit(
+                LimitExceeded::new(
+                    Limit::Columns,
+                    self.budget.columns,
+                    Some(schema.len() as u64),
+                )
+                .by(format!("output table '{name}'")),
+            ));
+        }
+        self.tables_created += 1;
         let schema = output_schema(&schema)
             .map_err(|why| HostError::Invalid(format!("output table '{name}': {why}")))?;
         self.push(TableDraft {
@@ -93,6 +113,8 @@ impl tables::HostTable for HostState {
         let draft = self.table.get_mut(&table)?;
         self.gate.check(HostCall::TableAppend, &draft.required)?;
         draft.ensure_open()?;
+        // What the guest handed over, before converting it; then what the host keeps of it,
+        // which for an empty batch is still a buffer per column.
         self.usage
             .charge(&self.budget, Counter::ReportBytes, batch_bytes(&rows))?;
         let record = arrow_batch(&draft.table.schema, rows).map_err(|why| {
@@ -101,6 +123,10 @@ impl tables::HostTable for HostState {
                 draft.table.name
             ))
         })?;
+        let kept = record.get_array_memory_size() as u64;
+        self.usage
+            .charge(&self.budget, Counter::ReportBytes, kept)?;
+        let draft = self.table.get_mut(&table)?;
         draft.table.batches.push(record);
         Ok(())
     }
@@ -111,10 +137,11 @@ impl tables::HostTable for HostState {
         self.gate.check(HostCall::TableCommit, &draft.required)?;
         draft.ensure_open()?;
         let t = &draft.table;
-        if self
-            .staged_tables
-            .iter()
-            .any(|s| s.tenant == t.tenant && s.resource == t.resource && s.name == t.name)
+        // The writ is one tenant's, so (resource, name) names a table; one lookup however many
+        // tables were committed.
+        if !self
+            .committed_tables
+            .insert((t.resource.clone(), t.name.clone()))
         {
             return Err(HostError::Invalid(format!(
                 "output table '{}' of tenant '{}' was already committed in this run",
