@@ -292,3 +292,153 @@ fn the_database_refuses_a_cross_tenant_read_that_a_faulty_gate_allowed() {
     );
     assert_eq!(outcome.usage.rows_read, 0);
 }
+
+/// Schema `<tenant>` with a login role of its own (`SLUICE_PG_<TENANT>`) that may use only it,
+/// and `<tenant>.visits`: `rows` rows of an id and `text_bytes` bytes of text each (stored
+/// compressed, sent whole). Each test has a tenant of its own: tests run at once.
+fn hostile_schema(tenant: &str, rows: i64, text_bytes: i64) {
+    off_runtime(|| {
+        let url = admin_url();
+        let server = url.split_once('@').map(|(_, r)| r.to_string()).unwrap();
+        admin()
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {tenant} CASCADE; CREATE SCHEMA {tenant};
+                 DO $$ BEGIN CREATE ROLE sluice_{tenant} LOGIN; \
+                 EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+                 ALTER ROLE sluice_{tenant} PASSWORD 'pw-{tenant}';
+                 GRANT USAGE, CREATE ON SCHEMA {tenant} TO sluice_{tenant};
+                 CREATE TABLE {tenant}.visits (id int8 NOT NULL, big text NOT NULL);
+                 INSERT INTO {tenant}.visits
+                   SELECT g, repeat('x', {text_bytes}) FROM generate_series(1, {rows}) g;
+                 GRANT SELECT ON {tenant}.visits TO sluice_{tenant};"
+            ))
+            .expect("making mallory's schema");
+        // SAFETY: set once, before any run of this test reads it; no other test reads it.
+        unsafe {
+            std::env::set_var(
+                role_env(tenant),
+                format!("postgres://sluice_{tenant}:pw-{tenant}@{server}"),
+            )
+        };
+    });
+}
+
+/// A hostile tenant reading its PostgreSQL table with `hostile.wasm`'s `reader`.
+fn mallory(id: &str, reader: &str, budget: Budget) -> TenantConfig {
+    let mut t = pg_tenant(id, "hostile", "visits");
+    t.params = vec![("reader".into(), reader.into())];
+    t.budget = budget;
+    t
+}
+
+/// A table whose text would fill a 16,384-row batch with 2.3 GiB (Arrow's 32-bit offsets then
+/// overflowed, the reader panicked, and the report was published from half the rows): now read
+/// in batches of at most 16 MiB, charged as it arrives, and refused whole by `row-bytes` when a
+/// row is larger than it. The seed tenants behind it are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_of_huge_text_is_read_in_bounded_batches_or_refused_and_never_cut_short() {
+    off_runtime(setup);
+    hostile_schema("mallory", 20_000, 120_000);
+    let (_broker, creds) = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let small = Budget {
+        bytes_read: 64 << 20,
+        memory_bytes: 64 << 20,
+        ..Budget::default()
+    };
+    let mut tenants = vec![mallory("mallory", "everything", small.clone())];
+    tenants.extend(
+        TENANTS
+            .iter()
+            .map(|(id, plugin, dataset)| pg_tenant(id, plugin, dataset)),
+    );
+    let mut config = night_config(dir.path(), tenants);
+    config.tenants[0].budget = small.clone();
+    let report = run(config.clone(), &creds, 1).await;
+    let error = report.tenants[0].error.as_deref().unwrap();
+    assert!(
+        error.starts_with(
+            "limit bytes-read exceeded by dataset 'visits' (table mallory.visits): limit is \
+             67108864, it needs "
+        ),
+        "{error}"
+    );
+    for (i, (id, _, _)) in TENANTS.iter().enumerate() {
+        let tenant = &report.tenants[i + 1];
+        assert!(tenant.error.is_none(), "{id}: {:?}", tenant.error);
+        let path = config
+            .reports
+            .as_local()
+            .unwrap()
+            .join(id)
+            .join("latest.json");
+        assert_eq!(std::fs::read_to_string(path).unwrap(), expected_report(id));
+    }
+    assert!(!config.reports.as_local().unwrap().join("mallory").exists());
+
+    // A row larger than `row-bytes` is refused from its field lengths, before it arrives.
+    let mut config = night_config(
+        dir.path(),
+        vec![mallory("mallory", "everything", small.clone())],
+    );
+    config.tenants[0].budget = Budget {
+        row_bytes: 100 << 10,
+        ..small
+    };
+    let report = run(config, &creds, 1).await;
+    assert_eq!(
+        report.tenants[0].error.as_deref(),
+        Some(
+            "limit row-bytes exceeded by dataset 'visits' (table mallory.visits) row 1: limit is \
+             102400, it needs 120018"
+        )
+    );
+}
+
+/// Mallory's output tables go to PostgreSQL: a run whose second table PostgreSQL refuses (text
+/// with a NUL byte) publishes nothing, its first table included (swapped in one transaction with
+/// the second), and its report stays the previous one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_tables_in_postgres_are_swapped_in_all_or_none() {
+    off_runtime(setup);
+    hostile_schema("mallet", 10, 10);
+    let (_broker, creds) = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = night_config(
+        dir.path(),
+        vec![mallory("mallet", "two-tables", Budget::default())],
+    );
+    let report = run(config.clone(), &creds, 1).await;
+    assert!(report.tenants[0].error.is_none(), "{:?}", report.tenants[0]);
+    assert_eq!(report.tenants[0].tables.len(), 2);
+    let table_oid = || -> u32 {
+        off_runtime(|| {
+            admin()
+                .query_one("SELECT 'mallet.reports_first'::regclass::oid", &[])
+                .unwrap()
+                .get(0)
+        })
+    };
+    let first = table_oid();
+    let report_path = config
+        .reports
+        .as_local()
+        .unwrap()
+        .join("mallet/latest.json");
+    let previous = std::fs::read(&report_path).unwrap();
+
+    let mut failing = config;
+    failing.tenants[0].params.push(("nul".into(), "1".into()));
+    let failed = run(failing, &creds, 1).await;
+    let mallory = &failed.tenants[0];
+    let error = mallory.error.as_deref().unwrap();
+    assert!(
+        error.starts_with("publishing the run's outputs failed: ")
+            && error.ends_with("; nothing was published: the previous report and tables are kept")
+            && error.contains("0x00"),
+        "{error}"
+    );
+    assert!(mallory.tables.is_empty());
+    assert_eq!(table_oid(), first, "the first table was not replaced");
+    assert_eq!(std::fs::read(&report_path).unwrap(), previous);
+}

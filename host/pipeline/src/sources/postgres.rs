@@ -170,7 +170,9 @@ impl DatasetSource for PostgresTable {
             "COPY (SELECT {list} FROM \"{}\".\"{}\") TO STDOUT (FORMAT binary)",
             self.schema, self.table
         );
-        let (tx, rx) = sync_channel(2);
+        // Read ahead at most a batch in the channel, one being sent and one the guest is taking,
+        // each at most an eighth of the tenant's memory.
+        let (tx, rx) = sync_channel(1);
         let decoder = CopyDecoder::new(schema.clone(), label.clone(), *bounds);
         let reader_cx = cx.clone();
         std::thread::Builder::new()
@@ -321,6 +323,8 @@ struct CopyDecoder {
     columns: Vec<ColumnBuilder>,
     /// Rows per batch for this many columns.
     batch_rows: usize,
+    /// Bytes of values that end a batch early.
+    batch_bytes: usize,
     rows: usize,
     /// Bytes of values in the batch being built.
     bytes: usize,
@@ -415,10 +419,13 @@ impl CopyDecoder {
     fn new(schema: SchemaRef, label: String, bounds: ReadBounds) -> CopyDecoder {
         let batch_rows = batch_rows(schema.fields().len());
         let columns = ColumnBuilder::for_schema(&schema, batch_rows);
+        let batch_bytes =
+            BATCH_BYTES.min(usize::try_from(bounds.memory_bytes / 8).unwrap_or(BATCH_BYTES));
         CopyDecoder {
             schema,
             label,
             bounds,
+            batch_bytes: batch_bytes.max(1),
             buf: Vec::with_capacity(1 << 16),
             pos: 0,
             header_read: false,
@@ -467,7 +474,7 @@ impl CopyDecoder {
             self.pos += 19 + extension;
             self.header_read = true;
         }
-        while self.rows < self.batch_rows && self.bytes < BATCH_BYTES && !self.done {
+        while self.rows < self.batch_rows && self.bytes < self.batch_bytes && !self.done {
             match self.row_length()? {
                 None => return Ok(None),
                 Some(0) => {
@@ -551,7 +558,7 @@ impl CopyDecoder {
     /// The rows decoded so far as a batch, if there are any and the batch is full or the stream
     /// is done.
     fn take_batch(&mut self) -> Result<Option<RecordBatch>, SourceError> {
-        let full = self.rows >= self.batch_rows || self.bytes >= BATCH_BYTES;
+        let full = self.rows >= self.batch_rows || self.bytes >= self.batch_bytes;
         if self.rows == 0 || (!full && !self.done) {
             return Ok(None);
         }
