@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use night::{Night, run_night, run_night_env};
+use night::{Night, SEED_TENANTS, digest, run_night, run_night_env, seed_tenants_toml};
 use serde_json::Value;
 use sluice_tests::hostile_files as files;
 use sluice_tests::{demo_data, expected_report, guest, root};
 
-const SEED_TENANTS: [&str; 3] = ["hospital", "bank", "retail"];
 /// Mallory's budget: small, so that a bound it passes is reached quickly.
 const MALLORY_LIMITS: &str =
     "limits = { wall_time_ms = 3000, memory_mib = 64, bytes_read = 268435456 }";
@@ -30,10 +29,6 @@ macro_rules! assert_test_exists {
     };
 }
 sluice_hostile_list::foreach_hostile_data!(assert_test_exists);
-
-fn digest(path: &Path) -> String {
-    sluice_pipeline::plugins::file_digest(path).expect("digest")
-}
 
 /// Where mallory's data goes: `dataset` is how its configuration names it (a file in
 /// `mallory/` with that extension), or a whole data directory for the layout.
@@ -75,24 +70,7 @@ fn night_config(dir: &Path, data: Data<'_>, reader: &str) -> PathBuf {
             dir.join("mallory").join(format!("visits.{ext}")).display(),
         ));
     }
-    let dataset = |t: &str| match t {
-        "hospital" => "visits",
-        "bank" => "transactions",
-        _ => "orders",
-    };
-    for t in SEED_TENANTS {
-        let plugin = guests.join(format!("{t}.wasm"));
-        text.push_str(&format!(
-            "\n[[tenants]]\nid = \"{t}\"\nname = \"{t} inc.\"\ndata_type = \"analytics\"\n\
-             plugin = \"{}\"\nsha256 = \"{}\"\nread_scope = \"read:analytics:{t}\"\n\
-             write_scope = \"write:reports:{t}\"\n\n[[tenants.datasets]]\nname = \"{}\"\n\
-             path = \"{}\"\nresource = \"analytics\"\n",
-            plugin.display(),
-            digest(&plugin),
-            dataset(t),
-            demo_data().join(t).join("analytics.db").display(),
-        ));
-    }
+    text.push_str(&seed_tenants_toml());
     let path = dir.join("nightly.toml");
     std::fs::write(&path, text).unwrap();
     path

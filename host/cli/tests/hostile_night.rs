@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use night::{Night, run_night};
+use night::{Night, SEED_TENANTS, digest, run_night, seed_tenants_toml};
 use sluice_tests::{demo_data, expected_report, guest, root};
 
 /// Mallory's own budget: short, so attacks end fast; the seed tenants keep the defaults.
@@ -19,11 +19,6 @@ const MALLORY_MEMORY_MIB: i64 = 64;
 const MALLORY_LIMITS: &str = "limits = { wall_time_ms = 1000, memory_mib = 64, host_calls = 2000 }";
 /// Host memory a tenant's run may take beyond its linear memory (stores, batches, tables).
 const HOST_SLACK_KIB: i64 = 16 << 10;
-const SEED_TENANTS: [&str; 3] = ["hospital", "bank", "retail"];
-
-fn digest(path: &Path) -> String {
-    sluice_pipeline::plugins::file_digest(path).expect("digest")
-}
 
 /// Mallory's data: a copy of the hospital's visits, as its own tenant.
 fn mallory_data() -> &'static Path {
@@ -52,24 +47,7 @@ fn night_config(dir: &Path, plugin: &Path, params: &str) -> PathBuf {
         probe = guests.join("probe.wasm").display(),
         probe_sha = digest(&guests.join("probe.wasm")),
     );
-    let dataset = |t: &str| match t {
-        "hospital" => "visits",
-        "bank" => "transactions",
-        _ => "orders",
-    };
-    for t in SEED_TENANTS {
-        let plugin = guests.join(format!("{t}.wasm"));
-        text.push_str(&format!(
-            "\n[[tenants]]\nid = \"{t}\"\nname = \"{t} inc.\"\ndata_type = \"analytics\"\n\
-             plugin = \"{}\"\nsha256 = \"{}\"\nread_scope = \"read:analytics:{t}\"\n\
-             write_scope = \"write:reports:{t}\"\n\n[[tenants.datasets]]\nname = \"{}\"\n\
-             path = \"{}\"\nresource = \"analytics\"\n",
-            plugin.display(),
-            digest(&plugin),
-            dataset(t),
-            demo_data().join(t).join("analytics.db").display(),
-        ));
-    }
+    text.push_str(&seed_tenants_toml());
     text.push_str(&format!(
         "\n[[tenants]]\nid = \"mallory\"\nname = \"Mallory\"\ndata_type = \"analytics\"\n\
          plugin = \"{}\"\nsha256 = \"{}\"\nread_scope = \"read:analytics:mallory\"\n\

@@ -284,20 +284,7 @@ impl Jail {
             name: name.to_string(),
             published: false,
         };
-        let fd = rustix::fs::openat(
-            &staged.dir,
-            staged.temp.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
-        )
-        .map_err(|e| JailError::from_errno(target, e))?;
-        let mut file = File::from(fd);
-        let io = |error| JailError::Io {
-            path: name.to_string(),
-            error,
-        };
-        file.write_all(bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
+        write_new(&staged.dir, &staged.temp, name, bytes, mode)?;
         Ok(staged)
     }
 
@@ -315,20 +302,7 @@ impl Jail {
                 path: name.to_string(),
             });
         }
-        let fd = rustix::fs::openat(
-            &self.dir,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
-        )
-        .map_err(|e| JailError::from_errno(target, e))?;
-        let mut file = File::from(fd);
-        let io = |error| JailError::Io {
-            path: name.to_string(),
-            error,
-        };
-        file.write_all(bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
+        write_new(&self.dir, name, name, bytes, mode)?;
         rustix::fs::fsync(&self.dir).map_err(|e| JailError::from_errno(target, e))
     }
 
@@ -349,6 +323,31 @@ impl AsFd for Jail {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.dir.as_fd()
     }
+}
+
+/// Creates `file` in `dir` (never through a link, failing if it exists) holding `bytes`, synced;
+/// `shown` names it in errors.
+fn write_new(
+    dir: &OwnedFd,
+    file: &str,
+    shown: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), JailError> {
+    let fd = rustix::fs::openat(
+        dir,
+        file,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )
+    .map_err(|e| JailError::from_errno(Path::new(shown), e))?;
+    let mut file = File::from(fd);
+    let io = |error| JailError::Io {
+        path: shown.to_string(),
+        error,
+    };
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)
 }
 
 /// A file written beside its target and not yet visible under the target's name.

@@ -434,7 +434,6 @@ impl Transform {
             self.effective(Budget::default()),
             self.share,
             Arc::new(NoDatasets),
-            Interrupt::new(),
             LogBuffer::new(0),
             ReadContext::unbounded(),
         );
@@ -475,7 +474,7 @@ impl Transform {
             budget,
             datasets,
             params,
-            interrupt,
+            interrupt: _,
         } = request;
         let budget = self.effective(budget);
         let log = LogBuffer::new(budget.log_bytes);
@@ -485,7 +484,6 @@ impl Transform {
             budget.clone(),
             self.share,
             datasets,
-            interrupt,
             log.clone(),
             read.clone(),
         );

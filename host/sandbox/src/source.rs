@@ -141,6 +141,11 @@ impl ReadContext {
         &self.bounds
     }
 
+    /// The interrupt that ends the run (and its reads).
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.meter.interrupt
+    }
+
     /// `Err(Stopped)` once the run is over: interrupted, past its deadline, or given up on.
     #[inline]
     pub fn check(&self) -> Result<(), SourceError> {

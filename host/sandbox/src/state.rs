@@ -12,7 +12,7 @@ use crate::budget::{Budget, Counter, Limit, LimitExceeded, Usage};
 use crate::error::HostError;
 use crate::gate::{Gate, Writ};
 use crate::host::clocks::RunClock;
-use crate::interrupt::{Interrupt, Interrupted};
+use crate::interrupt::Interrupted;
 use crate::output::LogBuffer;
 use crate::runtime::TenantShare;
 use crate::source::{DatasetSource, ReadContext, SourceError};
@@ -59,10 +59,10 @@ impl HostState {
         budget: Budget,
         share: TenantShare,
         datasets: Arc<dyn DatasetSource>,
-        interrupt: Interrupt,
         log: LogBuffer,
         read: ReadContext,
     ) -> HostState {
+        let interrupt = read.interrupt().clone();
         // Empty by default (no environment, arguments, preopens; stdin closed; every socket
         // address denied, name lookup off); TCP and UDP refused outright on top.
         let wasi = WasiCtxBuilder::new()

@@ -9,6 +9,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use sluice_tests::{demo_data, root};
+
+/// The seed tenants, as they appear in every night's configuration.
+pub const SEED_TENANTS: [&str; 3] = ["hospital", "bank", "retail"];
+
+pub fn digest(path: &Path) -> String {
+    sluice_pipeline::plugins::file_digest(path).expect("digest")
+}
+
+/// The `[[tenants]]` tables of the seed tenants over the demo data, with their built plugins.
+pub fn seed_tenants_toml() -> String {
+    let guests = root().join("target/guests");
+    let dataset = |t: &str| match t {
+        "hospital" => "visits",
+        "bank" => "transactions",
+        _ => "orders",
+    };
+    let mut text = String::new();
+    for t in SEED_TENANTS {
+        let plugin = guests.join(format!("{t}.wasm"));
+        text.push_str(&format!(
+            "\n[[tenants]]\nid = \"{t}\"\nname = \"{t} inc.\"\ndata_type = \"analytics\"\n\
+             plugin = \"{}\"\nsha256 = \"{}\"\nread_scope = \"read:analytics:{t}\"\n\
+             write_scope = \"write:reports:{t}\"\n\n[[tenants.datasets]]\nname = \"{}\"\n\
+             path = \"{}\"\nresource = \"analytics\"\n",
+            plugin.display(),
+            digest(&plugin),
+            dataset(t),
+            demo_data().join(t).join("analytics.db").display(),
+        ));
+    }
+    text
+}
 
 /// What one `sluice run --json` did.
 pub struct Night {

@@ -350,7 +350,7 @@ impl DatasetCursor for SqliteCursor {
         {
             self.last_rowid = row.get(0).context("rowid")?;
             let mut row_bytes = 0u64;
-            for i in 0..builders.len() {
+            for (i, builder) in builders.iter_mut().enumerate() {
                 let value = row.get_ref(i + 1).context("column value")?;
                 row_bytes += value_bytes(&value);
                 if row_bytes > bounds.row_bytes {
@@ -360,7 +360,6 @@ impl DatasetCursor for SqliteCursor {
                         &format!("dataset '{}' row {}", self.name, self.last_rowid),
                     ));
                 }
-                let builder = &mut builders[i];
                 push(builder, value).map_err(|what| {
                     let field = &self.schema.fields()[i];
                     SourceError::Invalid(format!(
