@@ -304,3 +304,57 @@ fn renamed_column_parquet() -> Vec<u8> {
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
     sluice_pipeline::sources::export::write_parquet(Vec::new(), schema, [Ok(batch)]).unwrap()
 }
+
+/// A read stops when its run does, in every file source: past the run's deadline, or once it is
+/// interrupted, the next batch is `Stopped` (so a run the watchdog gave up on stops reading), and
+/// what the source held for the tenant is given back.
+#[test]
+fn reads_stop_when_the_run_does_and_give_back_their_memory() {
+    use sluice_sandbox::{ReadContext, SourceError};
+    let layouts = [
+        (seeded(FileFormat::Parquet), "parquet"),
+        (seeded(FileFormat::Csv), "csv"),
+        (demo_data(), "sqlite"),
+    ];
+    for (root, kind) in layouts {
+        let source = LayoutSource::new(root);
+        // Interrupted after the first batch.
+        let interrupt = Interrupt::new();
+        let far = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+        let cx = ReadContext::new(&Budget::default(), interrupt.clone(), far);
+        let mut cursor = source
+            .open("bank", "analytics", "transactions", None, &cx)
+            .unwrap();
+        assert!(cursor.next_batch(16_384).unwrap().is_some(), "{kind}");
+        interrupt.trigger();
+        assert!(
+            matches!(cursor.next_batch(16_384), Err(SourceError::Stopped)),
+            "{kind}: an interrupted read goes on"
+        );
+        drop(cursor);
+        assert_eq!(cx.held(), 0, "{kind}: memory still held");
+        // Past its deadline.
+        let cx = ReadContext::new(
+            &Budget::default(),
+            Interrupt::new(),
+            std::time::Instant::now(),
+        );
+        let stopped = source
+            .open("bank", "analytics", "transactions", None, &cx)
+            .and_then(|mut c| c.next_batch(16_384));
+        assert!(
+            matches!(stopped, Err(SourceError::Stopped)),
+            "{kind}: a read past the deadline goes on"
+        );
+        // Given up on by the watchdog.
+        let cx = ReadContext::new(&Budget::default(), Interrupt::new(), far);
+        let mut cursor = source
+            .open("bank", "analytics", "transactions", None, &cx)
+            .unwrap();
+        cx.stop();
+        assert!(
+            matches!(cursor.next_batch(16_384), Err(SourceError::Stopped)),
+            "{kind}: an abandoned read goes on"
+        );
+    }
+}

@@ -161,7 +161,7 @@ pub struct LimitArgs {
     /// Rows the transform may read.
     #[arg(long, default_value_t = Budget::default().rows_read)]
     pub rows_read: u64,
-    /// Bytes of column data the transform may read.
+    /// Bytes sources may decompress and materialize for the transform.
     #[arg(long, default_value_t = Budget::default().bytes_read)]
     pub bytes_read: u64,
     /// Bytes the transform may write to reports.

@@ -14,11 +14,15 @@ pub struct Budget {
     /// end at the deadline) and, as a last line, by a watchdog. Default 60 s: the bank transform
     /// reads 2.4 M rows in ~1 s.
     pub wall_time: Duration,
-    /// Linear memory the guest may grow to, across all its memories. Default 256 MiB.
+    /// Linear memory the guest may grow to, across all its memories; and, separately, decoded
+    /// data the run's sources may hold at once (read ahead, pending, being copied). Default
+    /// 256 MiB.
     pub memory_bytes: u64,
     /// Rows the guest may read across all datasets. Default 50 M.
     pub rows_read: u64,
-    /// Bytes of column data the guest may read across all datasets. Default 4 GiB.
+    /// Bytes sources may decompress and materialize for the run across all datasets (pages,
+    /// decoded batches, values copied out), charged before they are decoded, whatever the guest
+    /// takes of them. Default 4 GiB.
     pub bytes_read: u64,
     /// Bytes the guest may append to reports. Default 16 MiB.
     pub report_bytes: u64,

@@ -76,12 +76,24 @@ pub fn open_parquet(
     // What the guest sees: the file's own types, text and binary as themselves.
     let declared = declared_schema(plain.schema());
     let wanted = projection(label, &declared, columns)?;
-    // Read as views where the file allows it (see the module documentation).
-    let viewed = ArrowReaderMetadata::try_new(
-        Arc::clone(&metadata),
-        ArrowReaderOptions::new().with_schema(Arc::new(view_schema(&declared))),
-    )
-    .unwrap_or(plain);
+    // Text and binary read as views where the file allows it (see the module documentation).
+    // Only then: a supplied schema takes the reader off its own types' path, which costs the
+    // columns that gain nothing from it (measured: 20% on the retailer's four).
+    let has_bytes = wanted.iter().any(|&i| {
+        matches!(
+            declared.field(i).data_type(),
+            DataType::Utf8 | DataType::Binary
+        )
+    });
+    let viewed = if has_bytes {
+        ArrowReaderMetadata::try_new(
+            Arc::clone(&metadata),
+            ArrowReaderOptions::new().with_schema(Arc::new(view_schema(&declared))),
+        )
+        .unwrap_or(plain)
+    } else {
+        plain
+    };
     // Parquet yields projected columns in file order; put them in the order asked.
     let mut sorted = wanted.clone();
     sorted.sort_unstable();
