@@ -10,6 +10,7 @@
 mod interpreted;
 mod moto;
 mod postgres;
+mod system;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -42,9 +43,15 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("guests") => build_guests(),
-        Some("demo") => build_guests().and_then(|()| demo()),
-        Some("test") => build_guests().and_then(|()| test(&args[1..])),
-        Some("bench") => build_guests().and_then(|()| bench(&args[1..])),
+        Some("demo") => system::ensure(false)
+            .and_then(|()| build_guests())
+            .and_then(|()| demo()),
+        Some("test") => system::ensure(true)
+            .and_then(|()| build_guests())
+            .and_then(|()| test(&args[1..])),
+        Some("bench") => system::ensure(true)
+            .and_then(|()| build_guests())
+            .and_then(|()| bench(&args[1..])),
         Some("pin") => build_guests().and_then(|()| {
             for config in ["examples/nightly.toml", "examples/polyglot.toml"] {
                 let changed = pin(config)?;
@@ -169,18 +176,100 @@ fn bench(names: &[String]) -> Result<(), String> {
 }
 
 /// Every test: the Rust workspace (with a throwaway PostgreSQL server on loopback, its URL in
-/// `SLUICE_TEST_PG_URL`, and a throwaway S3 server, moto, in the `AWS_*` variables), then the
-/// official Python SDK against the dev broker.
+/// `SLUICE_TEST_PG_URL`, and a throwaway S3 server, moto, in the `AWS_*` variables), every suite
+/// run even when one fails, then the official Python SDK against the dev broker; one summary
+/// line at the end.
 fn test(extra: &[String]) -> Result<(), String> {
     let cargo = cargo();
-    let mut args = vec!["test"];
+    let mut args = vec!["test", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
-    let status = cargo_with_test_servers(&args)?;
-    if !status.success() {
-        return Err(format!("`cargo test` failed ({status})"));
+    let (status, tally) = cargo_test_with_test_servers(&args)?;
+    let python = run(&cargo, &["build", "--quiet", "--package", "sluice-cli"])
+        .and_then(|()| python_conformance());
+    let summary = format!(
+        "tests: {} passed, {} failed, {} ignored in {} Rust test binaries ({} failed); the \
+         official Python SDK's suite {}",
+        tally.passed,
+        tally.failed,
+        tally.ignored,
+        tally.binaries,
+        tally.failed_binaries,
+        if python.is_ok() { "passed" } else { "failed" }
+    );
+    println!("\n{summary}");
+    match (status.success(), python) {
+        (true, Ok(())) => Ok(()),
+        (false, _) => Err(format!("`cargo test` failed ({status}); {summary}")),
+        (true, Err(e)) => Err(e),
     }
-    run(&cargo, &["build", "--quiet", "--package", "sluice-cli"])?;
-    python_conformance()
+}
+
+/// What `cargo test` reported, summed over its test binaries.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+    binaries: u64,
+    failed_binaries: u64,
+}
+
+impl Tally {
+    /// Adds a `test result: ok. 11 passed; 0 failed; 1 ignored; ...` line.
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        self.binaries += 1;
+        if rest.starts_with("FAILED") {
+            self.failed_binaries += 1;
+        }
+        let count = |word: &str| {
+            rest.split(';')
+                .find_map(|part| {
+                    part.trim()
+                        .strip_suffix(word)?
+                        .trim()
+                        .rsplit(' ')
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0u64)
+        };
+        self.passed += count("passed");
+        self.failed += count("failed");
+        self.ignored += count("ignored");
+    }
+}
+
+/// [`cargo_with_test_servers`] for `cargo test`, passing its output through as it comes and
+/// counting its results.
+fn cargo_test_with_test_servers(
+    args: &[&str],
+) -> Result<(std::process::ExitStatus, Tally), String> {
+    use std::io::BufRead as _;
+    let server = postgres::TestServer::start()?;
+    let s3 = moto::TestS3::start()?;
+    let mut child = Command::new(cargo())
+        .args(args)
+        .env("SLUICE_TEST_PG_URL", &server.url)
+        .envs(s3.env())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    let mut tally = Tally::default();
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            tally.add(&line);
+            println!("{line}");
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo: {e}"))?;
+    drop((server, s3));
+    Ok((status, tally))
 }
 
 fn target_dir() -> PathBuf {

@@ -1,6 +1,7 @@
 //! A throwaway PostgreSQL server on loopback for the tests: its own cluster in a temporary
 //! directory, on a free port, stopped when the tests end. Uses the distribution's server
-//! binaries (`apt-get install postgresql`; `.ci/run` installs them); no Docker, no system service.
+//! binaries (the distribution's `postgresql`, which `cargo xtask test` installs when missing); no
+//! Docker, no system service.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -36,7 +37,8 @@ fn server_bin() -> Result<PathBuf, String> {
     found.sort();
     found.pop().map(|(_, bin)| bin).ok_or_else(|| {
         "the PostgreSQL server is not installed (no /usr/lib/postgresql/*/bin/initdb): \
-         install the distribution's `postgresql` package (.ci/run does), or set SLUICE_PG_BIN"
+         install the distribution's `postgresql` package (`cargo xtask test` does), or set \
+         SLUICE_PG_BIN"
             .to_string()
     })
 }
@@ -153,7 +155,7 @@ impl Drop for TestServer {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -35,6 +35,50 @@ fn python() -> Option<PathBuf> {
     python.exists().then_some(python)
 }
 
+/// `POST /v1/token/validate` over HTTP, 60 agents: each one's first validation (the broker
+/// verifies the Ed25519 signature) and the median of its next five (the broker has its claims;
+/// it checks only expiry and revocation), paired per agent.
+async fn validate(app: &AgentWritApp, scope: &Scope) {
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut first, mut repeat, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..60 {
+        let mut agent = app
+            .create_agent(AgentRequest::new(
+                "bench",
+                format!("v-{i}"),
+                [scope.clone()],
+            ))
+            .await
+            .unwrap();
+        let token = agent.access_token().clone();
+        let start = Instant::now();
+        assert!(app.validate(&token).await.unwrap().is_valid());
+        let once = start.elapsed().as_secs_f64() * 1e3;
+        let mut again = Vec::new();
+        for _ in 0..5 {
+            let start = Instant::now();
+            assert!(app.validate(&token).await.unwrap().is_valid());
+            again.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        let again = median(&mut again);
+        first.push(once);
+        repeat.push(again);
+        ratios.push(again / once);
+        agent.release().await.unwrap();
+    }
+    println!("## Validate, over HTTP, 60 agents");
+    println!(
+        "first validation of a token: median {:.3} ms; repeats: median {:.3} ms; repeat/first, \
+         median of 60 pairs: {:.2}",
+        median(&mut first),
+        median(&mut repeat),
+        median(&mut ratios)
+    );
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -88,6 +132,7 @@ async fn main() {
         agent.release().await.unwrap();
     }
     let rust = start.elapsed().as_secs_f64();
+    validate(&app, &scope).await;
     println!("## Agents created + released, sequential, {AGENTS} each, same dev broker");
     println!(
         "rust client: {:.3} s => {:.0} agents/s",

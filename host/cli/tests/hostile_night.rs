@@ -98,11 +98,17 @@ fn assert_contained(attack: &str, night: &Night) {
         );
         assert_eq!(String::from_utf8(report).unwrap(), expected_report(t));
     }
+    // Stopped by its own deadline inside the run, not given up on by the watchdog: that is what
+    // holds however busy the machine. Its time is bounded too, loosely: agent creation and
+    // release come on top, and on a loaded machine (other work on the same two cores) each of
+    // them can take a second.
     let mallory = night.tenant("mallory");
+    let error = mallory["error"].as_str().unwrap_or_default();
+    assert!(!error.starts_with("abandoned"), "{attack}: {error}");
     let elapsed = mallory["elapsed_ms"].as_u64().unwrap();
     assert!(
-        elapsed <= MALLORY_WALL_MS + 1_000,
-        "{attack}: mallory took {elapsed} ms, past its deadline plus 1 s"
+        elapsed <= MALLORY_WALL_MS + 5_000,
+        "{attack}: mallory took {elapsed} ms, past its deadline plus 5 s"
     );
     // A hostile tenant may cost the host its own memory budget, and no more.
     let allowed = clean.max_rss_kib + (MALLORY_MEMORY_MIB << 10) + HOST_SLACK_KIB;

@@ -1,5 +1,5 @@
 //! `sluice run --pushgateway`: a night's metrics pushed to a real Prometheus Pushgateway (the
-//! distribution's `prometheus-pushgateway`, which `.ci/run` installs) and read back from it.
+//! distribution's `prometheus-pushgateway`, which `cargo xtask test` installs) and read back from it.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -36,7 +36,7 @@ fn pushgateway() -> Pushgateway {
         .spawn()
         .expect(
             "prometheus-pushgateway is not installed: `apt-get install prometheus-pushgateway` \
-             (.ci/run does)",
+             (`cargo xtask test` does)",
         );
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {

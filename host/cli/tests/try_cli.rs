@@ -174,6 +174,43 @@ fn bad_scope_is_a_usage_error_naming_it() {
 }
 
 #[test]
+fn a_file_that_is_not_a_component_is_named_for_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("transform.wasm");
+    std::fs::write(&script, "#!/bin/sh\necho hello\n").unwrap();
+    let module = dir.path().join("module.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    for (path, what) in [
+        (
+            &script,
+            "is not a WebAssembly file (it does not begin with \\0asm)",
+        ),
+        (&module, "is a core WebAssembly module, not a component"),
+    ] {
+        let out = sluice(&[
+            "try",
+            path.to_str().unwrap(),
+            "--tenant",
+            "t",
+            "--data",
+            "d",
+            "--reports",
+            "r",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with(&format!("sluice: '{}' {what}", path.display())),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("expected=["),
+            "the parser's byte array: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn missing_component_says_how_to_build_it() {
     let out = sluice(&[
         "try",
@@ -188,9 +225,7 @@ fn missing_component_says_how_to_build_it() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.starts_with(
-            "sluice: reading transform 'nope.wasm': build guests with `cargo xtask guests`"
-        ),
+        stderr.starts_with("sluice: reading transform 'nope.wasm': check the path"),
         "{stderr}"
     );
 }

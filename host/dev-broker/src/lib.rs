@@ -2,7 +2,7 @@
 //! (`../shared/agentwrit/contract.md`), in process, with no Docker, like `vault server -dev`.
 //!
 //! Where the real broker has a security flaw the contract lists, this one is stricter; each place
-//! is marked "Stricter" in the code and listed in the README.
+//! is marked "Stricter" in the code and listed in docs/agentwrit.md.
 
 mod audit;
 mod auth;

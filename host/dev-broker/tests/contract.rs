@@ -476,3 +476,31 @@ async fn a_restarted_broker_keeps_apps_revocations_and_its_audit_chain() {
     );
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// A token's signature is verified once and its claims cached; its expiry and revocation are
+/// still checked on every call.
+#[tokio::test]
+async fn a_cached_verification_still_expires_and_is_still_revoked() {
+    let (b, creds) = broker().await;
+    let app = app(&creds);
+    let short = app.create_agent(tenant("bank").max_ttl(1)).await.unwrap();
+    for _ in 0..3 {
+        assert!(app.validate(short.access_token()).await.unwrap().is_valid());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    assert!(
+        !app.validate(short.access_token()).await.unwrap().is_valid(),
+        "expired after it was cached"
+    );
+    let long = app.create_agent(tenant("retail")).await.unwrap();
+    assert!(app.validate(long.access_token()).await.unwrap().is_valid());
+    admin(&b.url())
+        .await
+        .revoke("agent", long.agent_id())
+        .await
+        .unwrap();
+    assert!(
+        !app.validate(long.access_token()).await.unwrap().is_valid(),
+        "revoked after it was cached"
+    );
+}

@@ -53,8 +53,9 @@ impl PluginCache {
                 },
                 Err(e) => Loaded {
                     digest: Err(format!(
-                        "plugin {} cannot be read ({e}); build guests with `cargo xtask guests`",
-                        path.display()
+                        "plugin {} cannot be read ({e}){}",
+                        path.display(),
+                        sluice_sandbox::missing_plugin_hint(path)
                     )),
                     bytes: None,
                     compiled: None,

@@ -520,7 +520,7 @@ fn values_kind(values: &ColumnValues) -> &'static str {
 mod tests {
     #[test]
     fn bits_and_decimals_convert_exactly_at_any_offset() {
-        use arrow_array::{Array as _, BooleanArray, Decimal128Array};
+        use arrow_array::{BooleanArray, Decimal128Array};
         let flags: Vec<bool> = (0..200).map(|i| i % 3 == 0 || i % 7 == 0).collect();
         let array = BooleanArray::from(flags.clone());
         for (offset, len) in [(0, 200), (5, 130), (64, 64), (63, 1), (199, 1)] {

@@ -43,7 +43,9 @@ pub use host::tables::StagedTable;
 pub use interrupt::{Interrupt, Interrupted};
 pub use linker::WasiSurface;
 pub use output::{LogLevel, LogLine, MAX_MESSAGE_BYTES};
-pub use runtime::{RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform};
+pub use runtime::{
+    RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform, missing_plugin_hint,
+};
 pub use source::{
     BATCH_BYTES, BATCH_CELLS, BATCH_ROWS, DataType, DatasetCursor, DatasetSource, Field, Held,
     NoDatasets, ReadBounds, ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit,

@@ -174,8 +174,9 @@ impl Sandbox {
     pub fn load_file_as(&self, path: &Path, surface: WasiSurface) -> anyhow::Result<Transform> {
         let bytes = std::fs::read(path).with_context(|| {
             format!(
-                "reading transform '{}': build guests with `cargo xtask guests`",
-                path.display()
+                "reading transform '{}'{}",
+                path.display(),
+                missing_plugin_hint(path)
             )
         })?;
         self.load_as(&bytes, &path.display().to_string(), surface)
@@ -234,6 +235,9 @@ impl Sandbox {
 
     /// The engine's compilation of `bytes`, with errors a plugin author can act on.
     pub(crate) fn compile(&self, bytes: &[u8], name: &str) -> anyhow::Result<Component> {
+        if let Some(what) = not_a_component(bytes) {
+            anyhow::bail!("'{name}' {what}");
+        }
         Component::new(&self.engine, bytes).map_err(|e| {
             let e = anyhow::Error::from(e);
             // The pooling allocator's verdict on a plugin that needs too much of the engine.
@@ -550,6 +554,40 @@ fn guest_failure(error: crate::bindings::RunError, gate: &Gate) -> RunFailure {
     }
 }
 
+/// What `bytes` are if they are not a WebAssembly component at all, said so a plugin author can
+/// act on it (the parser's own words are a byte array: `expected=[0x0, 0x61, 0x73, 0x6d]`).
+fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
+    const COMPONENT: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+    const MODULE: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Some(
+            "is not a WebAssembly file (it does not begin with \\0asm): give the path of the \
+             built component (`.wasm`)",
+        );
+    }
+    match [bytes[4], bytes[5], bytes[6], bytes[7]] {
+        COMPONENT => None,
+        MODULE => Some(
+            "is a core WebAssembly module, not a component: build it for wasm32-wasip2, or wrap \
+             it with `wasm-tools component new`",
+        ),
+        _ => Some("is WebAssembly of a version this Wasmtime does not read"),
+    }
+}
+
+/// What to do about a plugin file that cannot be read: the examples' guests are built by
+/// `cargo xtask guests`; any other path is the user's to check.
+pub fn missing_plugin_hint(path: &Path) -> &'static str {
+    let under_guests = path
+        .parent()
+        .is_some_and(|dir| dir.ends_with("target/guests"));
+    if under_guests {
+        ": build the example guests with `cargo xtask guests`"
+    } else {
+        ": check the path"
+    }
+}
+
 /// The lowercase hex SHA-256 of `bytes`, as plugins are pinned.
 fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
@@ -557,4 +595,23 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn files_that_are_not_components_are_named_for_what_they_are() {
+        use super::not_a_component;
+        let script = not_a_component(b"#!/bin/sh\necho").unwrap();
+        assert!(script.starts_with("is not a WebAssembly file"), "{script}");
+        let module = not_a_component(b"\0asm\x01\0\0\0").unwrap();
+        assert!(
+            module.starts_with("is a core WebAssembly module"),
+            "{module}"
+        );
+        assert_eq!(not_a_component(b"\0asm\x0d\0\x01\0"), None);
+        let hint = |p: &str| super::missing_plugin_hint(std::path::Path::new(p));
+        assert!(hint("../target/guests/bank.wasm").contains("cargo xtask guests"));
+        assert_eq!(hint("/opt/plugins/bank.wasm"), ": check the path");
+    }
 }
