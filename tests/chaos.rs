@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice_pipeline::{AuditLog, SqliteSource};
+use sluice_audit::AuditLog;
+use sluice_data::SqliteSource;
 use sluice_sandbox::{AuditSink as _, Budget, Decision, Interrupt, RunRequest, WATCHDOG_GRACE};
 use sluice_tests::{demo_data, own_scopes, writ};
 

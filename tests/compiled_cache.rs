@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sluice_pipeline::SqliteSource;
+use sluice_data::SqliteSource;
 use sluice_sandbox::{
     CacheError, CodeOrigin, RunRequest, Sandbox, SandboxOptions, Transform, WasiSurface,
 };

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_pipeline::{ReportDir, SqliteSource};
+use sluice_data::{ReportDir, SqliteSource};
 use sluice_sandbox::{
     Budget, Decision, Interrupt, RunOutcome, RunRequest, SandboxOptions, TenantShare,
     WATCHDOG_GRACE, WasiSurface,

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_pipeline::SqliteSource;
+use sluice_data::SqliteSource;
 use sluice_sandbox::{Budget, Interrupt, RunOutcome, RunRequest, WATCHDOG_GRACE};
 use sluice_tests::{demo_data, expected_report, guest, own_scopes, run_as, writ};
 

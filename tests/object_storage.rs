@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
-use sluice_pipeline::audit::{AuditLog, Verdict, read_entries, verify, verify_head};
-use sluice_pipeline::{Location, ReportDir};
+use sluice_audit::{AuditLog, Verdict, read_entries, verify, verify_head};
+use sluice_data::ReportDir;
+use sluice_storage::Location;
 use sluice_tests::night::{broker, demo_tenants, night_config, run};
 use sluice_tests::{demo_data, expected_report, pipeline_tenant, s3};
 
@@ -114,7 +115,7 @@ async fn a_failed_run_keeps_the_previous_report_and_table_on_object_storage() {
     let before = (s3::get(&report).unwrap(), s3::get(&table).unwrap());
 
     let conn =
-        sluice_pipeline::sources::sqlite::open_for_update(&data.join("shop/analytics.db")).unwrap();
+        sluice_data::sources::sqlite::open_for_update(&data.join("shop/analytics.db")).unwrap();
     conn.execute_batch("DROP TABLE orders").unwrap();
     drop(conn);
     let bad = run(config.clone(), &creds, 2).await;
@@ -179,7 +180,7 @@ fn a_reader_never_sees_a_partial_report_on_object_storage() {
     );
 }
 
-fn entries(log: &AuditLog, n: usize, what: &str) -> sluice_pipeline::audit::AuditHead {
+fn entries(log: &AuditLog, n: usize, what: &str) -> sluice_audit::AuditHead {
     log.append_all((0..n).map(|i| json!({"event": what, "n": i})));
     log.flush().unwrap()
 }

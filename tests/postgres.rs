@@ -6,11 +6,11 @@
 use std::sync::{Arc, Once};
 
 use postgres::{Client, NoTls};
+use sluice_data::sources::CatalogSource;
+use sluice_demo::copy_demo_to_postgres;
 use sluice_pipeline::config::{
     DatasetConfig, DatasetLocation, OutputStore, PostgresTable, TenantConfig,
 };
-use sluice_pipeline::seed::copy_demo_to_postgres;
-use sluice_pipeline::sources::CatalogSource;
 use sluice_sandbox::{Budget, DatasetSource, Decision, Interrupt, RunRequest};
 use sluice_tests::night::{broker, night_config, run};
 use sluice_tests::{demo_data, expected_report, pipeline_tenant, transform, writ};

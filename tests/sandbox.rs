@@ -1,6 +1,7 @@
 //! The sandbox over real tenant data: the seed's figures, the gate's decisions, the budgets.
 
-use sluice_pipeline::{AuditLog, ReportDir, Verdict, audit};
+use sluice_audit::{self as audit, AuditLog, Verdict};
+use sluice_data::ReportDir;
 use sluice_sandbox::{AuditSink, Budget, Decision, HostCall, RunFailure};
 use sluice_tests::{expected_report, run_as, run_with, writ};
 
@@ -28,14 +29,14 @@ fn each_tenant_transform_reproduces_the_seed_figures_under_its_own_scopes() {
 #[test]
 fn figures_follow_the_data_not_a_constant() {
     let dir = tempfile::tempdir().unwrap();
-    let scale = sluice_pipeline::SeedScale {
+    let scale = sluice_demo::SeedScale {
         visits: 1_000,
         transactions: 1_000,
         orders: 1_000,
     };
-    sluice_pipeline::seed_demo(dir.path(), scale).unwrap();
+    sluice_demo::seed_demo(dir.path(), scale).unwrap();
     let db = rusqlite_path(dir.path());
-    let conn = sluice_pipeline::sources::sqlite::open_for_update(&db).unwrap();
+    let conn = sluice_data::sources::sqlite::open_for_update(&db).unwrap();
     conn.execute_batch(
         "UPDATE visits SET stay_days = 5.0 WHERE stay_days IS NOT NULL;
          UPDATE visits SET readmitted = (visit_id % 4 = 0);",
@@ -48,7 +49,7 @@ fn figures_follow_the_data_not_a_constant() {
             &["read:analytics:hospital", "write:reports:hospital"],
         ),
         budget: Budget::default(),
-        datasets: std::sync::Arc::new(sluice_pipeline::SqliteSource::new(dir.path())),
+        datasets: std::sync::Arc::new(sluice_data::SqliteSource::new(dir.path())),
         params: vec![],
         interrupt: sluice_sandbox::Interrupt::new(),
     });

@@ -7,10 +7,11 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray as _;
 use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
+use sluice_data::FileFormat;
+use sluice_data::outputs::files::copy_to_file;
+use sluice_data::sources::{LayoutSource, SqliteSource};
+use sluice_demo::{SEED_SCALE, seed_demo_files};
 use sluice_pipeline::config::{DatasetConfig, DatasetKind, DatasetLocation, TenantConfig};
-use sluice_pipeline::sources::export::copy_to_file;
-use sluice_pipeline::sources::{LayoutSource, SqliteSource};
-use sluice_pipeline::{FileFormat, SEED_SCALE, seed_demo_files};
 use sluice_sandbox::{Budget, DatasetSource, Interrupt, RunOutcome, RunRequest};
 use sluice_tests::night::{broker, demo_tenants, night_config, run};
 use sluice_tests::{demo_data, expected_report, own_scopes, pipeline_tenant, transform, writ};
@@ -142,7 +143,7 @@ fn every_type_reads_the_same_from_every_source() {
 /// A small retailer `id` (`rows` orders) whose `orders` lives in `format` under `dir`.
 fn shop(dir: &Path, id: &str, rows: u64, kind: DatasetKind) -> (TenantConfig, PathBuf) {
     let db_dir = dir.join("sqlite");
-    sluice_pipeline::seed::seed_orders(&db_dir, id, rows).unwrap();
+    sluice_demo::seed_orders(&db_dir, id, rows).unwrap();
     let path = match kind {
         DatasetKind::Sqlite => db_dir.join(id).join("analytics.db"),
         DatasetKind::Postgres => unreachable!("PostgreSQL tenants are in tests/postgres.rs"),
@@ -227,7 +228,7 @@ async fn bad_data_fails_its_own_tenant_naming_file_row_and_column_and_keeps_its_
     std::fs::write(&parquet_path, renamed_column_parquet()).unwrap();
 
     // The table vanished from the database.
-    let conn = sluice_pipeline::sources::sqlite::open_for_update(&sqlite_path).unwrap();
+    let conn = sluice_data::sources::sqlite::open_for_update(&sqlite_path).unwrap();
     conn.execute_batch("DROP TABLE orders").unwrap();
     drop(conn);
 
@@ -302,7 +303,7 @@ fn renamed_column_parquet() -> Vec<u8> {
         ),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    sluice_pipeline::sources::export::write_parquet(Vec::new(), schema, [Ok(batch)]).unwrap()
+    sluice_data::outputs::files::write_parquet(Vec::new(), schema, [Ok(batch)]).unwrap()
 }
 
 /// A read stops when its run does, in every file source: past the run's deadline, or once it is

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::Digest as _;
-use sluice_pipeline::SqliteSource;
+use sluice_data::SqliteSource;
 use sluice_sandbox::{
     Budget, CodeOrigin, Interrupt, RunRequest, Sandbox, SandboxOptions, Transform, WasiSurface,
 };

@@ -12,9 +12,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_demo::seed_orders;
 use sluice_pipeline::config::{PipelineConfig, TenantConfig};
 use sluice_pipeline::nightly::{Pipeline, RunOptions};
-use sluice_pipeline::seed::seed_orders;
 use sluice_tests::{demo_data, pipeline_config as config, pipeline_tenant as tenant};
 
 /// Broker start, tenants and isolation proof, as `sluice run` does them.
@@ -122,8 +122,8 @@ fn shards(runtime: &tokio::runtime::Runtime) {
 /// 1,000 small tenants, reports and audit on disk vs on S3 (moto on loopback); then what the
 /// S3 night's audit chain costs to read back.
 fn object_storage(runtime: &tokio::runtime::Runtime) {
-    use sluice_pipeline::Location;
-    use sluice_pipeline::audit::{Verdict, verify};
+    use sluice_audit::{Verdict, verify};
+    use sluice_storage::Location;
     use sluice_tests::bench::{median, rounds};
     let small = tempfile::tempdir().unwrap();
     let ids: Vec<String> = (0..1_000).map(|i| format!("t{i:05}")).collect();

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sluice_pipeline::SqliteSource;
+use sluice_data::SqliteSource;
 use sluice_sandbox::{
     Budget, DatasetSource, Interrupt, RunRequest, Sandbox, SandboxOptions, Transform,
 };

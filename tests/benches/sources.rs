@@ -20,12 +20,13 @@ use std::time::Instant;
 use arrow_array::cast::AsArray as _;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array as _, ArrayRef, Int64Array, RecordBatch};
+use sluice_data::FileFormat;
+use sluice_data::outputs::files::copy_to_file;
+use sluice_data::outputs::postgres_tables::replace_table;
+use sluice_data::sources::{LayoutSource, SqliteSource};
+use sluice_demo::copy_demo_to_postgres;
+use sluice_demo::{SEED_SCALE, seed_demo_files};
 use sluice_pipeline::config::PostgresTable;
-use sluice_pipeline::seed::copy_demo_to_postgres;
-use sluice_pipeline::sources::export::copy_to_file;
-use sluice_pipeline::sources::postgres_load::replace_table;
-use sluice_pipeline::sources::{LayoutSource, SqliteSource};
-use sluice_pipeline::{FileFormat, SEED_SCALE, seed_demo_files};
 use sluice_sandbox::{
     Budget, DataType, DatasetSource, Field, Interrupt, RunRequest, Sandbox, SandboxOptions, Schema,
 };

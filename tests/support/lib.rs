@@ -7,12 +7,13 @@ pub mod s3;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use sluice_data::SqliteSource;
+use sluice_demo::{SEED_SCALE, seed_demo};
 use sluice_pipeline::config::{
     BrokerSetting, DatasetConfig, DatasetLocation, IsolationConfig, Language, OutputStore,
     PipelineConfig, TenantConfig, default_ceiling,
 };
 use sluice_pipeline::plugins::file_digest;
-use sluice_pipeline::{SEED_SCALE, SqliteSource, seed_demo};
 use sluice_sandbox::{
     Budget, Interrupt, RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform,
     Writ,
@@ -169,7 +170,7 @@ pub fn example_config(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
 
 /// The exact report bytes a correct transform writes for each demo tenant.
 pub fn expected_report(tenant: &str) -> String {
-    let t = sluice_pipeline::DEMO_TENANTS
+    let t = sluice_demo::DEMO_TENANTS
         .iter()
         .find(|t| t.id == tenant)
         .unwrap_or_else(|| panic!("{tenant} is not a demo tenant"));

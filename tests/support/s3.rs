@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use sluice_pipeline::Location;
+use sluice_storage::Location;
 
 const DUMMY_AUTHORIZATION: &str = "Authorization: AWS4-HMAC-SHA256 \
     Credential=sluice-test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";

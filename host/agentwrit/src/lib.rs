@@ -22,6 +22,7 @@ mod app;
 mod error;
 mod http;
 pub mod operator;
+pub mod rate_limit;
 mod secret;
 mod types;
 mod validate;

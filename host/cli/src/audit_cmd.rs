@@ -4,8 +4,9 @@
 use std::io::Write as _;
 
 use serde_json::Value;
-use sluice_pipeline::audit::{read_entries, verify as verify_chain, verify_head};
-use sluice_pipeline::{Location, Verdict};
+use sluice_audit::Verdict;
+use sluice_audit::{read_entries, verify as verify_chain, verify_head};
+use sluice_storage::Location;
 
 use crate::args::{AuditShowArgs, AuditVerifyArgs};
 use crate::exit;

@@ -74,7 +74,7 @@ const AUTH_PATIENCE: Duration = Duration::from_secs(30 * 60);
 /// app and start together) and saying so on stderr. Any other failure is left for
 /// `Pipeline::start`, which names the credentials to check.
 pub async fn authenticate_patiently(broker: &Broker) {
-    let _ = sluice_pipeline::rate_limit::patiently(
+    let _ = agentwrit::rate_limit::patiently(
         AUTH_PATIENCE,
         |wait| {
             eprintln!(
@@ -82,7 +82,7 @@ pub async fn authenticate_patiently(broker: &Broker) {
                 wait.as_secs_f64()
             )
         },
-        || broker.app.authenticate(),
+        || broker.app().authenticate(),
     )
     .await;
 }

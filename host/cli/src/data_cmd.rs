@@ -2,8 +2,9 @@
 
 use std::time::Instant;
 
-use sluice_pipeline::sources::postgres::connect;
-use sluice_pipeline::{FileFormat, SEED_SCALE, seed_demo, seed_demo_files, seed_demo_postgres};
+use sluice_data::FileFormat;
+use sluice_data::sources::postgres::connect;
+use sluice_demo::{SEED_SCALE, seed_demo, seed_demo_files, seed_demo_postgres};
 
 use crate::args::{SeedArgs, SeedFormatArg};
 use crate::exit;

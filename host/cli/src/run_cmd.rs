@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_pipeline::Location;
 use sluice_pipeline::config;
 use sluice_pipeline::nightly::{Pipeline, RunOptions};
 use sluice_pipeline::outcome::{AgentEnd, IsolationResult, PipelineReport, TenantResult};
 use sluice_pipeline::shards::{RunDir, Shard, ShardSummary};
 use sluice_sandbox::{Decision, HostCall};
+use sluice_storage::Location;
 
 use crate::args::{RunArgs, VerifyIsolationArgs};
 use crate::exit;
@@ -207,7 +207,7 @@ fn watch_signals(pipeline: &Arc<Pipeline>) -> anyhow::Result<()> {
             _ = sigint.recv() => "interrupted (Ctrl-C)",
             _ = sigterm.recv() => "terminated (SIGTERM)",
         };
-        pipeline.interrupt.trigger();
+        pipeline.interrupt().trigger();
         eprintln!(
             "\nsluice: {name}: starting no new tenant, stopping running guests, releasing every \
              agent; signal again to exit at once"
@@ -246,7 +246,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         if !json {
             println!("Nightly Analytics Pipeline");
             println!("{}", "=".repeat(55));
-            println!("Broker: {}", safe(&pipeline.broker.description));
+            println!("Broker: {}", safe(pipeline.broker_description()));
             println!();
         }
         let options = RunOptions {
@@ -274,7 +274,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             // Metrics are for watching the night, not part of it: a failed push is reported,
             // and the night's verdict stands.
             if let Err(e) =
-                sluice_pipeline::metrics::push(url, &pipeline.config.orch_id, shard, body).await
+                sluice_pipeline::metrics::push(url, &pipeline.config().orch_id, shard, body).await
             {
                 eprintln!("sluice: metrics not pushed: {e:#}");
             }
@@ -303,7 +303,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             None if sharded.is_some() => {
                 println!("Isolation is proven by shard 0 of this night (see `sluice status`).")
             }
-            None if pipeline.config.isolation.is_none() => println!(
+            None if pipeline.config().isolation.is_none() => println!(
                 "Isolation not checked: the configuration has no [isolation] probe (see examples/nightly.toml)."
             ),
             None => println!("Isolation not checked: the run was interrupted."),
@@ -314,7 +314,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 "Audit trail: {} entries, head {} (check: sluice audit verify {} --head {})",
                 report.audit.entries,
                 report.audit.hash,
-                safe(&shown(&pipeline.config.audit)),
+                safe(&shown(&pipeline.config().audit)),
                 report.audit.hash
             ),
             Some(e) => println!("Audit trail INCOMPLETE: {}", safe(e)),
@@ -421,7 +421,7 @@ pub fn verify_isolation(args: VerifyIsolationArgs) -> anyhow::Result<u8> {
         let pipeline = Arc::new(Pipeline::start(config, broker, Some(1)).await?);
         warn_about_cache(&pipeline);
         watch_signals(&pipeline)?;
-        println!("Broker: {}", safe(&pipeline.broker.description));
+        println!("Broker: {}", safe(pipeline.broker_description()));
         println!();
         let isolation = pipeline.verify_isolation().await;
         print_isolation(&isolation);
@@ -436,7 +436,7 @@ pub fn verify_isolation(args: VerifyIsolationArgs) -> anyhow::Result<u8> {
 }
 
 fn warn_about_cache(pipeline: &Pipeline) {
-    if let Some(warning) = &pipeline.cache_warning {
+    if let Some(warning) = pipeline.cache_warning() {
         eprintln!("sluice: warning: {}", safe(warning));
     }
 }

@@ -379,7 +379,7 @@ fn many_tenants_on_a_terminal_get_a_progress_line_and_a_compact_list() {
     let mut config = String::from("reports = \"reports\"\naudit = \"audit.jsonl\"\n");
     for i in 0..21 {
         let id = format!("shop{i:02}");
-        sluice_pipeline::seed::seed_orders(&data, &id, 100).unwrap();
+        sluice_demo::seed_orders(&data, &id, 100).unwrap();
         config.push_str(&format!(
             "\n[[tenants]]\nid = \"{id}\"\nname = \"Shop {i}\"\ndata_type = \"sales analytics\"\n\
              plugin = \"{}\"\nsha256 = \"{digest}\"\nread_scope = \"read:analytics:{id}\"\n\
@@ -419,7 +419,7 @@ fn audit_show_into_a_pipe_closed_early_stops_quietly() {
     // fail, as they would under `sluice audit show FILE | head`.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let log = sluice_pipeline::AuditLog::open(&path).unwrap();
+    let log = sluice_audit::AuditLog::open(&path).unwrap();
     log.append_all((0..2_000).map(|i| serde_json::json!({"event": "test", "n": i})));
     log.flush().unwrap();
     drop(log);

@@ -334,12 +334,9 @@ fn stored_at(text: String, root: &str) -> String {
 /// The tenants with an `agent_created` entry in each attempt at a shard (an attempt starts at a
 /// `shard_started` entry), from the shard's audit chain.
 fn tenants_per_attempt(chain: &str) -> Vec<Vec<String>> {
-    let chain = sluice_pipeline::Location::parse(chain, Path::new("")).unwrap();
+    let chain = sluice_storage::Location::parse(chain, Path::new("")).unwrap();
     let mut attempts: Vec<Vec<String>> = Vec::new();
-    for entry in sluice_pipeline::audit::read_entries(&chain)
-        .unwrap()
-        .entries
-    {
+    for entry in sluice_audit::read_entries(&chain).unwrap().entries {
         match entry.get("event").and_then(|e| e.as_str()) {
             Some("shard_started") => attempts.push(Vec::new()),
             // The isolation probe's agent has a purpose; the tenants' have none.
@@ -443,7 +440,7 @@ fn a_shard_killed_mid_run_is_rerun_and_the_night_on_object_storage_is_whole() {
 
     // Every report and table on the bucket is the one-process night's, byte for byte.
     let reports =
-        sluice_pipeline::Location::parse(&format!("{root}/reports"), Path::new("")).unwrap();
+        sluice_storage::Location::parse(&format!("{root}/reports"), Path::new("")).unwrap();
     for tenant in &tenants {
         let report = reports.child(tenant).child("latest.json");
         assert_eq!(

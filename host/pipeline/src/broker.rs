@@ -6,8 +6,8 @@ use agentwrit::AgentWritApp;
 
 /// A connected app and how to describe its broker.
 pub struct Broker {
-    pub app: AgentWritApp,
-    pub description: String,
+    app: AgentWritApp,
+    description: String,
     embedded: bool,
 }
 
@@ -34,6 +34,16 @@ impl Broker {
             app,
             embedded: true,
         }
+    }
+
+    /// The connected app.
+    pub fn app(&self) -> &AgentWritApp {
+        &self.app
+    }
+
+    /// The broker, described for the operator.
+    pub fn description(&self) -> &str {
+        &self.description
     }
 
     /// Whether the app's ceiling is Sluice's own configuration (`[broker] ceiling`) rather than

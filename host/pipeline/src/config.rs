@@ -14,10 +14,11 @@ use toml::Spanned;
 
 use sluice_sandbox::is_plain_name;
 
-use crate::storage::Location;
+use sluice_storage::Location;
 
-pub use crate::sources::catalog::DatasetLocation;
-pub use crate::sources::postgres::PostgresTable;
+pub use sluice_data::outputs::OutputStore;
+pub use sluice_data::sources::catalog::DatasetLocation;
+pub use sluice_data::sources::postgres::PostgresTable;
 
 /// A configuration error: the file, the line (0 when it is about the whole file), and what is
 /// wrong with which key.
@@ -220,16 +221,6 @@ pub struct DatasetConfig {
     pub name: String,
     pub resource: String,
     pub location: DatasetLocation,
-}
-
-/// Where a tenant's output tables are published.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum OutputStore {
-    /// `<reports>/<tenant>/<resource>/<name>.parquet`.
-    #[default]
-    Parquet,
-    /// Table `<resource>_<name>` of `schema`, written through the role in `url_env`.
-    Postgres { url_env: String, schema: String },
 }
 
 /// What kind of store a dataset is in.

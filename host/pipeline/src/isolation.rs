@@ -111,8 +111,14 @@ impl Pipeline {
         };
         let task_id = format!("isolation-{}-{}", owner.id, unix_now());
         let scopes = [&owner.read_scope, &owner.write_scope];
-        let open =
-            TenantSession::open(self, &owner.id, &task_id, scopes, Some("isolation probe")).await;
+        let open = TenantSession::open(
+            &self.agents,
+            &owner.id,
+            &task_id,
+            scopes,
+            Some("isolation probe"),
+        )
+        .await;
         let mut session = match open {
             Ok(session) => session,
             Err((session, e)) => {
@@ -169,7 +175,8 @@ impl Pipeline {
                 .collect(),
         };
         let outcome = session
-            .run_over(
+            .run(
+                &self.runs,
                 &transform,
                 self.config.budget.clone(),
                 params,

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentwrit::Agent;
+use sluice_audit::{Lifecycle, Subject};
 use sluice_sandbox::Interrupt;
 use tokio::sync::{Mutex, Notify};
 
-use crate::audit::{Lifecycle, Subject};
-use crate::nightly::Pipeline;
+use crate::agents::AgentContext;
 
 /// How often a running tenant's agent is checked with the broker.
 pub const LIVENESS_POLL: Duration = Duration::from_millis(50);
@@ -70,7 +70,7 @@ pub(crate) struct Keeper {
 impl Keeper {
     /// Starts keeping `agent`; `revoked` is the flag of the writ its gate enforces.
     pub(crate) fn start(
-        pipeline: Arc<Pipeline>,
+        agents: Arc<AgentContext>,
         agent: Arc<Mutex<Agent>>,
         revoked: Interrupt,
         subject: Subject,
@@ -78,7 +78,7 @@ impl Keeper {
     ) -> Keeper {
         let stop = Arc::new(Notify::new());
         let task = tokio::spawn(keep(
-            pipeline,
+            agents,
             agent,
             revoked,
             subject,
@@ -96,20 +96,19 @@ impl Keeper {
 }
 
 async fn keep(
-    pipeline: Arc<Pipeline>,
+    agents: Arc<AgentContext>,
     agent: Arc<Mutex<Agent>>,
     revoked: Interrupt,
     subject: Subject,
     cancel: Interrupt,
     stop: Arc<Notify>,
 ) -> KeeperReport {
-    let ttl = pipeline.config.agent_ttl;
-    let app = pipeline.broker.app.clone();
+    let (ttl, app) = (agents.ttl, &agents.app);
     let mut report = KeeperReport::default();
     let mut confirmed = Instant::now();
     let invalidate = |report: &mut KeeperReport, why: Invalidation| {
         revoked.trigger();
-        pipeline.audit.record(
+        agents.audit.record(
             &subject,
             Lifecycle::AgentInvalidated {
                 detail: format!("data access stopped: {why}"),
@@ -130,7 +129,7 @@ async fn keep(
                 Ok(Ok(())) => {
                     report.renewals += 1;
                     confirmed = Instant::now();
-                    pipeline.audit.record(
+                    agents.audit.record(
                         &subject,
                         Lifecycle::AgentRenewed {
                             expires_in: a.expires_in(),

@@ -1,7 +1,8 @@
-//! Sluice's data side and the nightly pipeline: tenant datasets in SQLite, atomic report files,
-//! the hash-chained audit trail, demo data, and the runs that tie them to the sandbox.
+//! The night: tenants' configuration, one session per tenant (agent, sandbox run, publish,
+//! release), the keeper that renews and watches agents, the isolation proof, shards of a night
+//! and their summaries. The data plane is `sluice-data`, the audit chain `sluice-audit`.
 
-pub mod audit;
+mod agents;
 pub mod broker;
 pub mod config;
 mod isolation;
@@ -10,22 +11,8 @@ pub mod local_run;
 pub mod metrics;
 pub mod nightly;
 pub mod outcome;
-pub mod outputs;
 pub mod plugins;
-pub mod rate_limit;
-pub mod report_dir;
-pub mod seed;
 pub mod session;
 pub mod shards;
-pub mod sources;
-pub mod storage;
 
-pub use audit::{AuditLog, Verdict};
 pub use local_run::{LocalRun, LocalRunResult, run_local};
-pub use report_dir::ReportDir;
-pub use seed::{
-    DEMO_TENANTS, DemoTenant, SEED_SCALE, SeedScale, seed_demo, seed_demo_files, seed_demo_postgres,
-};
-pub use sources::SqliteSource;
-pub use sources::export::FileFormat;
-pub use storage::Location;

@@ -8,13 +8,13 @@ use agentwrit::Scope;
 use anyhow::Context as _;
 use sluice_sandbox::{Budget, Interrupt, RunOutcome, RunRequest, Sandbox, SandboxOptions, Writ};
 
-use crate::audit::{AuditLog, Lifecycle, gate_entries, writ_subject};
 use crate::config::{Language, OutputStore};
 use crate::outcome::PluginLoad;
-use crate::outputs::{Published, publish_run};
-use crate::report_dir::ReportDir;
-use crate::sources::LayoutSource;
-use crate::storage::Location;
+use sluice_audit::{AuditLog, Lifecycle, gate_entries, writ_subject};
+use sluice_data::outputs::{Published, publish_run};
+use sluice_data::report_dir::ReportDir;
+use sluice_data::sources::LayoutSource;
+use sluice_storage::Location;
 
 /// What `sluice try` runs.
 #[derive(Clone, Debug)]

@@ -2,27 +2,26 @@
 //! session (agent, sandboxed run, commit, release) turned into a [`TenantResult`]. Then the
 //! isolation proof.
 //!
-//! Interrupting the night ([`Pipeline::interrupt`], on Ctrl-C or SIGTERM) starts no new tenant,
+//! Interrupting the night ([`Pipeline::interrupt`] triggered, on Ctrl-C or SIGTERM) starts no new tenant,
 //! stops running guests within one epoch tick, stops renewals, and still releases every agent.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agentwrit::Agent;
+use sluice_audit::{AuditLog, Lifecycle, Subject};
+use sluice_data::ReportDir;
+use sluice_data::outputs::Published;
+use sluice_data::sources::{CatalogSource, LayoutSource};
 use sluice_sandbox::{Interrupt, Sandbox, SandboxOptions, Transform};
-use tokio::sync::{Mutex, Semaphore};
+use sluice_storage::Location;
+use tokio::sync::Semaphore;
 
-use crate::audit::{AuditLog, Lifecycle, Subject};
+use crate::agents::AgentContext;
 use crate::broker::Broker;
 use crate::config::{Language, PipelineConfig, TenantConfig};
 use crate::outcome::{GateLine, PipelineReport, PluginLoad, TenantResult};
-use crate::outputs::Published;
 use crate::plugins::PluginCache;
-use crate::report_dir::ReportDir;
-use crate::session::TenantSession;
-use crate::sources::{CatalogSource, LayoutSource};
-use crate::storage::Location;
+use crate::session::{Runs, SessionError, TenantSession};
 
 /// Called in config order as each tenant's result becomes final.
 pub type TenantCallback = Box<dyn FnMut(&TenantResult) + Send>;
@@ -35,25 +34,22 @@ pub struct RunOptions {
     pub on_progress: Option<ProgressCallback>,
 }
 
-/// Everything the tenants share.
+/// Everything the tenants share. Each part of the night gets only what it uses: a session and
+/// its keeper the [`AgentContext`], a run the [`Runs`].
 pub struct Pipeline {
-    pub config: PipelineConfig,
-    pub broker: Broker,
-    pub sandbox: Sandbox,
-    pub plugins: PluginCache,
-    pub source: Arc<CatalogSource>,
-    pub audit: AuditLog,
-    pub reports: ReportDir,
-    pub concurrency: usize,
-    /// Triggered to stop the night: see the module documentation.
-    pub interrupt: Interrupt,
-    /// One permit per slot of the engine's instance pool, held by a run's thread until it ends.
-    pub(crate) run_slots: Arc<Semaphore>,
-    /// Agents created and not yet closed, by task id: what a second Ctrl-C releases.
-    pub(crate) live: Mutex<HashMap<String, Arc<Mutex<Agent>>>>,
+    pub(crate) config: PipelineConfig,
+    broker_description: String,
+    sandbox: Sandbox,
+    plugins: PluginCache,
+    pub(crate) source: Arc<CatalogSource>,
+    pub(crate) audit: Arc<AuditLog>,
+    reports: ReportDir,
+    concurrency: usize,
+    pub(crate) agents: Arc<AgentContext>,
+    pub(crate) runs: Runs,
     /// Why the configured compiled-plugin cache is not used, if it is not: the night runs
     /// anyway, compiling every plugin.
-    pub cache_warning: Option<String>,
+    cache_warning: Option<String>,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -71,10 +67,10 @@ impl Pipeline {
         concurrency: Option<usize>,
     ) -> anyhow::Result<Pipeline> {
         // Wrong credentials or an unreachable broker stop the night before any tenant starts.
-        broker.app.authenticate().await.map_err(|e| {
+        broker.app().authenticate().await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot authenticate the app at {} ({e}): check AGENTWRIT_BROKER_URL, AGENTWRIT_CLIENT_ID and AGENTWRIT_CLIENT_SECRET",
-                broker.description
+                broker.description()
             )
         })?;
         Pipeline::with_broker(config, broker, concurrency)
@@ -88,7 +84,7 @@ impl Pipeline {
     ) -> anyhow::Result<Pipeline> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let concurrency = concurrency.or(config.concurrency).unwrap_or(cores).max(1);
-        let audit = AuditLog::open(&config.audit)?;
+        let audit = Arc::new(AuditLog::open(&config.audit)?);
         if let Location::Object(reports) = &config.reports {
             // Unreachable storage or a missing bucket stops the night before any tenant runs,
             // rather than failing every tenant at its commit.
@@ -114,29 +110,49 @@ impl Pipeline {
                 source.add(&tenant.id, &ds.resource, &ds.name, ds.location.clone());
             }
         }
+        let agents = AgentContext::new(
+            broker.app().clone(),
+            broker.is_embedded(),
+            config.orch_id.clone(),
+            config.agent_ttl,
+            Arc::clone(&audit),
+        );
         Ok(Pipeline {
             reports: ReportDir::new(&config.reports),
+            broker_description: broker.description().to_string(),
             config,
-            broker,
             sandbox,
             plugins: PluginCache::default(),
             source: Arc::new(source),
             audit,
             concurrency,
-            interrupt: Interrupt::new(),
-            run_slots: Arc::new(Semaphore::new(slots)),
-            live: Mutex::new(HashMap::new()),
+            agents: Arc::new(agents),
+            runs: Runs {
+                interrupt: Interrupt::new(),
+                slots: Arc::new(Semaphore::new(slots)),
+            },
             cache_warning,
         })
     }
 
-    /// The environment variable holding `tenant`'s PostgreSQL role URL, if it has one.
-    pub(crate) fn postgres_role(&self, tenant: &str) -> Option<String> {
-        self.config
-            .tenants
-            .iter()
-            .find(|t| t.id == tenant)
-            .and_then(TenantConfig::postgres_role)
+    /// The night's configuration.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// The broker the night's agents come from, described for the operator.
+    pub fn broker_description(&self) -> &str {
+        &self.broker_description
+    }
+
+    /// Why the configured compiled-plugin cache is not used, if it is not.
+    pub fn cache_warning(&self) -> Option<&str> {
+        self.cache_warning.as_deref()
+    }
+
+    /// Triggered to stop the night: see the module documentation.
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.runs.interrupt
     }
 
     /// The plugin at `path` if its digest is `sha256`, compiled once per digest, off the runtime.
@@ -196,7 +212,7 @@ impl Pipeline {
             let (pipeline, semaphore, tx) = (Arc::clone(self), Arc::clone(&semaphore), tx.clone());
             tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                let result = if pipeline.interrupt.is_triggered() {
+                let result = if pipeline.runs.interrupt.is_triggered() {
                     not_run(&tenant, "interrupted before it started")
                 } else {
                     pipeline.run_tenant(&tenant).await
@@ -249,7 +265,8 @@ impl Pipeline {
                 let scopes = [&tenant.read_scope, &tenant.write_scope];
                 let creating = Instant::now();
                 let opened =
-                    TenantSession::open(self, &tenant.id, &result.task_id, scopes, None).await;
+                    TenantSession::open(&self.agents, &tenant.id, &result.task_id, scopes, None)
+                        .await;
                 result.agent_create_us = Some(creating.elapsed().as_micros() as u64);
                 match opened {
                     Err((None, e)) => Err(e.to_string()),
@@ -293,13 +310,19 @@ impl Pipeline {
         transform: &Transform,
         tenant: &TenantConfig,
         result: &mut TenantResult,
-    ) -> Result<(), crate::session::SessionError> {
-        use crate::session::SessionError;
+    ) -> Result<(), SessionError> {
         result.agent_id = Some(session.agent_id().to_string());
         result.expires_in = Some(session.expires_in());
         result.scope = session.issued();
+        let datasets = Arc::new(self.source.for_tenant(tenant.postgres_role()));
         let outcome = session
-            .run(transform, tenant.budget.clone(), tenant.params.clone())
+            .run(
+                &self.runs,
+                transform,
+                tenant.budget.clone(),
+                tenant.params.clone(),
+                datasets,
+            )
             .await;
         result.gate = GateLine::from_events(&outcome.events);
         result.gate_overflow = outcome.overflow;
@@ -316,7 +339,12 @@ impl Pipeline {
         result.figures = summary.figures;
         if !outcome.staged.is_empty() || !outcome.tables.is_empty() {
             let (published, committed) = session
-                .commit(&outcome.staged, &outcome.tables, &tenant.outputs)
+                .commit(
+                    &outcome.staged,
+                    &outcome.tables,
+                    &tenant.outputs,
+                    &self.reports,
+                )
                 .await;
             // What was published, whether or not all of it was: as the audit and storage say.
             for item in published {
@@ -334,7 +362,7 @@ impl Pipeline {
     pub async fn run(self: &Arc<Self>, mut options: RunOptions) -> PipelineReport {
         let started = Instant::now();
         let tenants = self.run_tenants(&mut options).await;
-        let interrupted = self.interrupt.is_triggered();
+        let interrupted = self.runs.interrupt.is_triggered();
         // Without an [isolation] probe in the configuration there is nothing to prove with.
         // A sharded night proves isolation once, in shard 0 (see `shards`), with every tenant of
         // the configuration to reach for, not only its own.
@@ -347,7 +375,7 @@ impl Pipeline {
         let (audit, audit_error) = match self.audit.flush() {
             Ok(head) => (head, None),
             Err(e) => (
-                crate::audit::AuditHead {
+                sluice_audit::AuditHead {
                     entries: 0,
                     hash: String::new(),
                 },
@@ -355,7 +383,7 @@ impl Pipeline {
             ),
         };
         PipelineReport {
-            broker: self.broker.description.clone(),
+            broker: self.broker_description.clone(),
             audit,
             audit_error,
             failed: tenants.iter().filter(|t| !t.ok()).count(),
@@ -370,52 +398,7 @@ impl Pipeline {
     /// what a second Ctrl-C does before exiting at once. Returns (released, alive), with the
     /// audit trail flushed.
     pub async fn release_live_agents(&self, within: Duration) -> (usize, usize) {
-        let agents: Vec<(String, Arc<Mutex<Agent>>)> = self
-            .live
-            .lock()
-            .await
-            .iter()
-            .map(|(task, agent)| (task.clone(), Arc::clone(agent)))
-            .collect();
-        let alive = agents.len();
-        let mut releases = tokio::task::JoinSet::new();
-        for (task_id, agent) in agents {
-            releases.spawn(async move {
-                let released = tokio::time::timeout(within, async {
-                    let mut agent = agent.lock().await;
-                    // Released by its session while this waited: counted, not audited twice.
-                    let already = agent.is_released();
-                    agent
-                        .release()
-                        .await
-                        .map(|()| (agent.agent_id().to_string(), already))
-                })
-                .await;
-                (task_id, released)
-            });
-        }
-        let mut released = 0;
-        while let Some(done) = releases.join_next().await {
-            if let Ok((task_id, Ok(Ok((agent_id, already))))) = done {
-                released += 1;
-                if already {
-                    continue;
-                }
-                let subject = Subject {
-                    tenant: String::new(),
-                    agent_id,
-                    task_id,
-                };
-                self.audit.record(
-                    &subject,
-                    Lifecycle::AgentReleased {
-                        detail: Some("on a second interrupt, before exiting at once"),
-                    },
-                );
-            }
-        }
-        let _ = self.audit.flush();
-        (released, alive)
+        self.agents.release_live(within).await
     }
 }
 

@@ -6,7 +6,8 @@
 use serde::Serialize;
 use sluice_sandbox::{Decision, Figure, GateEvent, GateOverflow, GuestText, HostCall};
 
-use crate::storage::Location;
+pub use sluice_data::outputs::PublishedTable;
+use sluice_storage::Location;
 
 /// One kind of gate decision as reported.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -81,16 +82,6 @@ impl PluginLoad {
             load_ms: transform.load_time().as_millis() as u64,
         }
     }
-}
-
-/// An output table a run published.
-#[derive(Clone, Debug, Serialize)]
-pub struct PublishedTable {
-    /// `<resource>/<name>`.
-    pub name: String,
-    /// Where it went: a file path, or `postgres <schema>.<table>`.
-    pub location: String,
-    pub rows: u64,
 }
 
 /// One tenant's night.
@@ -217,7 +208,7 @@ impl IsolationResult {
 pub struct PipelineReport {
     pub broker: String,
     /// Where the audit trail ends after this run: keep it to prove later that nothing was cut.
-    pub audit: crate::audit::AuditHead,
+    pub audit: sluice_audit::AuditHead,
     /// Why the audit trail could not be written completely, if it could not.
     pub audit_error: Option<String>,
     pub tenants: Vec<TenantResult>,

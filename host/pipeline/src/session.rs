@@ -9,18 +9,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentwrit::{Agent, AgentRequest, Error as BrokerError, Scope, Validation};
+use sluice_audit::{Lifecycle, Subject, writ_subject};
+use sluice_data::ReportDir;
+use sluice_data::outputs::{OutputStore, Published, publish_run};
 use sluice_sandbox::{
     AuditSink as _, Budget, DatasetSource, Interrupt, RunFailure, RunOutcome, RunRequest,
     StagedReport, StagedTable, Transform, Writ,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 
-use crate::audit::{Lifecycle, Subject, writ_subject};
-use crate::config::OutputStore;
+use crate::agents::AgentContext;
 use crate::keeper::{Invalidation, Keeper, KeeperReport};
-use crate::nightly::Pipeline;
 use crate::outcome::AgentEnd;
-use crate::outputs::{Published, publish_run};
 
 /// How long a transient broker failure may be retried when confirming or releasing an agent.
 const RETRY_WINDOW: Duration = Duration::from_secs(3);
@@ -60,9 +60,17 @@ fn published_note(published: usize) -> String {
     }
 }
 
+/// Where the night's runs take place: its interrupt, and one permit per slot of the engine's
+/// instance pool, held by a run's thread until it ends.
+#[derive(Clone)]
+pub(crate) struct Runs {
+    pub(crate) interrupt: Interrupt,
+    pub(crate) slots: Arc<Semaphore>,
+}
+
 /// A tenant's live agent and the writ its gate enforces.
 pub(crate) struct TenantSession {
-    pipeline: Arc<Pipeline>,
+    agents: Arc<AgentContext>,
     subject: Subject,
     agent: Arc<Mutex<Agent>>,
     /// The scopes the broker issued: what the gate enforces.
@@ -76,22 +84,19 @@ impl TenantSession {
     /// Creates an agent holding `scopes` for `tenant` under `task_id`, and reads back the scopes
     /// the broker issued: those, not the requested ones, are what the gate enforces.
     pub(crate) async fn open(
-        pipeline: &Arc<Pipeline>,
+        agents: &Arc<AgentContext>,
         tenant: &str,
         task_id: &str,
         scopes: [&Scope; 2],
         purpose: Option<&'static str>,
     ) -> Result<TenantSession, (Option<TenantSession>, SessionError)> {
-        let request = AgentRequest::new(
-            &pipeline.config.orch_id,
-            task_id,
-            scopes.iter().map(|&s| s.clone()),
-        )
-        .max_ttl(pipeline.config.agent_ttl.as_secs());
-        let agent = match pipeline.broker.app.create_agent(request).await {
+        let request =
+            AgentRequest::new(&agents.orch_id, task_id, scopes.iter().map(|&s| s.clone()))
+                .max_ttl(agents.ttl.as_secs());
+        let agent = match agents.app.create_agent(request).await {
             Ok(agent) => agent,
             Err(e) => {
-                let why = explain_create_error(&e, scopes, pipeline.broker.is_embedded());
+                let why = explain_create_error(&e, scopes, agents.embedded);
                 return Err((None, SessionError::CreateAgent(why)));
             }
         };
@@ -100,7 +105,7 @@ impl TenantSession {
             agent_id: agent.agent_id().to_string(),
             task_id: task_id.to_string(),
         };
-        pipeline.audit.record(
+        agents.audit.record(
             &subject,
             Lifecycle::AgentCreated {
                 scope: agent
@@ -115,13 +120,9 @@ impl TenantSession {
         let expires_in = agent.expires_in();
         let token = agent.access_token().clone();
         let agent = Arc::new(Mutex::new(agent));
-        pipeline
-            .live
-            .lock()
-            .await
-            .insert(subject.task_id.clone(), Arc::clone(&agent));
+        agents.track(&subject.task_id, &agent).await;
         let mut session = TenantSession {
-            pipeline: Arc::clone(pipeline),
+            agents: Arc::clone(agents),
             subject,
             agent,
             held: Vec::new(),
@@ -130,7 +131,7 @@ impl TenantSession {
             keeper: KeeperReport::default(),
         };
         // Scopes arrive parsed: a broker issuing a malformed one fails validation, naming it.
-        match pipeline.broker.app.validate(&token).await {
+        match agents.app.validate(&token).await {
             Ok(Validation::Valid(claims)) => session.held = claims.scope.clone(),
             Ok(Validation::Invalid(why)) => {
                 return Err((Some(session), SessionError::InvalidAgent(why)));
@@ -168,50 +169,38 @@ impl TenantSession {
         }
     }
 
-    /// Runs `transform` under the issued scopes on a thread of its own, behind the watchdog,
-    /// with the keeper watching the agent; audits the gate's decisions and what the run used.
+    /// Runs `transform` over `datasets` under the issued scopes on a thread of its own, behind
+    /// the watchdog, with the keeper watching the agent; audits the gate's decisions and what
+    /// the run used.
     pub(crate) async fn run(
         &mut self,
-        transform: &Transform,
-        budget: Budget,
-        params: Vec<(String, String)>,
-    ) -> RunOutcome {
-        let p = &self.pipeline;
-        let datasets = Arc::new(p.source.for_tenant(p.postgres_role(&self.subject.tenant)));
-        self.run_over(transform, budget, params, datasets).await
-    }
-
-    /// [`run`](Self::run) over `datasets` instead of the tenant's own.
-    pub(crate) async fn run_over(
-        &mut self,
+        runs: &Runs,
         transform: &Transform,
         budget: Budget,
         params: Vec<(String, String)>,
         datasets: Arc<dyn DatasetSource>,
     ) -> RunOutcome {
-        let p = &self.pipeline;
         let request = RunRequest {
             writ: self.writ(),
             budget,
             datasets,
             params,
-            interrupt: p.interrupt.clone(),
+            interrupt: runs.interrupt.clone(),
         };
         // The run slot goes to the run's thread: an abandoned run keeps its share of the pool.
-        let slot = Arc::clone(&p.run_slots).acquire_owned().await;
+        let slot = Arc::clone(&runs.slots).acquire_owned().await;
         let keeper = Keeper::start(
-            Arc::clone(p),
+            Arc::clone(&self.agents),
             Arc::clone(&self.agent),
             self.revoked.clone(),
             self.subject.clone(),
-            p.interrupt.clone(),
+            runs.interrupt.clone(),
         );
         let outcome = transform.spawn(request, slot).outcome().await;
         self.keeper = keeper.stop().await;
-        let _ = p
-            .audit
-            .record_gate_events(&outcome.writ, &outcome.events, &outcome.overflow);
-        p.audit.record(
+        let audit = &self.agents.audit;
+        let _ = audit.record_gate_events(&outcome.writ, &outcome.events, &outcome.overflow);
+        audit.record(
             &writ_subject(&outcome.writ),
             Lifecycle::run_finished(&outcome),
         );
@@ -229,20 +218,21 @@ impl TenantSession {
             })
     }
 
-    /// Publishes `tables` and `staged` reports together (see [`publish_run`]), only with an
-    /// agent the broker still honours. Returns what was published, which the audit records item
+    /// Publishes `tables` (to `outputs`) and `staged` reports (to `reports`) together (see
+    /// [`publish_run`]), only with an agent the broker still honours. Returns what was published, which the audit records item
     /// by item as each becomes visible, and the error that stopped it, if one did.
     pub(crate) async fn commit(
         &self,
         staged: &[StagedReport],
         tables: &[StagedTable],
         outputs: &OutputStore,
+        reports: &ReportDir,
     ) -> (Vec<Published>, Result<(), SessionError>) {
         if let Some(invalidated) = self.invalidated() {
             return (Vec::new(), Err(invalidated));
         }
         if let Err(why) = self.confirm().await {
-            self.pipeline.audit.record(
+            self.agents.audit.record(
                 &self.subject,
                 Lifecycle::CommitRefused {
                     outcome: "denied",
@@ -251,11 +241,12 @@ impl TenantSession {
             );
             return (Vec::new(), Err(SessionError::CommitRefused(why)));
         }
-        let (pipeline, subject) = (Arc::clone(&self.pipeline), self.subject.clone());
-        let (store, staged, tables) = (outputs.clone(), staged.to_vec(), tables.to_vec());
+        let (audit, subject) = (Arc::clone(&self.agents.audit), self.subject.clone());
+        let (store, reports) = (outputs.clone(), reports.clone());
+        let (staged, tables) = (staged.to_vec(), tables.to_vec());
         // Off the runtime: files are written and synced, and on object storage each is a request.
         let published = tokio::task::spawn_blocking(move || {
-            let audit = |item: &Published| {
+            let audit_each = |item: &Published| {
                 let entry = match item {
                     Published::Table(table) => Lifecycle::TableCommitted {
                         table: table.location.clone(),
@@ -266,9 +257,9 @@ impl TenantSession {
                         bytes: *bytes,
                     },
                 };
-                pipeline.audit.record(&subject, entry);
+                audit.record(&subject, entry);
             };
-            publish_run(&store, &pipeline.reports, &tables, &staged, audit)
+            publish_run(&store, &reports, &tables, &staged, audit_each)
         })
         .await;
         match published {
@@ -298,7 +289,7 @@ impl TenantSession {
         let started = Instant::now();
         loop {
             let token = self.agent.lock().await.access_token().clone();
-            match self.pipeline.broker.app.validate(&token).await {
+            match self.agents.app.validate(&token).await {
                 Ok(Validation::Valid(_)) => return Ok(()),
                 Ok(Validation::Invalid(_)) => {
                     return Err(format!(
@@ -318,18 +309,14 @@ impl TenantSession {
     pub(crate) async fn close(self) -> AgentEnd {
         let end = self.end().await;
         // Only now: until its release is done, a second interrupt may still release it.
-        self.pipeline
-            .live
-            .lock()
-            .await
-            .remove(&self.subject.task_id);
+        self.agents.forget(&self.subject.task_id).await;
         end
     }
 
     async fn end(&self) -> AgentEnd {
         let mut agent = self.agent.lock().await;
         let started = Instant::now();
-        let audit = &self.pipeline.audit;
+        let audit = &self.agents.audit;
         loop {
             match agent.release().await {
                 Ok(()) => {

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use sluice_sandbox::is_plain_name;
 
-use crate::audit::{Verdict, verify_head};
 use crate::outcome::PipelineReport;
-use crate::storage::Location;
+use sluice_audit::{Verdict, verify_head};
+use sluice_storage::Location;
 
 /// Shard `index` of `count` (0 ≤ index < count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,10 +313,10 @@ pub fn night_status(run: &RunDir, tenants: &[String], shards: u32) -> anyhow::Re
         );
         let audit = run.audit_path(index);
         // A shard that owned no tenant may have written no entry, and so no file.
-        let verdict = if summary.audit_entries == 0 && !crate::audit::exists(&audit)? {
+        let verdict = if summary.audit_entries == 0 && !sluice_audit::exists(&audit)? {
             Ok(Verdict::Intact(0))
         } else if summary.audit_entries == 0 {
-            crate::audit::verify(&audit)
+            sluice_audit::verify(&audit)
         } else {
             verify_head(&audit, &summary.audit_head)
         };

@@ -9,7 +9,7 @@
 
 use crate::error::HostError;
 use crate::failure::{MAX_GUEST_MESSAGE_BYTES, RunFailure};
-use crate::text::{GuestText, cut, escape};
+use sluice_text::{GuestText, cut, escape};
 
 /// Longest tenant, resource or dataset name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;

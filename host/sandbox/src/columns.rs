@@ -26,7 +26,7 @@ use crate::bindings::sluice::etl::columns::{
 };
 use crate::bounds::is_plain_name;
 use crate::source::SourceError;
-use crate::text::{cut, escape};
+use sluice_text::{cut, escape};
 
 /// Most columns an output table may have.
 pub const MAX_COLUMNS: usize = 256;

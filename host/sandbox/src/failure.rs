@@ -16,7 +16,7 @@ use crate::budget::{Budget, Limit, LimitExceeded};
 use crate::gate::Denied;
 use crate::interrupt::Interrupted;
 use crate::output::LogLine;
-use crate::text::{GuestText, cut};
+use sluice_text::{GuestText, cut};
 
 /// Longest guest-written message (a failure or a panic) kept in a failure; the rest is cut.
 pub const MAX_GUEST_MESSAGE_BYTES: usize = 1024;

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use agentwrit_scope::Scope;
 
 use crate::interrupt::Interrupt;
-use crate::text::escape;
+use sluice_text::escape;
 
 /// The credential a run holds: who the agent is and what it may do.
 ///

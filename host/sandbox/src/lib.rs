@@ -14,7 +14,6 @@ mod bindings;
 pub mod bounds;
 mod budget;
 pub mod columns;
-mod compiled_cache;
 mod error;
 mod failure;
 mod gate;
@@ -27,7 +26,6 @@ pub mod report_json;
 mod runtime;
 mod source;
 mod state;
-mod text;
 mod watchdog;
 
 pub use bindings::sluice::etl::columns::{
@@ -35,7 +33,6 @@ pub use bindings::sluice::etl::columns::{
 };
 pub use bounds::{Figure, Summary, is_plain_name};
 pub use budget::{Budget, Counter, Limit, LimitExceeded, Usage};
-pub use compiled_cache::{CacheEntry, CacheError, CacheStats, CodeOrigin, CompiledCache};
 pub use failure::RunFailure;
 pub use gate::{AuditSink, Decision, Denied, Gate, GateEvent, GateOverflow, HostCall, Writ};
 pub use host::datasets::MAX_BATCH_ROWS;
@@ -46,11 +43,12 @@ pub use output::{LogLevel, LogLine, MAX_MESSAGE_BYTES};
 pub use runtime::{
     RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform, missing_plugin_hint,
 };
+pub use sluice_compiled_cache::{CacheEntry, CacheError, CacheStats, CodeOrigin, CompiledCache};
+pub use sluice_text::{GuestText, cut, escape};
 pub use source::{
     BATCH_BYTES, BATCH_CELLS, BATCH_ROWS, DataType, DatasetCursor, DatasetSource, Field, Held,
     NoDatasets, ReadBounds, ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit,
     batch_rows, projection,
 };
 pub use state::StagedReport;
-pub use text::{GuestText, cut, escape};
 pub use watchdog::{RunTicket, WATCHDOG_GRACE};

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::text::{GuestText, cut};
+use sluice_text::{GuestText, cut};
 
 /// Longest single message kept from the `log` interface; the rest is cut with a marker.
 pub const MAX_MESSAGE_BYTES: usize = 4096;

@@ -39,7 +39,7 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".to_string());
-        crate::text::cut(&message, 256).into_owned()
+        sluice_text::cut(&message, 256).into_owned()
     })
 }
 

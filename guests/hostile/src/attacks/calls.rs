@@ -61,8 +61,9 @@ pub fn stale_handle(_: &Params) -> Result<Summary, RunError> {
     let me = me();
     let name = datasets::list(&me, "analytics")?.remove(0);
     let handle = datasets::open(&me, "analytics", &name, None)?.take_handle();
-    // SAFETY: none; the first drops the dataset, the second is stale on purpose.
+    // SAFETY: none, on purpose: this drops the dataset, so the host frees the handle.
     drop(unsafe { datasets::Dataset::from_handle(handle) });
+    // SAFETY: none, on purpose: the handle is stale, which the host must refuse.
     let stale = unsafe { datasets::Dataset::from_handle(handle) };
     stale.next_batch(1)?;
     Err(RunError::Failed("read through a stale handle".into()))

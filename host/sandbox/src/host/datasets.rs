@@ -68,7 +68,7 @@ impl From<SourceError> for HostError {
 fn panicked(name: &str, message: String) -> HostError {
     HostError::Host(wasmtime::Error::msg(format!(
         "reading dataset '{name}' failed: the reader panicked ({})",
-        crate::text::escape(&message)
+        sluice_text::escape(&message)
     )))
 }
 

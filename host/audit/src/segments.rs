@@ -10,7 +10,7 @@
 //! middle breaks the chain's links, and one deleted from the end is caught against the head a
 //! shard summary recorded, as for a file.
 
-use crate::storage::ObjectLocation;
+use sluice_storage::ObjectLocation;
 
 fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.jsonl")

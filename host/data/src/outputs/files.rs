@@ -12,7 +12,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use sluice_sandbox::{DatasetCursor, RecordBatch, SchemaRef};
 
-use super::files::{type_name, types_path};
+use crate::sources::csv_types::{type_name, types_path};
 
 /// Rows per batch when copying a dataset out.
 const COPY_ROWS: usize = 65_536;

@@ -10,14 +10,35 @@
 //! [`PublishFailure::published`] says exactly what was published, and the caller's `--json` and
 //! audit say the same.
 
-use sluice_sandbox::{StagedReport, StagedTable};
+pub mod files;
+pub mod postgres_tables;
 
-use crate::config::OutputStore;
-use crate::outcome::PublishedTable;
+use sluice_sandbox::{StagedReport, StagedTable};
+use sluice_storage::Location;
+
 use crate::report_dir::{ReportDir, StagedFile};
 use crate::sources::postgres::connect;
-use crate::sources::postgres_load::replace_tables;
-use crate::storage::Location;
+use postgres_tables::replace_tables;
+
+/// Where a tenant's output tables are published.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OutputStore {
+    /// `<reports>/<tenant>/<resource>/<name>.parquet`.
+    #[default]
+    Parquet,
+    /// Table `<resource>_<name>` of `schema`, written through the role in `url_env`.
+    Postgres { url_env: String, schema: String },
+}
+
+/// An output table a run published.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PublishedTable {
+    /// `<resource>/<name>`.
+    pub name: String,
+    /// Where it went: a file path, or `postgres <schema>.<table>`.
+    pub location: String,
+    pub rows: u64,
+}
 
 /// One output made visible.
 #[derive(Clone, Debug)]

@@ -29,8 +29,8 @@ pub use chain::{
 };
 pub use events::{Lifecycle, Subject, gate_entries, rfc3339, writ_subject};
 
-use crate::storage::{Location, ObjectLocation};
 use chain::{canonical, entry_hash};
+use sluice_storage::{Location, ObjectLocation};
 
 /// On object storage each write is a request and a segment to read back: entries arriving within
 /// this long of the first go into the same one (a flush still writes at once). Measured in

@@ -11,9 +11,9 @@ use anyhow::Context as _;
 use rusqlite::Connection;
 use sluice_sandbox::{DatasetCursor, DatasetSource as _};
 
-use crate::sources::SqliteSource;
-use crate::sources::export::{FileFormat, copy_to_file};
-use crate::sources::postgres_load::replace_table;
+use sluice_data::SqliteSource;
+use sluice_data::outputs::files::{FileFormat, copy_to_file};
+use sluice_data::outputs::postgres_tables::replace_table;
 
 /// A tenant of the demo, as in the seed sample.
 #[derive(Clone, Copy, Debug)]

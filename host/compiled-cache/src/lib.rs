@@ -137,7 +137,7 @@ const MAX_SIDECAR_BYTES: u64 = 128;
 const SIDECAR_PREFIX: &str = "blake3-mac:";
 
 /// What a lookup found.
-pub(crate) enum Lookup {
+pub enum Lookup {
     Hit(Component),
     Miss,
     Rejected(String),
@@ -226,7 +226,7 @@ impl CompiledCache {
 
     /// The compiled code of the plugin whose SHA-256 is `plugin_sha256`, if a verified entry
     /// exists. An unusable entry is deleted and reported as `Rejected`.
-    pub(crate) fn get(&self, engine: &Engine, plugin_sha256: &str) -> Lookup {
+    pub fn get(&self, engine: &Engine, plugin_sha256: &str) -> Lookup {
         let code = self.code_name(plugin_sha256);
         let sidecar = sidecar_name(&code);
         let reject = |reason: String| {
@@ -283,7 +283,7 @@ impl CompiledCache {
     }
 
     /// Stores `component`, compiled from the plugin whose SHA-256 is `plugin_sha256`.
-    pub(crate) fn put(&self, plugin_sha256: &str, component: &Component) -> Result<(), String> {
+    pub fn put(&self, plugin_sha256: &str, component: &Component) -> Result<(), String> {
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
         let bytes = component
             .serialize()

@@ -33,15 +33,15 @@ pub async fn patiently<T, F, Fut>(
     patience: Duration,
     mut on_wait: impl FnMut(Duration),
     mut attempt: F,
-) -> agentwrit::Result<T>
+) -> crate::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = agentwrit::Result<T>>,
+    Fut: std::future::Future<Output = crate::Result<T>>,
 {
     let started = Instant::now();
     loop {
         match attempt().await {
-            Err(agentwrit::Error::RateLimited { retry_after, .. })
+            Err(crate::Error::RateLimited { retry_after, .. })
                 if started.elapsed() + backoff(retry_after) / 2 < patience =>
             {
                 let wait = backoff(retry_after).min(patience.saturating_sub(started.elapsed()));

@@ -18,8 +18,8 @@ use anyhow::Context as _;
 use sluice_jail::{Jail, Staged};
 use sluice_sandbox::{StagedTable, is_plain_name};
 
-use crate::sources::export::write_parquet;
-use crate::storage::Location;
+use crate::outputs::files::write_parquet;
+use sluice_storage::Location;
 
 #[derive(Clone, Debug)]
 pub struct ReportDir {

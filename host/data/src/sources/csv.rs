@@ -22,7 +22,7 @@ use sluice_sandbox::{
     SchemaRef, SourceError, batch_rows, projection,
 };
 
-use super::files::parse_type;
+use super::csv_types::parse_type;
 
 /// Bytes read from the file at a time.
 const CHUNK: usize = 1 << 16;

@@ -6,12 +6,11 @@
 mod builder;
 pub mod catalog;
 mod csv;
-pub mod export;
+pub mod csv_types;
 pub mod files;
 pub mod layout;
 mod parquet;
 pub mod postgres;
-pub mod postgres_load;
 pub mod sqlite;
 mod thrift;
 pub mod typed;
