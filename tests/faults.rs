@@ -3,6 +3,7 @@
 //! time, saying why; a broker restarted with its state costs the tenant nothing.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -20,6 +21,7 @@ use sluice_tests::night::{
 use sluice_tests::{demo_data, pipeline_tenant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 /// The hospital, reading its own data one row every 5 ms until stopped.
 fn reader() -> TenantConfig {
@@ -54,20 +56,31 @@ async fn running_tenant(audit: &std::path::Path, tenant: &str) {
     panic!("{tenant}'s agent was never created");
 }
 
+/// A night of `tenant` alone over `dir`, against the broker `creds` name (each broker call given
+/// `timeout`), run in the background; and where its audit trail is.
+fn night_in_background(
+    dir: &Path,
+    tenant: TenantConfig,
+    creds: &AppCredentials,
+    timeout: Duration,
+) -> (JoinHandle<PipelineReport>, PathBuf) {
+    let cfg = night_config(dir, vec![tenant]);
+    let audit = cfg.audit.as_local().unwrap().to_path_buf();
+    let creds = creds.clone();
+    let night = tokio::spawn(async move {
+        pipeline(cfg, &creds, 1, timeout)
+            .run(RunOptions::default())
+            .await
+    });
+    (night, audit)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_agent_reads_nothing_more_within_100_ms_of_the_brokers_answer() {
     let (b, creds) = broker().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = night_config(dir.path(), vec![reader()]);
-    let audit = cfg.audit.as_local().unwrap().to_path_buf();
-    let night = tokio::spawn({
-        let creds = creds.clone();
-        async move {
-            pipeline(cfg, &creds, 1, agentwrit::DEFAULT_TIMEOUT)
-                .run(RunOptions::default())
-                .await
-        }
-    });
+    let (night, audit) =
+        night_in_background(dir.path(), reader(), &creds, agentwrit::DEFAULT_TIMEOUT);
     let admin = AdminClient::authenticate(&b.url(), &AdminSecret::new(ADMIN))
         .await
         .unwrap();
@@ -115,19 +128,10 @@ async fn a_revoked_agent_reads_nothing_more_within_100_ms_of_the_brokers_answer(
 async fn a_broker_that_goes_down_mid_run_fails_the_tenant_on_time_and_says_why() {
     let (b, creds) = broker().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = night_config(dir.path(), vec![reader()]);
-    let audit = cfg.audit.as_local().unwrap().to_path_buf();
     let previous = dir.path().join("reports/hospital/latest.json");
     std::fs::create_dir_all(previous.parent().unwrap()).unwrap();
     std::fs::write(&previous, "{\"night\":\"previous\"}").unwrap();
-    let night = tokio::spawn({
-        let creds = creds.clone();
-        async move {
-            pipeline(cfg, &creds, 1, Duration::from_secs(1))
-                .run(RunOptions::default())
-                .await
-        }
-    });
+    let (night, audit) = night_in_background(dir.path(), reader(), &creds, Duration::from_secs(1));
     running_tenant(&audit, "hospital").await;
     let down = Instant::now();
     b.shutdown().await;
@@ -173,16 +177,7 @@ async fn a_broker_restarted_with_its_state_mid_run_costs_the_tenant_nothing() {
         ("mode".into(), "slow-report".into()),
         ("sleep-ms".into(), "2500".into()),
     ];
-    let cfg = night_config(dir.path(), vec![slow]);
-    let audit = cfg.audit.as_local().unwrap().to_path_buf();
-    let night = tokio::spawn({
-        let creds = creds.clone();
-        async move {
-            pipeline(cfg, &creds, 1, Duration::from_secs(1))
-                .run(RunOptions::default())
-                .await
-        }
-    });
+    let (night, audit) = night_in_background(dir.path(), slow, &creds, Duration::from_secs(1));
     running_tenant(&audit, "hospital").await;
     b.shutdown().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -297,13 +292,8 @@ async fn a_hanging_broker_fails_the_tenant_instead_of_hanging_it() {
         ..creds
     };
     let dir = tempfile::tempdir().unwrap();
-    let cfg = night_config(dir.path(), vec![reader()]);
-    let audit = cfg.audit.as_local().unwrap().to_path_buf();
-    let night = tokio::spawn(async move {
-        pipeline(cfg, &through_proxy, 1, Duration::from_secs(1))
-            .run(RunOptions::default())
-            .await
-    });
+    let (night, audit) =
+        night_in_background(dir.path(), reader(), &through_proxy, Duration::from_secs(1));
     running_tenant(&audit, "hospital").await;
     let hung = Instant::now();
     proxy.hang.store(true, Ordering::Release);

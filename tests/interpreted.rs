@@ -163,189 +163,94 @@ fn assert_memory_limit(message: &str) {
     assert!(needed.0.parse::<u64>().unwrap() > 64, "{message}");
 }
 
-mod python {
-    //! `hostile-py.wasm`: CPython with the interpreters' WASI, which grants nothing.
-
-    use super::*;
-
-    const GUEST: &str = "hostile-py";
-
-    #[test]
-    pub(super) fn read_passwd() {
-        assert_eq!(
-            cause(GUEST, "read_passwd", &[]),
-            "transform failed: FileNotFoundError: [Errno 44] No such file or directory: '/etc/passwd'"
-        );
-    }
-
-    #[test]
-    pub(super) fn read_own_plugin() {
-        let plugin = guest(GUEST).display().to_string();
-        assert_eq!(
-            cause(GUEST, "read_own_plugin", &[("plugin", &plugin)]),
-            format!(
-                "transform failed: FileNotFoundError: [Errno 44] No such file or directory: '{plugin}'"
-            )
-        );
-    }
-
-    /// The environment is empty whatever the host's holds; `tests/try_cli.rs` runs this with
-    /// `AGENTWRIT_CLIENT_SECRET` set in the host's environment.
-    #[test]
-    pub(super) fn read_env() {
-        assert_eq!(
-            cause(GUEST, "read_env", &[]),
-            "transform failed: TransformFailed: environment {}, arguments []"
-        );
-    }
-
-    #[test]
-    pub(super) fn connect_broker() {
-        let bait = Bait::new();
-        assert_eq!(
-            cause(GUEST, "connect_broker", &[("port", &bait.port())]),
-            "transform failed: PermissionError: [Errno 2] Permission denied"
-        );
-        bait.assert_untouched();
-    }
-
-    #[test]
-    pub(super) fn http_request() {
-        let bait = Bait::new();
-        // Name lookup is refused by the host, so urllib never gets as far as a socket.
-        assert_eq!(
-            cause(GUEST, "http_request", &[("port", &bait.port())]),
-            "transform failed: URLError: <urlopen error [Errno -4] Non-recoverable error>"
-        );
-        bait.assert_untouched();
-    }
-
-    #[test]
-    pub(super) fn spawn_process() {
-        assert_eq!(
-            cause(GUEST, "spawn_process", &[]),
-            "transform failed: OSError: [Errno 58] wasi does not support processes."
-        );
-    }
-
-    #[test]
-    pub(super) fn read_other_tenant() {
-        assert_eq!(cause(GUEST, "read_other_tenant", &[]), DENIED_BANK);
-    }
-
-    #[test]
-    pub(super) fn table_lies_about_rows() {
-        assert_eq!(cause(GUEST, "table_lies_about_rows", &[]), TABLE_ROWS);
-    }
-
-    #[test]
-    pub(super) fn spin() {
-        assert_eq!(cause(GUEST, "spin", &[]), WALL_TIME);
-    }
-
-    #[test]
-    pub(super) fn memory_hog() {
-        assert_memory_limit(&cause(GUEST, "memory_hog", &[]));
-    }
-
-    /// CPython 3.12+ keeps Python frames on the heap: with its recursion guard lifted, endless
-    /// recursion runs into the memory limit.
-    #[test]
-    pub(super) fn recurse() {
-        assert_memory_limit(&cause(GUEST, "recurse", &[]));
-    }
+/// What an attack must come to: this one-line cause, or the memory limit (whose figure varies).
+enum Expect {
+    /// `{plugin}` stands for the guest's own path.
+    Cause(&'static str),
+    MemoryLimit,
 }
 
-mod js {
-    //! `hostile-js.wasm`: StarlingMonkey built with every WASI feature off, so Node's and the
-    //! browser's ways out do not exist at all.
-
-    use super::*;
-
-    const GUEST: &str = "hostile-js";
-
-    #[test]
-    pub(super) fn read_passwd() {
-        assert_eq!(
-            cause(GUEST, "read_passwd", &[]),
-            "transform failed: ReferenceError: require is not defined"
-        );
+/// Runs `attack` of `hostile` with a bait listener's port and the guest's own path as parameters,
+/// checks its cause against `expect`, and that nothing reached the listener.
+fn check(hostile: &str, attack: &str, expect: Expect) {
+    let bait = Bait::new();
+    let plugin = guest(hostile).display().to_string();
+    let got = cause(
+        hostile,
+        attack,
+        &[("port", &bait.port()), ("plugin", &plugin)],
+    );
+    match expect {
+        Expect::Cause(want) => assert_eq!(got, want.replace("{plugin}", &plugin)),
+        Expect::MemoryLimit => assert_memory_limit(&got),
     }
+    bait.assert_untouched();
+}
 
-    #[test]
-    pub(super) fn read_own_plugin() {
-        let plugin = guest(GUEST).display().to_string();
-        assert_eq!(
-            cause(GUEST, "read_own_plugin", &[("plugin", &plugin)]),
-            "transform failed: ReferenceError: require is not defined"
-        );
-    }
+/// One row per attack, its outcome in Python and in JavaScript: a test each, in `python` and
+/// `js`, so both languages answer every attack from one table.
+macro_rules! attacks {
+    ($($attack:ident: python $py:expr, js $js:expr;)*) => {
+        mod python {
+            //! `hostile-py.wasm`: CPython with the interpreters' WASI, which grants nothing.
+            use super::*;
+            $(
+                #[test]
+                pub(super) fn $attack() {
+                    check("hostile-py", stringify!($attack), $py);
+                }
+            )*
+        }
+        mod js {
+            //! `hostile-js.wasm`: StarlingMonkey built with every WASI feature off, so Node's
+            //! and the browser's ways out do not exist at all.
+            use super::*;
+            $(
+                #[test]
+                pub(super) fn $attack() {
+                    check("hostile-js", stringify!($attack), $js);
+                }
+            )*
+        }
+    };
+}
 
-    #[test]
-    pub(super) fn read_env() {
-        assert_eq!(
-            cause(GUEST, "read_env", &[]),
-            "transform failed: ReferenceError: process is not defined"
-        );
-    }
+use Expect::{Cause, MemoryLimit};
 
-    #[test]
-    pub(super) fn connect_broker() {
-        let bait = Bait::new();
-        assert_eq!(
-            cause(GUEST, "connect_broker", &[("port", &bait.port())]),
-            "transform failed: ReferenceError: WebSocket is not defined"
-        );
-        bait.assert_untouched();
-    }
+const REQUIRE: Expect = Cause("transform failed: ReferenceError: require is not defined");
 
-    /// With the `http` feature off, `fetch` is a stub that traps.
-    #[test]
-    pub(super) fn http_request() {
-        let bait = Bait::new();
-        assert_eq!(
-            cause(GUEST, "http_request", &[("port", &bait.port())]),
-            "guest fault: unreachable instruction executed"
-        );
-        bait.assert_untouched();
-    }
-
-    #[test]
-    pub(super) fn spawn_process() {
-        assert_eq!(
-            cause(GUEST, "spawn_process", &[]),
-            "transform failed: ReferenceError: require is not defined"
-        );
-    }
-
-    #[test]
-    pub(super) fn read_other_tenant() {
-        assert_eq!(cause(GUEST, "read_other_tenant", &[]), DENIED_BANK);
-    }
-
-    #[test]
-    pub(super) fn table_lies_about_rows() {
-        assert_eq!(cause(GUEST, "table_lies_about_rows", &[]), TABLE_ROWS);
-    }
-
-    #[test]
-    pub(super) fn spin() {
-        assert_eq!(cause(GUEST, "spin", &[]), WALL_TIME);
-    }
-
-    #[test]
-    pub(super) fn memory_hog() {
-        assert_memory_limit(&cause(GUEST, "memory_hog", &[]));
-    }
-
-    /// SpiderMonkey's own recursion guard stops it before the wasm stack runs out.
-    #[test]
-    pub(super) fn recurse() {
-        assert_eq!(
-            cause(GUEST, "recurse", &[]),
-            "transform failed: InternalError: too much recursion"
-        );
-    }
+attacks! {
+    read_passwd:
+        python Cause("transform failed: FileNotFoundError: [Errno 44] No such file or directory: '/etc/passwd'"),
+        js REQUIRE;
+    read_own_plugin:
+        python Cause("transform failed: FileNotFoundError: [Errno 44] No such file or directory: '{plugin}'"),
+        js REQUIRE;
+    // The environment is empty whatever the host's holds; `tests/try_cli.rs` runs this with
+    // `AGENTWRIT_CLIENT_SECRET` set in the host's environment.
+    read_env:
+        python Cause("transform failed: TransformFailed: environment {}, arguments []"),
+        js Cause("transform failed: ReferenceError: process is not defined");
+    connect_broker:
+        python Cause("transform failed: PermissionError: [Errno 2] Permission denied"),
+        js Cause("transform failed: ReferenceError: WebSocket is not defined");
+    // Python: name lookup is refused by the host, so urllib never gets as far as a socket.
+    // JS: with the `http` feature off, `fetch` is a stub that traps.
+    http_request:
+        python Cause("transform failed: URLError: <urlopen error [Errno -4] Non-recoverable error>"),
+        js Cause("guest fault: unreachable instruction executed");
+    spawn_process:
+        python Cause("transform failed: OSError: [Errno 58] wasi does not support processes."),
+        js REQUIRE;
+    read_other_tenant: python Cause(DENIED_BANK), js Cause(DENIED_BANK);
+    table_lies_about_rows: python Cause(TABLE_ROWS), js Cause(TABLE_ROWS);
+    spin: python Cause(WALL_TIME), js Cause(WALL_TIME);
+    memory_hog: python MemoryLimit, js MemoryLimit;
+    // CPython 3.12+ keeps Python frames on the heap: with its recursion guard lifted, endless
+    // recursion runs into the memory limit. SpiderMonkey's own guard stops it first.
+    recurse:
+        python MemoryLimit,
+        js Cause("transform failed: InternalError: too much recursion");
 }
 
 /// A night of three clean tenants in three languages and every Python and JS attack as a tenant

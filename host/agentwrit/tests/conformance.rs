@@ -2,66 +2,12 @@
 //! (typed errors, scopes, tokens, secrets kept out of output). The broker's own behaviour is tested
 //! next to it, in `host/dev-broker/tests`.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use agentwrit::operator::AdminClient;
-use agentwrit::{
-    AccessToken, AdminSecret, AgentRequest, AgentWritApp, Error, Scope, Validation, scope_is_subset,
-};
+use agentwrit::{AccessToken, AgentRequest, AgentWritApp, Error, Validation, scope_is_subset};
 use base64::Engine as _;
 use serde_json::Value;
-use sluice_dev_broker::{AppCredentials, BrokerConfig, DevBroker, start_with_app};
-
-const ADMIN: &str = "conformance-admin-secret";
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-fn ceiling() -> Vec<String> {
-    ["read:analytics:*", "write:reports:*", "read:data:*"]
-        .map(String::from)
-        .to_vec()
-}
-
-async fn broker() -> (DevBroker, AppCredentials) {
-    let config = BrokerConfig::in_memory(AdminSecret::new(ADMIN));
-    start_with_app(config, loopback(), "sample-apps", &ceiling())
-        .await
-        .expect("starting the dev broker")
-}
-
-fn app(creds: &AppCredentials) -> AgentWritApp {
-    AgentWritApp::new(
-        &creds.broker_url,
-        &creds.client_id,
-        creds.client_secret.clone(),
-    )
-    .unwrap()
-}
-
-async fn admin(url: &str) -> AdminClient {
-    AdminClient::authenticate(url, &AdminSecret::new(ADMIN))
-        .await
-        .unwrap()
-}
-
-/// `texts` as scopes (tests only write valid ones).
-fn scopes<S: AsRef<str>>(texts: impl IntoIterator<Item = S>) -> Vec<Scope> {
-    texts
-        .into_iter()
-        .map(|t| Scope::parse(t.as_ref()).unwrap())
-        .collect()
-}
-
-fn tenant(t: &str) -> AgentRequest {
-    AgentRequest::new(
-        "nightly-pipeline",
-        format!("etl-{t}-1795827521"),
-        scopes([format!("read:analytics:{t}"), format!("write:reports:{t}")]),
-    )
-}
+use sluice_dev_broker::testing::{admin, app, broker, scopes, tenant};
 
 fn jwt_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).unwrap();

@@ -128,19 +128,60 @@ pub(crate) fn tail(at: &Location) -> anyhow::Result<Option<Tail>> {
     }))
 }
 
-/// The chain at `at` as lines to read: a file, or every segment of an object-storage chain.
-fn open(at: &Location) -> anyhow::Result<Box<dyn BufRead>> {
-    let missing = || anyhow::anyhow!("opening audit trail {at}: there is no audit trail there");
-    match at {
-        Location::Local(path) => match File::open(path) {
-            Ok(file) => Ok(Box::new(BufReader::new(file))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing()),
-            Err(e) => Err(e).with_context(|| format!("opening audit trail {at}")),
-        },
-        Location::Object(folder) => match segments::read_all(folder)? {
-            Some(bytes) => Ok(Box::new(std::io::Cursor::new(bytes))),
-            None => Err(missing()),
-        },
+/// One line of a chain, as read.
+enum Line {
+    /// A complete line holding a JSON object.
+    Entry(Map<String, Value>),
+    /// A complete line that is not a JSON object.
+    NotAnObject,
+    /// The last line, cut short: its length in bytes.
+    Torn(u64),
+}
+
+/// The one reader of a chain: its lines in order, from a file or every segment of an
+/// object-storage chain.
+struct Lines {
+    reader: Box<dyn BufRead>,
+    line: Vec<u8>,
+    at: String,
+}
+
+impl Lines {
+    fn open(at: &Location) -> anyhow::Result<Lines> {
+        let missing = || anyhow::anyhow!("opening audit trail {at}: there is no audit trail there");
+        let reader: Box<dyn BufRead> = match at {
+            Location::Local(path) => match File::open(path) {
+                Ok(file) => Box::new(BufReader::new(file)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+                Err(e) => return Err(e).with_context(|| format!("opening audit trail {at}")),
+            },
+            Location::Object(folder) => match segments::read_all(folder)? {
+                Some(bytes) => Box::new(std::io::Cursor::new(bytes)),
+                None => return Err(missing()),
+            },
+        };
+        Ok(Lines {
+            reader,
+            line: Vec::new(),
+            at: at.to_string(),
+        })
+    }
+
+    /// The next line; `None` at the end of the chain (a torn line is always the last).
+    fn next(&mut self) -> anyhow::Result<Option<Line>> {
+        self.line.clear();
+        let read = self
+            .reader
+            .read_until(b'\n', &mut self.line)
+            .with_context(|| format!("reading {}", self.at))?;
+        Ok(match read {
+            0 => None,
+            _ if self.line.last() != Some(&b'\n') => Some(Line::Torn(self.line.len() as u64)),
+            _ => Some(match serde_json::from_slice(&self.line) {
+                Ok(Value::Object(entry)) => Line::Entry(entry),
+                _ => Line::NotAnObject,
+            }),
+        })
     }
 }
 
@@ -179,26 +220,11 @@ pub fn verify(at: impl Into<Location>) -> anyhow::Result<Verdict> {
 
 /// Checks the chain at `at`, and whether an intact entry's hash is `head`.
 fn walk(at: &Location, head: Option<&str>) -> anyhow::Result<(Verdict, bool)> {
-    let mut reader = open(at)?;
+    let mut lines = Lines::open(at)?;
     let mut prev = GENESIS_HASH.to_string();
     let mut count = 0u64;
     let mut reached = false;
-    let mut line = Vec::new();
     loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("reading {at}"))?;
-        if read == 0 {
-            return Ok((Verdict::Intact(count), reached));
-        }
-        if line.last() != Some(&b'\n') {
-            let torn = Verdict::Torn {
-                intact: count,
-                bytes: line.len() as u64,
-            };
-            return Ok((torn, reached));
-        }
         let line_no = count + 1;
         let broken = |reason: String| {
             let verdict = Verdict::Broken {
@@ -207,9 +233,19 @@ fn walk(at: &Location, head: Option<&str>) -> anyhow::Result<(Verdict, bool)> {
             };
             Ok((verdict, reached))
         };
-        let entry = match serde_json::from_slice::<Value>(&line) {
-            Ok(Value::Object(map)) => map,
-            _ => return broken("not a JSON object: edited or cut short".into()),
+        let entry = match lines.next()? {
+            None => return Ok((Verdict::Intact(count), reached)),
+            Some(Line::Torn(bytes)) => {
+                let torn = Verdict::Torn {
+                    intact: count,
+                    bytes,
+                };
+                return Ok((torn, reached));
+            }
+            Some(Line::NotAnObject) => {
+                return broken("not a JSON object: edited or cut short".into());
+            }
+            Some(Line::Entry(entry)) => entry,
         };
         if entry.get("seq").and_then(Value::as_u64) != Some(line_no) {
             return broken(format!(
@@ -245,29 +281,24 @@ pub struct Entries {
 /// complete line that is not JSON.
 pub fn read_entries(at: impl Into<Location>) -> anyhow::Result<Entries> {
     let at = at.into();
-    let mut reader = open(&at)?;
+    let mut lines = Lines::open(&at)?;
     let mut entries = Vec::new();
-    let mut line = Vec::new();
     loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("reading {at}"))?;
-        if read == 0 {
-            return Ok(Entries {
-                entries,
-                torn: None,
-            });
-        }
-        if line.last() != Some(&b'\n') {
-            return Ok(Entries {
-                entries,
-                torn: Some(line.len() as u64),
-            });
-        }
-        match serde_json::from_slice(&line) {
-            Ok(Value::Object(map)) => entries.push(map),
-            _ => anyhow::bail!("{at} line {}: not a JSON object", entries.len() + 1),
+        match lines.next()? {
+            None => {
+                return Ok(Entries {
+                    entries,
+                    torn: None,
+                });
+            }
+            Some(Line::Torn(bytes)) => {
+                let torn = Some(bytes);
+                return Ok(Entries { entries, torn });
+            }
+            Some(Line::Entry(entry)) => entries.push(entry),
+            Some(Line::NotAnObject) => {
+                anyhow::bail!("{at} line {}: not a JSON object", entries.len() + 1)
+            }
         }
     }
 }

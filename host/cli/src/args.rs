@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use sluice_sandbox::Budget;
+use sluice_sandbox::{Budget, LIMITS};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -149,83 +149,56 @@ impl From<Lang> for sluice_pipeline::config::Language {
     }
 }
 
-/// Per-run limits, named as in the configuration and in errors; the defaults are Sluice's.
-#[derive(Args, Debug, Clone)]
+/// Per-run limits, one flag per row of [`LIMITS`], named as in the configuration and in errors;
+/// the defaults are Sluice's.
+#[derive(Debug, Clone, Default)]
 pub struct LimitArgs {
-    /// Wall-clock time the transform may take, waiting included, in milliseconds.
-    #[arg(long, default_value_t = Budget::default().wall_time.as_millis() as u64)]
-    pub wall_time_ms: u64,
-    /// Linear memory the transform may use, in MiB.
-    #[arg(long, default_value_t = Budget::default().memory_bytes >> 20)]
-    pub memory_mib: u64,
-    /// Rows the transform may read.
-    #[arg(long, default_value_t = Budget::default().rows_read)]
-    pub rows_read: u64,
-    /// Bytes sources may decompress and materialize for the transform.
-    #[arg(long, default_value_t = Budget::default().bytes_read)]
-    pub bytes_read: u64,
-    /// Bytes the transform may write to reports.
-    #[arg(long, default_value_t = Budget::default().report_bytes)]
-    pub report_bytes: u64,
-    /// Calls into the host the transform may make (WASI included).
-    #[arg(long, default_value_t = Budget::default().host_calls)]
-    pub host_calls: u64,
-    /// Bytes the transform may hand the host in one call.
-    #[arg(long, default_value_t = Budget::default().call_bytes)]
-    pub call_bytes: u64,
-    /// Bytes of log output (log interface, stdout, stderr) kept.
-    #[arg(long, default_value_t = Budget::default().log_bytes)]
-    pub log_bytes: u64,
-    /// Datasets the transform may have open at once.
-    #[arg(long, default_value_t = Budget::default().open_datasets)]
-    pub open_datasets: u64,
-    /// Host resource handles the transform may hold at once.
-    #[arg(long, default_value_t = Budget::default().handles)]
-    pub handles: u64,
-    /// Kinds of gate decision itemized in the audit; the rest are counted.
-    #[arg(long, default_value_t = Budget::default().audit_entries)]
-    pub audit_entries: u64,
-    /// Levels of nesting a dataset's schema may have.
-    #[arg(long, default_value_t = Budget::default().schema_depth)]
-    pub schema_depth: u64,
-    /// Columns a dataset or an output table may have.
-    #[arg(long, default_value_t = Budget::default().columns)]
-    pub columns: u64,
-    /// Bytes of one stored row: a CSV line, a SQLite or PostgreSQL row.
-    #[arg(long, default_value_t = Budget::default().row_bytes)]
-    pub row_bytes: u64,
-    /// Bytes of one Parquet page or dictionary, decompressed.
-    #[arg(long, default_value_t = Budget::default().page_bytes)]
-    pub page_bytes: u64,
-    /// How many times its stored size a Parquet page may decompress to.
-    #[arg(long, default_value_t = Budget::default().decompression_ratio)]
-    pub decompression_ratio: u64,
-    /// Output tables the transform may create.
-    #[arg(long, default_value_t = Budget::default().output_tables)]
-    pub output_tables: u64,
+    budget: Budget,
 }
 
 impl LimitArgs {
     pub fn budget(&self) -> Budget {
-        Budget {
-            wall_time: std::time::Duration::from_millis(self.wall_time_ms),
-            memory_bytes: self.memory_mib << 20,
-            rows_read: self.rows_read,
-            bytes_read: self.bytes_read,
-            report_bytes: self.report_bytes,
-            host_calls: self.host_calls,
-            call_bytes: self.call_bytes,
-            log_bytes: self.log_bytes,
-            open_datasets: self.open_datasets,
-            handles: self.handles,
-            audit_entries: self.audit_entries,
-            schema_depth: self.schema_depth,
-            columns: self.columns,
-            row_bytes: self.row_bytes,
-            page_bytes: self.page_bytes,
-            decompression_ratio: self.decompression_ratio,
-            output_tables: self.output_tables,
+        self.budget.clone()
+    }
+}
+
+impl clap::FromArgMatches for LimitArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut budget = Budget::default();
+        for spec in LIMITS {
+            if let Some(value) = matches.get_one::<u64>(spec.name) {
+                spec.set(&mut budget, *value);
+            }
         }
+        Ok(LimitArgs { budget })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for spec in LIMITS {
+            if let Some(value) = matches.get_one::<u64>(spec.name) {
+                spec.set(&mut self.budget, *value);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for LimitArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        LIMITS.iter().fold(cmd, |cmd, spec| {
+            let least = u64::from(spec.at_least_one);
+            cmd.arg(
+                clap::Arg::new(spec.name)
+                    .long(spec.name)
+                    .value_name("N")
+                    .value_parser(clap::value_parser!(u64).range(least..))
+                    .help(format!("{} [default: {}]", spec.help, spec.shown_default())),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 

@@ -16,6 +16,7 @@ mod ratelimit;
 pub mod routes;
 mod state;
 mod store;
+pub mod testing;
 
 use std::net::SocketAddr;
 use std::path::Path;

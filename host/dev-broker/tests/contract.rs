@@ -2,68 +2,17 @@
 //! delegation depth, the contract's answers to malformed requests, app management, where it is
 //! stricter than the real broker, its audit chain, and a restart with its state.
 
-use std::net::SocketAddr;
-
 use agentwrit::operator::AdminClient;
-use agentwrit::{AdminSecret, AgentRequest, AgentWritApp, Error, Scope};
+use agentwrit::{AdminSecret, AgentRequest, Error};
 use serde_json::{Value, json};
+use sluice_dev_broker::testing::{ADMIN, admin, app, broker, ceiling, loopback, scopes, tenant};
 use sluice_dev_broker::{
     AppCredentials, AuditEvent, BrokerConfig, DevBroker, first_broken, start_with_app,
 };
 
-const ADMIN: &str = "conformance-admin-secret";
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-fn ceiling() -> Vec<String> {
-    ["read:analytics:*", "write:reports:*", "read:data:*"]
-        .map(String::from)
-        .to_vec()
-}
-
-async fn broker() -> (DevBroker, AppCredentials) {
-    let config = BrokerConfig::in_memory(AdminSecret::new(ADMIN));
-    start_with_app(config, loopback(), "sample-apps", &ceiling())
-        .await
-        .expect("starting the dev broker")
-}
-
-fn app(creds: &AppCredentials) -> AgentWritApp {
-    AgentWritApp::new(
-        &creds.broker_url,
-        &creds.client_id,
-        creds.client_secret.clone(),
-    )
-    .unwrap()
-}
-
-async fn admin(url: &str) -> AdminClient {
-    AdminClient::authenticate(url, &AdminSecret::new(ADMIN))
-        .await
-        .unwrap()
-}
-
 /// `texts` as the operator API takes them: plain strings, checked by the broker.
 fn texts<const N: usize>(texts: [&str; N]) -> Vec<String> {
     texts.map(String::from).to_vec()
-}
-
-/// `texts` as scopes (tests only write valid ones).
-fn scopes<S: AsRef<str>>(texts: impl IntoIterator<Item = S>) -> Vec<Scope> {
-    texts
-        .into_iter()
-        .map(|t| Scope::parse(t.as_ref()).unwrap())
-        .collect()
-}
-
-fn tenant(t: &str) -> AgentRequest {
-    AgentRequest::new(
-        "nightly-pipeline",
-        format!("etl-{t}-1795827521"),
-        scopes([format!("read:analytics:{t}"), format!("write:reports:{t}")]),
-    )
 }
 
 #[tokio::test]

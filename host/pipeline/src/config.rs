@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agentwrit::Scope;
 use serde::Deserialize;
-use sluice_sandbox::{Budget, TenantShare, WasiSurface};
+use sluice_sandbox::{Budget, LIMITS, LimitSpec, TenantShare, WasiSurface};
 use toml::Spanned;
 
 use sluice_sandbox::is_plain_name;
@@ -76,64 +76,61 @@ struct RawBroker {
     timeout_ms: Option<Spanned<u64>>,
 }
 
-/// A budget as the configuration writes it. Each key is the limit's name as errors print it
-/// (`rows-read` is `rows_read`), with its unit where the field's is another (`memory_mib`).
+/// A budget as the configuration writes it: each key is a limit's configuration key from
+/// [`LIMITS`] (`rows-read` is `rows_read`), or one of the engine's share per tenant
+/// ([`SHARE_KEYS`]); anything else is refused, an old name with its new one.
 #[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    wall_time_ms: Option<Spanned<u64>>,
-    memory_mib: Option<Spanned<u64>>,
-    rows_read: Option<u64>,
-    bytes_read: Option<u64>,
-    report_bytes: Option<u64>,
-    host_calls: Option<u64>,
-    call_bytes: Option<Spanned<u64>>,
-    log_bytes: Option<u64>,
-    open_datasets: Option<u64>,
-    handles: Option<Spanned<u64>>,
-    audit_entries: Option<Spanned<u64>>,
-    schema_depth: Option<Spanned<u64>>,
-    columns: Option<Spanned<u64>>,
-    row_bytes: Option<Spanned<u64>>,
-    page_bytes: Option<Spanned<u64>>,
-    decompression_ratio: Option<Spanned<u64>>,
-    output_tables: Option<u64>,
-    /// The engine's share per tenant: `[limits]` only.
-    core_instances: Option<Spanned<u32>>,
-    memories: Option<Spanned<u32>>,
-    tables: Option<Spanned<u32>>,
-    // Names of earlier releases, refused with the new one.
-    cpu_ms: Option<Spanned<toml::Value>>,
-    max_rows: Option<Spanned<toml::Value>>,
-    max_bytes_read: Option<Spanned<toml::Value>>,
-    max_report_bytes: Option<Spanned<toml::Value>>,
-    max_host_calls: Option<Spanned<toml::Value>>,
-    max_log_bytes: Option<Spanned<toml::Value>>,
-    max_open_datasets: Option<Spanned<toml::Value>>,
-}
+#[serde(transparent)]
+struct RawLimits(BTreeMap<String, Spanned<toml::Value>>);
+
+/// The engine's share per tenant: `[limits]` only, the same for every tenant.
+const SHARE_KEYS: [&str; 3] = ["core_instances", "memories", "tables"];
+
+/// Names of earlier releases, refused with the new one and why it changed.
+const RENAMED: [(&str, &str, &str); 7] = {
+    const SAME: &str = "each limit now has one name in configuration, flags and errors";
+    [
+        (
+            "cpu_ms",
+            "wall_time_ms",
+            "the limit has always been wall-clock time, including time spent waiting in the host",
+        ),
+        ("max_rows", "rows_read", SAME),
+        ("max_bytes_read", "bytes_read", SAME),
+        ("max_report_bytes", "report_bytes", SAME),
+        ("max_host_calls", "host_calls", SAME),
+        ("max_log_bytes", "log_bytes", SAME),
+        ("max_open_datasets", "open_datasets", SAME),
+    ]
+};
 
 impl RawLimits {
-    /// An old key that is set, with its new name and why it changed.
-    fn renamed(
+    /// Whether `key` is set.
+    fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// The whole number set for `key`, if it is set; `prefix` names the table in errors.
+    fn number(
         &self,
-    ) -> Option<(
-        &Spanned<toml::Value>,
-        &'static str,
-        &'static str,
-        &'static str,
-    )> {
-        let same = "each limit now has one name in configuration, flags and errors";
-        [
-            (&self.cpu_ms, "cpu_ms", "wall_time_ms", "the limit has always been wall-clock time, including time spent waiting in the host"),
-            (&self.max_rows, "max_rows", "rows_read", same),
-            (&self.max_bytes_read, "max_bytes_read", "bytes_read", same),
-            (&self.max_report_bytes, "max_report_bytes", "report_bytes", same),
-            (&self.max_host_calls, "max_host_calls", "host_calls", same),
-            (&self.max_log_bytes, "max_log_bytes", "log_bytes", same),
-            (&self.max_open_datasets, "max_open_datasets", "open_datasets", same),
-        ]
-        .into_iter()
-        .find_map(|(v, old, new, why)| v.as_ref().map(|v| (v, old, new, why)))
+        cx: &Ctx<'_>,
+        prefix: &str,
+        key: &str,
+    ) -> Result<Option<Spanned<u64>>, ConfigError> {
+        let Some(value) = self.0.get(key) else {
+            return Ok(None);
+        };
+        match value
+            .get_ref()
+            .as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+        {
+            Some(n) => Ok(Some(Spanned::new(value.span(), n))),
+            None => cx.err(
+                value.span(),
+                format!("{prefix}.{key}: a whole number, 0 or more"),
+            ),
+        }
     }
 }
 
@@ -447,42 +444,37 @@ pub fn default_ceiling() -> Vec<Scope> {
 
 /// `base` with the limits `l` sets, each checked; `prefix` names the table in errors.
 fn budget(cx: &Ctx<'_>, l: &RawLimits, base: Budget, prefix: &str) -> Result<Budget, ConfigError> {
-    if let Some((value, old, new, why)) = l.renamed() {
-        return cx.err(
-            value.span(),
-            format!("{prefix}.{old} was renamed {prefix}.{new}: {why}"),
-        );
-    }
-    let at_least_one = |key: &str, v: &Option<Spanned<u64>>| -> Result<Option<u64>, ConfigError> {
-        match v {
-            Some(v) if *v.get_ref() == 0 => cx.err(v.span(), format!("{prefix}.{key}: at least 1")),
-            Some(v) => Ok(Some(*v.get_ref())),
-            None => Ok(None),
+    for (key, value) in &l.0 {
+        if let Some((old, new, why)) = RENAMED.iter().find(|(old, ..)| old == key) {
+            return cx.err(
+                value.span(),
+                format!("{prefix}.{old} was renamed {prefix}.{new}: {why}"),
+            );
         }
-    };
-    Ok(Budget {
-        wall_time: at_least_one("wall_time_ms", &l.wall_time_ms)?
-            .map_or(base.wall_time, Duration::from_millis),
-        memory_bytes: at_least_one("memory_mib", &l.memory_mib)?
-            .map_or(base.memory_bytes, |m| m.saturating_mul(1 << 20)),
-        rows_read: l.rows_read.unwrap_or(base.rows_read),
-        bytes_read: l.bytes_read.unwrap_or(base.bytes_read),
-        report_bytes: l.report_bytes.unwrap_or(base.report_bytes),
-        host_calls: l.host_calls.unwrap_or(base.host_calls),
-        call_bytes: at_least_one("call_bytes", &l.call_bytes)?.unwrap_or(base.call_bytes),
-        log_bytes: l.log_bytes.unwrap_or(base.log_bytes),
-        open_datasets: l.open_datasets.unwrap_or(base.open_datasets),
-        handles: at_least_one("handles", &l.handles)?.unwrap_or(base.handles),
-        audit_entries: at_least_one("audit_entries", &l.audit_entries)?
-            .unwrap_or(base.audit_entries),
-        schema_depth: at_least_one("schema_depth", &l.schema_depth)?.unwrap_or(base.schema_depth),
-        columns: at_least_one("columns", &l.columns)?.unwrap_or(base.columns),
-        row_bytes: at_least_one("row_bytes", &l.row_bytes)?.unwrap_or(base.row_bytes),
-        page_bytes: at_least_one("page_bytes", &l.page_bytes)?.unwrap_or(base.page_bytes),
-        decompression_ratio: at_least_one("decompression_ratio", &l.decompression_ratio)?
-            .unwrap_or(base.decompression_ratio),
-        output_tables: l.output_tables.unwrap_or(base.output_tables),
-    })
+        if !SHARE_KEYS.contains(&key.as_str()) && !LIMITS.iter().any(|spec| spec.key() == *key) {
+            let known: Vec<String> = LIMITS.iter().map(LimitSpec::key).collect();
+            return cx.err(
+                value.span(),
+                format!(
+                    "{prefix}.{key}: no such limit; the limits are {}, and in [limits] {}",
+                    known.join(", "),
+                    SHARE_KEYS.join(", ")
+                ),
+            );
+        }
+    }
+    let mut budget = base;
+    for spec in LIMITS {
+        let key = spec.key();
+        match l.number(cx, prefix, &key)? {
+            Some(v) if spec.at_least_one && *v.get_ref() == 0 => {
+                return cx.err(v.span(), format!("{prefix}.{key}: at least 1"));
+            }
+            Some(v) => spec.set(&mut budget, *v.get_ref()),
+            None => {}
+        }
+    }
+    Ok(budget)
 }
 
 /// Reads and checks the configuration at `path`.
@@ -579,15 +571,16 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
     let l = &raw.limits;
     let budget = budget(&cx, l, Budget::default(), "limits")?;
     let ds = TenantShare::default();
-    let share_key = |key: &str, v: &Option<Spanned<u32>>, default: u32| match v {
+    let share_key = |key: &str, default: u32| match l.number(&cx, "limits", key)? {
         Some(v) if *v.get_ref() == 0 => cx.err(v.span(), format!("limits.{key}: at least 1")),
-        Some(v) => Ok(*v.get_ref()),
+        Some(v) => u32::try_from(*v.get_ref())
+            .or_else(|_| cx.err(v.span(), format!("limits.{key}: at most {}", u32::MAX))),
         None => Ok(default),
     };
     let share = TenantShare {
-        core_instances: share_key("core_instances", &l.core_instances, ds.core_instances)?,
-        memories: share_key("memories", &l.memories, ds.memories)?,
-        tables: share_key("tables", &l.tables, ds.tables)?,
+        core_instances: share_key("core_instances", ds.core_instances)?,
+        memories: share_key("memories", ds.memories)?,
+        tables: share_key("tables", ds.tables)?,
     };
 
     let mut tenants: Vec<TenantConfig> = Vec::new();
@@ -780,12 +773,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             None => budget.clone(),
             Some(limits) => {
                 let l = limits.get_ref();
-                let engine_wide = [
-                    ("core_instances", l.core_instances.is_some()),
-                    ("memories", l.memories.is_some()),
-                    ("tables", l.tables.is_some()),
-                ];
-                if let Some((key, _)) = engine_wide.iter().find(|(_, set)| *set) {
+                if let Some(key) = SHARE_KEYS.iter().find(|key| l.has(key)) {
                     return cx.err(
                         limits.span(),
                         format!(

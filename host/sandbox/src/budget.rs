@@ -87,7 +87,8 @@ impl Default for Budget {
     }
 }
 
-/// The budgeted quantities, named as they appear in errors, configuration and documentation.
+/// The budgeted quantities. Each is one row of [`LIMITS`], which names it for errors, flags,
+/// configuration keys and the README alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
     WallTime,
@@ -97,8 +98,10 @@ pub enum Limit {
     ReportBytes,
     HostCalls,
     CallBytes,
+    LogBytes,
     OpenDatasets,
     Handles,
+    AuditEntries,
     SchemaDepth,
     Columns,
     RowBytes,
@@ -108,25 +111,173 @@ pub enum Limit {
 }
 
 impl Limit {
+    /// Its name in errors and flags (`wall-time-ms`); in configuration, `-` is `_`.
     pub fn name(self) -> &'static str {
-        match self {
-            Limit::WallTime => "wall-time-ms",
-            Limit::Memory => "memory-mib",
-            Limit::RowsRead => "rows-read",
-            Limit::BytesRead => "bytes-read",
-            Limit::ReportBytes => "report-bytes",
-            Limit::HostCalls => "host-calls",
-            Limit::CallBytes => "call-bytes",
-            Limit::OpenDatasets => "open-datasets",
-            Limit::Handles => "handles",
-            Limit::SchemaDepth => "schema-depth",
-            Limit::Columns => "columns",
-            Limit::RowBytes => "row-bytes",
-            Limit::PageBytes => "page-bytes",
-            Limit::DecompressionRatio => "decompression-ratio",
-            Limit::OutputTables => "output-tables",
-        }
+        self.spec().name
     }
+
+    /// Its row of [`LIMITS`].
+    pub fn spec(self) -> &'static LimitSpec {
+        LIMITS
+            .iter()
+            .find(|spec| spec.limit == self)
+            .expect("every limit has a row in LIMITS")
+    }
+}
+
+/// One limit as users write it: its name, whether 0 is allowed, what it bounds, and how it reads
+/// and writes a [`Budget`] in the unit it is written in (milliseconds, MiB, a count, bytes).
+pub struct LimitSpec {
+    pub limit: Limit,
+    /// The name in errors and on the command line (`--wall-time-ms`).
+    pub name: &'static str,
+    /// Whether the limit must be at least 1 (0 would make every run fail or the host divide).
+    pub at_least_one: bool,
+    /// One line: what it bounds.
+    pub help: &'static str,
+    get: fn(&Budget) -> u64,
+    set: fn(&mut Budget, u64),
+}
+
+impl LimitSpec {
+    /// The configuration key: the name with `_` for `-` (`wall_time_ms`).
+    pub fn key(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
+    /// Its value in `budget`, in the unit it is written in.
+    pub fn get(&self, budget: &Budget) -> u64 {
+        (self.get)(budget)
+    }
+
+    /// Sets it in `budget`, `value` being in the unit it is written in.
+    pub fn set(&self, budget: &mut Budget, value: u64) {
+        (self.set)(budget, value)
+    }
+
+    /// Sluice's default.
+    pub fn default_value(&self) -> u64 {
+        self.get(&Budget::default())
+    }
+
+    /// The default as a person reads it: bytes in KiB, MiB or GiB where exact, other numbers
+    /// with thousands separated.
+    pub fn shown_default(&self) -> String {
+        let value = self.default_value();
+        if self.name.contains("bytes") {
+            for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+                if value >= 1 << shift && value.is_multiple_of(1 << shift) {
+                    return format!("{} {unit}", value >> shift);
+                }
+            }
+        }
+        let digits = value.to_string();
+        let mut shown = String::new();
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                shown.push(',');
+            }
+            shown.push(digit);
+        }
+        shown
+    }
+}
+
+/// `true` for a limit marked `at_least_one` in [`limits!`].
+macro_rules! at_least_one {
+    () => {
+        false
+    };
+    (at_least_one) => {
+        true
+    };
+}
+
+macro_rules! limits {
+    ($($limit:ident $name:literal $($one:ident)?: $help:literal,
+       |$b:ident| $get:expr, |$s:ident, $v:ident| $set:expr;)*) => {
+        /// Every limit, in the order the README, `--help` and the configuration list them: the
+        /// one table the budget, configuration keys, flags and error names come from.
+        pub static LIMITS: &[LimitSpec] = &[$(LimitSpec {
+            limit: Limit::$limit,
+            name: $name,
+            at_least_one: at_least_one!($($one)?),
+            help: $help,
+            get: |$b| $get,
+            set: |$s, $v| $set,
+        }),*];
+    };
+}
+
+limits! {
+    WallTime "wall-time-ms" at_least_one:
+        "Wall-clock time a run may take, waiting in the host included, in milliseconds",
+        |b| b.wall_time.as_millis() as u64, |b, v| b.wall_time = Duration::from_millis(v);
+    Memory "memory-mib" at_least_one:
+        "Linear memory across the guest's memories, and decoded data its sources hold, in MiB",
+        |b| b.memory_bytes >> 20, |b, v| b.memory_bytes = v.saturating_mul(1 << 20);
+    RowsRead "rows-read":
+        "Rows a run may read across all datasets",
+        |b| b.rows_read, |b, v| b.rows_read = v;
+    BytesRead "bytes-read":
+        "Bytes sources may decompress and materialize for a run, charged before decoding",
+        |b| b.bytes_read, |b, v| b.bytes_read = v;
+    ReportBytes "report-bytes":
+        "Bytes a run may append to reports",
+        |b| b.report_bytes, |b, v| b.report_bytes = v;
+    HostCalls "host-calls":
+        "Calls into the host, WASI included",
+        |b| b.host_calls, |b, v| b.host_calls = v;
+    CallBytes "call-bytes" at_least_one:
+        "Bytes a guest may hand the host in one call, checked before anything is copied",
+        |b| b.call_bytes, |b, v| b.call_bytes = v;
+    LogBytes "log-bytes":
+        "Bytes of log output kept (log interface, stdout, stderr); the rest is counted",
+        |b| b.log_bytes, |b, v| b.log_bytes = v;
+    OpenDatasets "open-datasets":
+        "Datasets open at once",
+        |b| b.open_datasets, |b, v| b.open_datasets = v;
+    Handles "handles" at_least_one:
+        "Host resource handles alive at once",
+        |b| b.handles, |b, v| b.handles = v;
+    AuditEntries "audit-entries" at_least_one:
+        "Kinds of gate decision itemized in the audit per run; the rest are counted",
+        |b| b.audit_entries, |b, v| b.audit_entries = v;
+    SchemaDepth "schema-depth" at_least_one:
+        "Levels of nesting a dataset's schema may have",
+        |b| b.schema_depth, |b, v| b.schema_depth = v;
+    Columns "columns" at_least_one:
+        "Columns a dataset or an output table may have",
+        |b| b.columns, |b, v| b.columns = v;
+    RowBytes "row-bytes" at_least_one:
+        "Bytes of one stored row: a CSV line, a SQLite or PostgreSQL row",
+        |b| b.row_bytes, |b, v| b.row_bytes = v;
+    PageBytes "page-bytes" at_least_one:
+        "Bytes of one Parquet page or dictionary, decompressed",
+        |b| b.page_bytes, |b, v| b.page_bytes = v;
+    DecompressionRatio "decompression-ratio" at_least_one:
+        "Times its stored size a Parquet page may decompress to",
+        |b| b.decompression_ratio, |b, v| b.decompression_ratio = v;
+    OutputTables "output-tables":
+        "Output tables a run may create",
+        |b| b.output_tables, |b, v| b.output_tables = v;
+}
+
+/// [`LIMITS`] as the README's table: `| key | default | what it bounds |`.
+pub fn limits_table() -> String {
+    let mut table = String::from(
+        "| limit (config key, `--flag`) | default | what it bounds |\n|---|---|---|\n",
+    );
+    for spec in LIMITS {
+        table.push_str(&format!(
+            "| `{}`, `--{}` | {} | {} |\n",
+            spec.key(),
+            spec.name,
+            spec.shown_default(),
+            spec.help
+        ));
+    }
+    table
 }
 
 /// A budget ran out. Its Display names the limit, its value and what was asked for.
@@ -259,6 +410,39 @@ impl Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's table of limits is the one [`limits_table`] renders from [`LIMITS`].
+    #[test]
+    fn the_readme_lists_every_limit_as_the_code_has_it() {
+        let readme = include_str!("../../../README.md");
+        let start = "<!-- limits: generated from sluice_sandbox::LIMITS -->\n";
+        let table = readme
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once("<!-- /limits -->"))
+            .map(|(table, _)| table)
+            .expect("the README's limits table, between its markers");
+        assert_eq!(
+            table,
+            limits_table(),
+            "regenerate the README's table: it is `sluice_sandbox::limits_table()`"
+        );
+    }
+
+    #[test]
+    fn every_limit_has_one_row_and_reads_back_what_it_sets() {
+        for (i, spec) in LIMITS.iter().enumerate() {
+            assert!(
+                LIMITS[..i]
+                    .iter()
+                    .all(|other| other.limit != spec.limit && other.name != spec.name)
+            );
+            assert_eq!(spec.limit.name(), spec.name);
+            let mut budget = Budget::default();
+            spec.set(&mut budget, 7);
+            assert_eq!(spec.get(&budget), 7, "{}", spec.name);
+            assert_ne!(budget, Budget::default(), "{} sets nothing", spec.name);
+        }
+    }
 
     #[test]
     fn charge_within_budget_accumulates() {

@@ -10,12 +10,11 @@
 pub mod object;
 
 use std::fmt;
-use std::fs::{self, File};
-use std::io::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
+use sluice_jail::Jail;
 
 pub use object::ObjectLocation;
 
@@ -160,10 +159,9 @@ impl From<&Location> for Location {
     }
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Writes `bytes` to `dest` through a temporary file beside it, fsync and rename, then flushes
-/// the directory, so a crash at any point leaves the old file or the new one.
+/// the directory, so a crash at any point leaves the old file or the new one: the jail's
+/// [`replace`](sluice_jail::Jail::replace), Sluice's one atomic write.
 fn write_atomically(dest: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = dest
         .parent()
@@ -171,26 +169,11 @@ fn write_atomically(dest: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .unwrap_or(Path::new("."));
     let name = dest
         .file_name()
-        .with_context(|| format!("{} names no file", dest.display()))?
-        .to_string_lossy();
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, dest)?;
-        File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", dest.display()));
-    }
-    Ok(())
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} names no file", dest.display()))?;
+    let jail = Jail::create(dir).with_context(|| format!("creating {}", dir.display()))?;
+    jail.replace(name, bytes, 0o644)
+        .with_context(|| format!("writing {}", dest.display()))
 }
 
 #[cfg(test)]
