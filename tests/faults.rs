@@ -14,7 +14,7 @@ use serde_json::Value;
 use sluice_dev_broker::{AppCredentials, BrokerConfig, DevBroker, load_or_create_admin_secret};
 use sluice_pipeline::config::TenantConfig;
 use sluice_pipeline::nightly::RunOptions;
-use sluice_pipeline::outcome::{AgentEnd, PipelineReport};
+use sluice_pipeline::outcome::{AgentEnd, FailureKind, PipelineReport};
 use sluice_tests::night::{
     ADMIN, audit_lines, broker, broker_with, night_config, pipeline, registered_agent,
 };
@@ -92,8 +92,9 @@ async fn a_revoked_agent_reads_nothing_more_within_100_ms_of_the_brokers_answer(
 
     let hospital = &report.tenants[0];
     assert_eq!(hospital.agent_end, Some(AgentEnd::Revoked));
+    assert_eq!(hospital.error.as_ref().unwrap().kind, FailureKind::Agent);
     assert!(
-        hospital.error.as_deref().unwrap().starts_with(&format!(
+        hospital.error_message().unwrap().starts_with(&format!(
             "agent {agent} stopped mid-run: the broker revoked it"
         )),
         "{:?}",
@@ -139,7 +140,7 @@ async fn a_broker_that_goes_down_mid_run_fails_the_tenant_on_time_and_says_why()
     let took = down.elapsed();
 
     let hospital = &report.tenants[0];
-    let error = hospital.error.as_deref().unwrap();
+    let error = hospital.error_message().unwrap();
     assert!(
         error.contains("stopped mid-run: the broker could not confirm it for 3 s"),
         "{error}"
@@ -220,8 +221,7 @@ async fn live_agents_are_released_on_demand_while_their_tenants_run() {
     // honoured it.
     assert!(
         report.tenants[0]
-            .error
-            .as_deref()
+            .error_message()
             .unwrap()
             .contains("the broker revoked it"),
         "{:?}",
@@ -301,7 +301,7 @@ async fn a_hanging_broker_fails_the_tenant_instead_of_hanging_it() {
     let took = hung.elapsed();
 
     let hospital = &report.tenants[0];
-    let error = hospital.error.as_deref().unwrap();
+    let error = hospital.error_message().unwrap();
     assert!(
         error.contains("the broker could not confirm it for 3 s"),
         "{error}"

@@ -307,8 +307,7 @@ async fn a_night_with_python_and_js_attackers_leaves_the_other_tenants_untouched
     for (id, result) in attackers.iter().zip(&report.tenants[3..]) {
         assert_eq!(&result.id, id);
         let error = result
-            .error
-            .as_deref()
+            .error_message()
             .unwrap_or_else(|| panic!("{id} succeeded"));
         assert!(!error.contains('\n'), "{id}: {error:?}");
         assert_eq!(result.report, None, "{id}");

@@ -122,7 +122,7 @@ async fn a_failed_run_keeps_the_previous_report_and_table_on_object_storage() {
     assert_eq!(bad.failed, 1);
     let shop = bad.tenants.iter().find(|t| t.id == "shop").unwrap();
     assert_eq!(
-        shop.error.as_deref(),
+        shop.error_message(),
         Some(
             "transform failed: not found: tenant 'shop' has no dataset 'orders' in resource \
              'analytics'"

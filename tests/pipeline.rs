@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use agentwrit::AdminSecret;
 use agentwrit::operator::AdminClient;
 use sluice_pipeline::config::TenantConfig;
-use sluice_pipeline::outcome::AgentEnd;
+use sluice_pipeline::outcome::{AgentEnd, FailureKind};
 use sluice_sandbox::Decision;
 use sluice_tests::night::{
     ADMIN, audit_lines, broker, broker_events, demo_tenants, night_config as config,
@@ -35,17 +35,20 @@ async fn every_agent_is_released_at_the_broker_even_when_its_guest_traps_or_hits
     let report = run(config(dir.path(), tenants), &creds, 2).await;
     assert_eq!(report.failed, 2);
     assert!(report.tenants[0].ok(), "{:?}", report.tenants[0].error);
+    // Typed: a failed transform is the run's failure, whatever its message says.
+    for failed in &report.tenants[1..3] {
+        let error = failed.error.as_ref().expect("a failed tenant");
+        assert_eq!(error.kind, FailureKind::Run, "{error:?}");
+    }
     assert!(
         report.tenants[1]
-            .error
-            .as_deref()
+            .error_message()
             .unwrap()
             .contains("transform crashed half-way")
     );
     assert!(
         report.tenants[2]
-            .error
-            .as_deref()
+            .error_message()
             .unwrap()
             .starts_with("limit memory-mib exceeded: limit is ")
     );
@@ -107,7 +110,7 @@ async fn an_agent_revoked_mid_run_cannot_commit_and_the_previous_report_stays() 
     let report = running.await.unwrap();
 
     let hospital = &report.tenants[0];
-    let error = hospital.error.as_deref().unwrap();
+    let error = hospital.error_message().unwrap();
     assert!(
         error.contains(&format!(
             "agent {agent_id} stopped mid-run: the broker revoked it"
@@ -205,7 +208,7 @@ async fn a_tampered_plugin_is_refused_while_the_other_tenants_run() {
     std::fs::write(&tampered, bytes).unwrap();
     tenants[2].plugin = tampered.clone();
     let report = run(config(dir.path(), tenants), &creds, 2).await;
-    let error = report.tenants[2].error.as_deref().unwrap();
+    let error = report.tenants[2].error_message().unwrap();
     assert!(
         error.starts_with(&format!(
             "plugin {} refused: its sha256 is ",
@@ -232,7 +235,7 @@ async fn a_tenant_outside_the_apps_ceiling_fails_alone_with_the_brokers_403_expl
     let mut tenants = demo_tenants();
     tenants[1].read_scope = sluice_tests::scope("read:billing:bank");
     let report = run(config(dir.path(), tenants), &creds, 2).await;
-    let error = report.tenants[1].error.as_deref().unwrap();
+    let error = report.tenants[1].error_message().unwrap();
     assert_eq!(
         error,
         "the broker refused an agent with scopes [read:billing:bank, write:reports:bank] (403 forbidden: requested scopes exceed app ceiling): the app's ceiling does not cover this tenant's read_scope/write_scope; fix them or widen the app's ceiling at the broker (it needs read:analytics:*, write:reports:* for the demo)"

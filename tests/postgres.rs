@@ -217,9 +217,7 @@ fn the_database_refuses_a_cross_tenant_read_that_a_faulty_gate_allowed() {
     // hospital's run. The hospital's role cannot see the bank's schema.
     let err = hospitals_view
         .open(
-            "bank",
-            "analytics",
-            "transactions",
+            &sluice_sandbox::DatasetRef::new("bank", "analytics", "transactions").unwrap(),
             None,
             &sluice_sandbox::ReadContext::unbounded(),
         )
@@ -232,9 +230,7 @@ fn the_database_refuses_a_cross_tenant_read_that_a_faulty_gate_allowed() {
     // Its own data opens through the same view.
     let mut visits = hospitals_view
         .open(
-            "hospital",
-            "analytics",
-            "visits",
+            &sluice_sandbox::DatasetRef::new("hospital", "analytics", "visits").unwrap(),
             Some(&["ward".to_string()]),
             &sluice_sandbox::ReadContext::unbounded(),
         )
@@ -355,7 +351,7 @@ async fn a_table_of_huge_text_is_read_in_bounded_batches_or_refused_and_never_cu
     let mut config = night_config(dir.path(), tenants);
     config.tenants[0].budget = small.clone();
     let report = run(config.clone(), &creds, 1).await;
-    let error = report.tenants[0].error.as_deref().unwrap();
+    let error = report.tenants[0].error_message().unwrap();
     assert!(
         error.starts_with(
             "limit bytes-read exceeded by dataset 'visits' (table mallory.visits): limit is \
@@ -387,7 +383,7 @@ async fn a_table_of_huge_text_is_read_in_bounded_batches_or_refused_and_never_cu
     };
     let report = run(config, &creds, 1).await;
     assert_eq!(
-        report.tenants[0].error.as_deref(),
+        report.tenants[0].error_message(),
         Some(
             "limit row-bytes exceeded by dataset 'visits' (table mallory.visits) row 1: limit is \
              102400, it needs 120018"
@@ -431,7 +427,7 @@ async fn output_tables_in_postgres_are_swapped_in_all_or_none() {
     failing.tenants[0].params.push(("nul".into(), "1".into()));
     let failed = run(failing, &creds, 1).await;
     let mallory = &failed.tenants[0];
-    let error = mallory.error.as_deref().unwrap();
+    let error = mallory.error_message().unwrap();
     assert!(
         error.starts_with("publishing the run's outputs failed: ")
             && error.ends_with("; nothing was published: the previous report and tables are kept")

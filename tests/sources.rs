@@ -112,9 +112,7 @@ fn every_type_reads_the_same_from_every_source() {
     let read_all = |source: &dyn DatasetSource| {
         let mut cursor = source
             .open(
-                "retail",
-                "analytics",
-                "orders",
+                &sluice_sandbox::DatasetRef::new("retail", "analytics", "orders").unwrap(),
                 None,
                 &sluice_sandbox::ReadContext::unbounded(),
             )
@@ -159,9 +157,7 @@ fn shop(dir: &Path, id: &str, rows: u64, kind: DatasetKind) -> (TenantConfig, Pa
                 .join(format!("orders.{}", format.extension()));
             let cursor = SqliteSource::new(&db_dir)
                 .open(
-                    id,
-                    "analytics",
-                    "orders",
+                    &sluice_sandbox::DatasetRef::new(id, "analytics", "orders").unwrap(),
                     None,
                     &sluice_sandbox::ReadContext::unbounded(),
                 )
@@ -239,9 +235,9 @@ async fn bad_data_fails_its_own_tenant_naming_file_row_and_column_and_keeps_its_
             .iter()
             .find(|t| t.id == id)
             .unwrap()
-            .error
-            .clone()
+            .error_message()
             .unwrap_or_default()
+            .to_string()
     };
     assert_eq!(
         error("shop-csv"),

@@ -132,18 +132,16 @@ impl DatasetSource for PgByTenant {
 
     fn open(
         &self,
-        tenant: &str,
-        resource: &str,
-        name: &str,
+        dataset: &sluice_sandbox::DatasetRef,
         columns: Option<&[String]>,
         cx: &sluice_sandbox::ReadContext,
     ) -> Result<Box<dyn sluice_sandbox::DatasetCursor>, sluice_sandbox::SourceError> {
         PostgresTable {
             url_env: PG_ENV.into(),
-            schema: tenant.into(),
-            table: name.into(),
+            schema: dataset.tenant().into(),
+            table: dataset.name().into(),
         }
-        .open(tenant, resource, name, columns, cx)
+        .open(dataset, columns, cx)
     }
 }
 
@@ -203,9 +201,7 @@ fn seed_wide(sqlite_root: &Path, parquet: &Path, csv: &Path) {
     for (root, format) in [(parquet, FileFormat::Parquet), (csv, FileFormat::Csv)] {
         let cursor = SqliteSource::new(sqlite_root)
             .open(
-                "wide",
-                "analytics",
-                "wide",
+                &sluice_sandbox::DatasetRef::new("wide", "analytics", "wide").unwrap(),
                 None,
                 &sluice_sandbox::ReadContext::unbounded(),
             )
@@ -277,9 +273,7 @@ fn bank(sources: &Sources) {
 fn drain(source: &dyn DatasetSource, columns: Option<&[String]>) -> usize {
     let mut cursor = source
         .open(
-            "wide",
-            "analytics",
-            "wide",
+            &sluice_sandbox::DatasetRef::new("wide", "analytics", "wide").unwrap(),
             columns,
             &sluice_sandbox::ReadContext::unbounded(),
         )
@@ -334,9 +328,7 @@ fn copy_vs_psql(sources: &Sources) {
         ms(|| {
             let mut cursor = pg
                 .open(
-                    "bank",
-                    "analytics",
-                    "transactions",
+                    &sluice_sandbox::DatasetRef::new("bank", "analytics", "transactions").unwrap(),
                     Some(&columns),
                     &sluice_sandbox::ReadContext::unbounded(),
                 )

@@ -33,9 +33,7 @@ pub fn bank_native(source: &dyn DatasetSource) -> bank_figures::BankTotals {
     let columns = ["balance_cents".to_string(), "is_fraud".to_string()];
     let mut cursor = source
         .open(
-            "bank",
-            "analytics",
-            "transactions",
+            &sluice_sandbox::DatasetRef::new("bank", "analytics", "transactions").unwrap(),
             Some(&columns),
             &sluice_sandbox::ReadContext::unbounded(),
         )

@@ -27,7 +27,7 @@ pub fn seed(args: SeedArgs) -> anyhow::Result<u8> {
                      the connection URL of a role that may create schemas"
                 )
             })?;
-            let mut client = connect(url_env).map_err(anyhow::Error::msg)?;
+            let mut client = connect(url_env)?;
             let tables = seed_demo_postgres(&mut client, SEED_SCALE)?;
             for table in &tables {
                 println!("seeded postgres table {table}");

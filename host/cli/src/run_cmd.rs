@@ -106,7 +106,7 @@ fn print_tenant(t: &TenantResult) {
         (Some(report), None) => {
             println!("   [LOAD]     Report written to {}", safe(&shown(report)))
         }
-        (_, Some(error)) => println!("   [FAILED]   {}", safe(error)),
+        (_, Some(error)) => println!("   [FAILED]   {}", safe(&error.message)),
         (None, None) => println!("   [LOAD]     no report committed"),
     }
     match &t.agent_end {
@@ -293,7 +293,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                         t.rows_read,
                         safe(&t.report.as_ref().map(shown).unwrap_or_default())
                     ),
-                    Some(e) => println!("  FAILED {}: {}", safe(&t.id), safe(e)),
+                    Some(e) => println!("  FAILED {}: {}", safe(&t.id), safe(&e.message)),
                 }
             }
             println!();

@@ -99,7 +99,7 @@ fn a_full_disk_fails_publishing_clearly_and_keeps_every_previous_report() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let bank = &summary["tenants"][1];
-    let error = bank["error"].as_str().unwrap();
+    let error = bank["error"]["message"].as_str().unwrap();
     let target = disk.0.join("bank/latest.json");
     assert_eq!(
         error,

@@ -103,7 +103,7 @@ fn assert_contained(attack: &str, night: &Night) {
     // release come on top, and on a loaded machine (other work on the same two cores) each of
     // them can take a second.
     let mallory = night.tenant("mallory");
-    let error = mallory["error"].as_str().unwrap_or_default();
+    let error = mallory["error"]["message"].as_str().unwrap_or_default();
     assert!(!error.starts_with("abandoned"), "{attack}: {error}");
     let elapsed = mallory["elapsed_ms"].as_u64().unwrap();
     assert!(
@@ -189,7 +189,7 @@ macro_rules! night_tests {
                 let name = concat!("hostile-", stringify!($import));
                 let night = refused(stringify!($import), &guest(&name.replace('_', "-")));
                 assert_contained(stringify!($import), &night);
-                let error = night.tenant("mallory")["error"].as_str().unwrap().to_string();
+                let error = night.tenant("mallory")["error"]["message"].as_str().unwrap().to_string();
                 assert!(error.contains("which Sluice does not provide"), "{error}");
                 let _ = std::fs::remove_dir_all(&night.dir);
             }
@@ -203,7 +203,7 @@ macro_rules! night_tests {
                 std::fs::write(&component, wat::parse_file(&source).unwrap()).unwrap();
                 let night = refused(stringify!($wat), &component);
                 assert_contained(stringify!($wat), &night);
-                let error = night.tenant("mallory")["error"].as_str().unwrap().to_string();
+                let error = night.tenant("mallory")["error"]["message"].as_str().unwrap().to_string();
                 assert!(error.contains("is refused: it needs more than a tenant's share"), "{error}");
                 let _ = std::fs::remove_dir_all(&night.dir);
             }

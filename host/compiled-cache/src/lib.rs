@@ -75,17 +75,22 @@ impl CacheStats {
     }
 }
 
+/// Why a compiled plugin was not stored: the run goes on with the code compiled in memory.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotStored(String);
+
 /// How a plugin's compiled code was obtained.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodeOrigin {
     /// Loaded compiled from the cache.
     Cached,
     /// Compiled now (and stored, unless `stored` says why not).
-    Compiled { stored: Result<(), String> },
+    Compiled { stored: Result<(), NotStored> },
     /// A cache entry existed but was unusable (`reason`); compiled again.
     Recompiled {
         reason: String,
-        stored: Result<(), String>,
+        stored: Result<(), NotStored>,
     },
     /// No cache is configured.
     Uncached,
@@ -176,7 +181,7 @@ impl CompiledCache {
             dir: dir.to_path_buf(),
             why,
         };
-        sluice_jail::check_private_dir(dir).map_err(untrusted)?;
+        sluice_jail::check_private_dir(dir).map_err(|e| untrusted(e.to_string()))?;
         let jail = Jail::open(dir).map_err(io("opening the directory"))?;
         // What was checked by path is what is now held open.
         let (held, checked) = (
@@ -283,11 +288,11 @@ impl CompiledCache {
     }
 
     /// Stores `component`, compiled from the plugin whose SHA-256 is `plugin_sha256`.
-    pub fn put(&self, plugin_sha256: &str, component: &Component) -> Result<(), String> {
+    pub fn put(&self, plugin_sha256: &str, component: &Component) -> Result<(), NotStored> {
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
         let bytes = component
             .serialize()
-            .map_err(|e| format!("serializing the compiled plugin: {e}"))?;
+            .map_err(|e| NotStored(format!("serializing the compiled plugin: {e}")))?;
         let code = self.code_name(plugin_sha256);
         let mut mac = self.mac(plugin_sha256);
         mac.update(&bytes);
@@ -295,7 +300,7 @@ impl CompiledCache {
         let write = |name: &str, bytes: &[u8]| {
             self.jail
                 .replace(name, bytes, 0o600)
-                .map_err(|e| format!("writing {}: {e}", self.dir.join(name).display()))
+                .map_err(|e| NotStored(format!("writing {}: {e}", self.dir.join(name).display())))
         };
         // Code first, MAC last: an entry with a MAC is complete.
         write(&code, &bytes)?;

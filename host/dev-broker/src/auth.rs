@@ -68,12 +68,8 @@ pub fn bearer(
         return Err(ApiError::unauthorized("token audience mismatch"));
     }
     if let Some(required) = required {
-        let covered = Scope::parse(required).is_ok_and(|req| {
-            claims
-                .scope
-                .iter()
-                .any(|h| Scope::parse(h).is_ok_and(|h| h.covers(&req)))
-        });
+        let covered =
+            Scope::parse(required).is_ok_and(|req| claims.held.iter().any(|h| h.covers(&req)));
         if !covered {
             state.audit(NewEvent {
                 event_type: "scope_violation",

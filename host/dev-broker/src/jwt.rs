@@ -3,6 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Signer as _, Verifier as _};
+use agentwrit::Scope;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::Keys;
@@ -54,6 +55,10 @@ pub struct Claims {
     pub delegation_chain: Vec<ChainRecord>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub chain_hash: String,
+    /// `scope`, parsed once when the token is verified (and kept with it in the verified
+    /// tokens), so no check parses a held scope again. Empty in claims being issued.
+    #[serde(skip)]
+    pub held: Vec<Scope>,
 }
 
 impl Claims {
@@ -73,6 +78,7 @@ impl Claims {
             orch_id: String::new(),
             delegation_chain: Vec::new(),
             chain_hash: String::new(),
+            held: Vec::new(),
         }
     }
 }
@@ -104,6 +110,8 @@ pub enum Invalid {
     Expired,
     NotYetValid,
     Issuer,
+    /// Revoked at one of the contract's four levels.
+    Revoked,
 }
 
 impl std::fmt::Display for Invalid {
@@ -117,6 +125,7 @@ impl std::fmt::Display for Invalid {
             Invalid::Expired => "token expired",
             Invalid::NotYetValid => "token not yet valid",
             Invalid::Issuer => "issuer mismatch",
+            Invalid::Revoked => "token has been revoked",
         })
     }
 }
@@ -169,7 +178,7 @@ pub fn verify_signed(keys: &Keys, token: &str, issuer: &str) -> Result<Claims, I
         .verifying_key()
         .verify(format!("{h}.{p}").as_bytes(), &signature)
         .map_err(|_| Invalid::Signature)?;
-    let claims: Claims = URL_SAFE_NO_PAD
+    let mut claims: Claims = URL_SAFE_NO_PAD
         .decode(p)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -180,6 +189,12 @@ pub fn verify_signed(keys: &Keys, token: &str, issuer: &str) -> Result<Claims, I
     if !issuer.is_empty() && claims.iss != issuer {
         return Err(Invalid::Issuer);
     }
+    claims.held = claims
+        .scope
+        .iter()
+        .map(|s| Scope::parse(s))
+        .collect::<Result<_, _>>()
+        .map_err(|_| Invalid::Claims)?;
     Ok(claims)
 }
 
@@ -202,6 +217,7 @@ mod tests {
             orch_id: "o".into(),
             delegation_chain: vec![],
             chain_hash: String::new(),
+            held: Vec::new(),
         }
     }
 

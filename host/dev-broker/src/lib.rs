@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 pub use audit::{AuditEvent, first_broken};
 pub use config::BrokerConfig;
 pub use dev::{AppCredentials, ensure_app, start_with_app};
+pub use jwt::Invalid as TokenInvalid;
 pub use state::BrokerState;
 
 /// Builds the broker's state from `config`: the signing key, the admin secret's hash, and what a

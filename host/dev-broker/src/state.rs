@@ -284,19 +284,18 @@ impl BrokerState {
 
     /// Full verification, revocation included (contract 4.3 steps 1-7). A token's signature is
     /// checked once ([`VerifiedTokens`]); its times and revocation on every call.
-    pub fn verify(&self, token: &str) -> Result<Claims, String> {
+    pub fn verify(&self, token: &str) -> Result<Claims, jwt::Invalid> {
         let claims = match self.verified.get(token) {
             Some(claims) => claims,
             None => {
-                let claims = jwt::verify_signed(&self.keys, token, &self.config.issuer)
-                    .map_err(|e| e.to_string())?;
+                let claims = jwt::verify_signed(&self.keys, token, &self.config.issuer)?;
                 self.verified.insert(token, &claims);
                 claims
             }
         };
-        jwt::check_times(&claims, now()).map_err(|e| e.to_string())?;
+        jwt::check_times(&claims, now())?;
         if self.mem().revoked.revokes(&claims) {
-            return Err("token has been revoked".into());
+            return Err(jwt::Invalid::Revoked);
         }
         Ok(claims)
     }

@@ -423,33 +423,39 @@ fn kind_name(kind: FileType) -> &'static str {
     }
 }
 
+/// Which directory on the way to a private one is not private, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotPrivate(String);
+
 /// Whether a directory at `path` is safe to trust with code or keys, as ssh's StrictModes
 /// decides: it and every ancestor of its real path belong to root or to this user, and none is
 /// writable by others, unless it is sticky (as `/tmp` is: others cannot move what is ours in
 /// it). `Err` says which directory is not and why.
-pub fn check_private_dir(path: &Path) -> Result<(), String> {
-    let real = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn check_private_dir(path: &Path) -> Result<(), NotPrivate> {
+    let not = |why: String| NotPrivate(why);
+    let real = std::fs::canonicalize(path).map_err(|e| not(format!("{}: {e}", path.display())))?;
     let me = rustix::process::geteuid().as_raw();
     let mut at = Some(real.as_path());
     let mut first = true;
     while let Some(dir) = at {
-        let stat = rustix::fs::stat(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let stat = rustix::fs::stat(dir).map_err(|e| not(format!("{}: {e}", dir.display())))?;
         let owner = stat.st_uid;
         if owner != me && owner != 0 {
-            return Err(format!(
+            return Err(not(format!(
                 "{} belongs to uid {owner}, neither you (uid {me}) nor root",
                 dir.display()
-            ));
+            )));
         }
         let mode = stat.st_mode & 0o7777;
         let sticky = mode & 0o1000 != 0;
         // The directory itself must be private; an ancestor may be a sticky shared one.
         if mode & 0o022 != 0 && (first || !sticky) {
-            return Err(format!(
+            return Err(not(format!(
                 "{} is writable by others (mode {:03o})",
                 dir.display(),
                 mode & 0o777
-            ));
+            )));
         }
         first = false;
         at = dir.parent();

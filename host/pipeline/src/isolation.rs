@@ -11,8 +11,9 @@
 
 use std::sync::Arc;
 
+use agentwrit::{Scope, ScopeError};
 use sluice_sandbox::{
-    AuditSink as _, DatasetCursor, DatasetSource, Decision, Gate, GateEvent, HostCall, ReadContext,
+    AuditSink as _, DatasetCursor, DatasetRef, DatasetSource, Decision, Gate, GateEvent, HostCall, ReadContext,
     RecordBatch, Schema, SchemaRef, SourceError,
 };
 
@@ -38,9 +39,7 @@ impl DatasetSource for NoBytes {
 
     fn open(
         &self,
-        _tenant: &str,
-        _resource: &str,
-        _name: &str,
+        _dataset: &DatasetRef,
         _columns: Option<&[String]>,
         _cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
@@ -62,10 +61,10 @@ impl DatasetCursor for Empty {
 
 /// What the gate decided for `calls` on `required`, if the probe asked: a denial wins over an
 /// allowance, so a check cannot pass on one decision while another went the other way.
-fn decision(events: &[GateEvent], calls: &[HostCall], required: &str) -> Option<Decision> {
+fn decision(events: &[GateEvent], calls: &[HostCall], required: &Scope) -> Option<Decision> {
     let matching = events
         .iter()
-        .filter(|e| calls.contains(&e.call) && e.required.as_str() == required);
+        .filter(|e| calls.contains(&e.call) && *e.required == *required);
     matching
         .map(|e| e.decision)
         .reduce(|a, b| if a == Decision::Allowed { b } else { a })
@@ -95,9 +94,20 @@ impl Pipeline {
         let reader = &tenants[1];
         let writer = tenants.get(2).unwrap_or(reader);
         let resource = reader.read_scope.resource().to_string();
-        let target_read = format!("read:{resource}:{}", reader.id);
-        let target_write = format!("write:reports:{}", writer.id);
-        let own_read = format!("read:{}:{}", owner.read_scope.resource(), owner.id);
+        let checked = (|| {
+            Ok::<_, ScopeError>([
+                Scope::new("read", &resource, &reader.id)?,
+                Scope::new("write", "reports", &writer.id)?,
+                Scope::new("read", owner.read_scope.resource(), &owner.id)?,
+            ])
+        })();
+        let [target_read, target_write, own_read] = match checked {
+            Ok(scopes) => scopes,
+            Err(e) => {
+                result.error = Some(format!("the isolation checks' scopes: {e}"));
+                return result;
+            }
+        };
 
         let transform = match self
             .load_plugin(&probe.probe, &probe.sha256, probe.language)
@@ -141,16 +151,7 @@ impl Pipeline {
             (HostCall::DatasetsOpen, &own_read),
         ];
         for (call, scope) in asked {
-            match agentwrit::Scope::parse(scope) {
-                Ok(scope) => {
-                    let _ = gate.check(call, &Arc::new(scope));
-                }
-                Err(e) => {
-                    result.error = Some(format!("the isolation checks' scopes: {e}"));
-                    result.agent_end = Some(session.close().await);
-                    return result;
-                }
-            }
+            let _ = gate.check(call, &Arc::new(scope.clone()));
         }
         let (_, asked_events, asked_overflow) = gate.into_parts();
         let _ = self
@@ -195,7 +196,7 @@ impl Pipeline {
                     &[HostCall::DatasetsOpen, HostCall::DatasetNextBatch],
                     &target_read,
                 ),
-                required: target_read,
+                required: target_read.to_string(),
                 must_block: true,
             },
             IsolationCheck {
@@ -209,7 +210,7 @@ impl Pipeline {
                     ],
                     &target_write,
                 ),
-                required: target_write,
+                required: target_write.to_string(),
                 must_block: true,
             },
             IsolationCheck {
@@ -219,7 +220,7 @@ impl Pipeline {
                     &[HostCall::DatasetsOpen, HostCall::DatasetsList],
                     &own_read,
                 ),
-                required: own_read,
+                required: own_read.to_string(),
                 must_block: false,
             },
         ];

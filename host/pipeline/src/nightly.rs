@@ -19,7 +19,9 @@ use tokio::sync::Semaphore;
 use crate::agents::AgentContext;
 use crate::broker::Broker;
 use crate::config::{Language, PipelineConfig, TenantConfig};
-use crate::outcome::{GateLine, PipelineReport, PluginLoad, TenantResult};
+use crate::outcome::{
+    FailureKind, GateLine, PipelineReport, PluginLoad, TenantError, TenantResult,
+};
 use crate::plugins::PluginCache;
 use crate::session::{Runs, SessionError, TenantSession};
 
@@ -259,7 +261,7 @@ impl Pipeline {
             .load_plugin(&tenant.plugin, &tenant.sha256, tenant.language)
             .await
         {
-            Err(e) => Err(e),
+            Err(e) => Err(TenantError::new(FailureKind::Plugin, e)),
             Ok(transform) => {
                 result.plugin = Some(PluginLoad::new(tenant.language.name(), &transform));
                 let scopes = [&tenant.read_scope, &tenant.write_scope];
@@ -269,11 +271,11 @@ impl Pipeline {
                         .await;
                 result.agent_create_us = Some(creating.elapsed().as_micros() as u64);
                 match opened {
-                    Err((None, e)) => Err(e.to_string()),
+                    Err((None, e)) => Err(e.into()),
                     Err((Some(session), e)) => {
                         result.agent_id = Some(session.agent_id().to_string());
                         result.agent_end = Some(session.close().await);
-                        Err(e.to_string())
+                        Err(e.into())
                     }
                     Ok(mut session) => {
                         let work = self
@@ -281,7 +283,7 @@ impl Pipeline {
                             .await;
                         result.renewals = session.renewals();
                         result.agent_end = Some(session.close().await);
-                        work.map_err(|e| e.to_string())
+                        work.map_err(TenantError::from)
                     }
                 }
             }
@@ -294,7 +296,7 @@ impl Pipeline {
             self.audit.record(
                 &subject,
                 Lifecycle::TenantFailed {
-                    detail: error.clone(),
+                    detail: error.message.clone(),
                 },
             );
             result.error = Some(error);
@@ -404,6 +406,6 @@ impl Pipeline {
 
 fn not_run(tenant: &TenantConfig, why: &str) -> TenantResult {
     let mut result = TenantResult::new(&tenant.id, &tenant.name, &tenant.data_type);
-    result.error = Some(why.to_string());
+    result.error = Some(TenantError::new(FailureKind::NotRun, why));
     result
 }

@@ -9,6 +9,48 @@ use sluice_sandbox::{Decision, Figure, GateEvent, GateOverflow, GuestText, HostC
 pub use sluice_data::outputs::PublishedTable;
 use sluice_storage::Location;
 
+/// What part of a tenant's night failed it.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// Its plugin could not be loaded: missing, another digest, not a component, refused imports.
+    Plugin,
+    /// Its agent: refused or invalid at creation, or cut off mid-run (revoked, expired, the
+    /// broker unreachable), or no longer valid at commit.
+    Agent,
+    /// Its transform failed: an error of its own, a limit, the gate, a fault.
+    Run,
+    /// Its outputs could not be published; nothing was.
+    Publish,
+    /// Storage failed part way through publishing: what was published is listed.
+    Storage,
+    /// It never ran: the night was interrupted first.
+    NotRun,
+}
+
+/// Why a tenant failed: a kind to act on and one line to read. `--json` shows it as
+/// `{"kind": "run", "message": "..."}`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TenantError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl TenantError {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> TenantError {
+        TenantError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for TenantError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// One kind of gate decision as reported.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct GateLine {
@@ -66,7 +108,9 @@ impl PluginLoad {
         let (origin, cache_note) = match transform.origin() {
             CodeOrigin::Cached => ("cached", None),
             CodeOrigin::Uncached => ("compiled", None),
-            CodeOrigin::Compiled { stored } => ("compiled", stored.clone().err()),
+            CodeOrigin::Compiled { stored } => {
+                ("compiled", stored.as_ref().err().map(|e| e.to_string()))
+            }
             CodeOrigin::Recompiled { reason, stored } => (
                 "recompiled",
                 Some(match stored {
@@ -115,8 +159,8 @@ pub struct TenantResult {
     pub renewals: u32,
     /// How the agent ended, once it existed.
     pub agent_end: Option<AgentEnd>,
-    /// Why the tenant failed, in one line.
-    pub error: Option<String>,
+    /// Why the tenant failed.
+    pub error: Option<TenantError>,
     pub elapsed_ms: u64,
 }
 
@@ -150,6 +194,11 @@ impl TenantResult {
 
     pub fn ok(&self) -> bool {
         self.error.is_none()
+    }
+
+    /// Why the tenant failed, in one line.
+    pub fn error_message(&self) -> Option<&str> {
+        self.error.as_ref().map(|e| e.message.as_str())
     }
 
     /// Whether the pipeline released the agent at the broker.

@@ -27,13 +27,13 @@ struct Loaded {
 /// Plugins by path, for one run: files are read and hashed once, and compiled once, so tenants
 /// see the same bytes even if the file is replaced mid-run.
 #[derive(Default)]
-pub struct PluginCache {
+pub(crate) struct PluginCache {
     loaded: Mutex<HashMap<(PathBuf, WasiSurface), Loaded>>,
 }
 
 impl PluginCache {
     /// The transform at `path`, if its digest is `sha256`; otherwise why not, in one line.
-    pub fn load(
+    pub(crate) fn load(
         &self,
         sandbox: &Sandbox,
         path: &Path,

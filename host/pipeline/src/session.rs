@@ -20,7 +20,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::agents::AgentContext;
 use crate::keeper::{Invalidation, Keeper, KeeperReport};
-use crate::outcome::AgentEnd;
+use crate::outcome::{AgentEnd, FailureKind, TenantError};
 
 /// How long a transient broker failure may be retried when confirming or releasing an agent.
 const RETRY_WINDOW: Duration = Duration::from_secs(3);
@@ -49,6 +49,28 @@ pub enum SessionError {
     CommitRefused(String),
     #[error("publishing the run's outputs failed: {why}; {}", published_note(*published))]
     Publish { why: String, published: usize },
+}
+
+impl SessionError {
+    /// What part of the night failed.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            SessionError::CreateAgent(_)
+            | SessionError::Validate(_)
+            | SessionError::InvalidAgent(_)
+            | SessionError::Invalidated { .. }
+            | SessionError::CommitRefused(_) => FailureKind::Agent,
+            SessionError::Run(_) => FailureKind::Run,
+            SessionError::Publish { published: 0, .. } => FailureKind::Publish,
+            SessionError::Publish { .. } => FailureKind::Storage,
+        }
+    }
+}
+
+impl From<SessionError> for TenantError {
+    fn from(e: SessionError) -> TenantError {
+        TenantError::new(e.kind(), e.to_string())
+    }
 }
 
 /// What a failed publish left: nothing, or (the machine or the network failing part way) the

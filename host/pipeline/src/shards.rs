@@ -208,7 +208,7 @@ impl ShardSummary {
                 .iter()
                 .filter(|t| !t.ok())
                 .map(|t| {
-                    let why = t.error.clone().unwrap_or_else(|| "did not finish".into());
+                    let why = t.error_message().unwrap_or("did not finish").to_string();
                     (t.id.clone(), why)
                 })
                 .collect(),

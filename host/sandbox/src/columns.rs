@@ -301,7 +301,7 @@ pub fn batch_bytes(batch: &Batch) -> u64 {
 
 /// The Arrow schema of an output table a guest declared: plain, distinct column names, at most
 /// [`MAX_COLUMNS`], decimals Arrow accepts.
-pub fn output_schema(columns: &[Column]) -> Result<SchemaRef, String> {
+pub(crate) fn output_schema(columns: &[Column]) -> Result<SchemaRef, String> {
     if columns.is_empty() || columns.len() > MAX_COLUMNS {
         return Err(format!(
             "an output table has 1 to {MAX_COLUMNS} columns, not {}",
@@ -406,7 +406,7 @@ fn checked_offsets(offsets: &[u32], data: &[u8], rows: usize) -> Result<OffsetBu
 }
 
 /// A guest's batch as a record batch of `schema`, or why it does not fit it.
-pub fn arrow_batch(schema: &SchemaRef, batch: Batch) -> Result<RecordBatch, String> {
+pub(crate) fn arrow_batch(schema: &SchemaRef, batch: Batch) -> Result<RecordBatch, String> {
     let rows = batch.rows as usize;
     if batch.columns.len() != schema.fields().len() {
         return Err(format!(

@@ -43,10 +43,12 @@ pub use output::{LogLevel, LogLine, MAX_MESSAGE_BYTES};
 pub use runtime::{
     RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform, missing_plugin_hint,
 };
-pub use sluice_compiled_cache::{CacheEntry, CacheError, CacheStats, CodeOrigin, CompiledCache};
+pub use sluice_compiled_cache::{
+    CacheEntry, CacheError, CacheStats, CodeOrigin, CompiledCache, NotStored,
+};
 pub use sluice_text::{GuestText, cut, escape};
 pub use source::{
-    BATCH_BYTES, BATCH_CELLS, BATCH_ROWS, DataType, DatasetCursor, DatasetSource, Field, Held,
+    BATCH_BYTES, BATCH_CELLS, BATCH_ROWS, DataType, DatasetCursor, DatasetRef, DatasetSource, Field, Held,
     NoDatasets, ReadBounds, ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit,
     batch_rows, projection,
 };

@@ -27,8 +27,13 @@ fn install_hook() {
     });
 }
 
-/// Runs `f`; a panic in it becomes `Err` with its message (cut to 256 bytes).
-pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+/// A panic caught by [`catch`]: its message, cut to 256 bytes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Panicked(String);
+
+/// Runs `f`; a panic in it becomes `Err` with its message.
+pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Panicked> {
     install_hook();
     let outer = CATCHING.with(|c| c.replace(true));
     let result = catch_unwind(AssertUnwindSafe(f));
@@ -39,7 +44,7 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".to_string());
-        sluice_text::cut(&message, 256).into_owned()
+        Panicked(sluice_text::cut(&message, 256).into_owned())
     })
 }
 
@@ -48,7 +53,7 @@ mod tests {
     #[test]
     fn a_panic_becomes_its_message_and_work_goes_on() {
         let caught = super::catch(|| -> u32 { panic!("byte array offset overflow") });
-        assert_eq!(caught, Err("byte array offset overflow".to_string()));
+        assert_eq!(caught.unwrap_err().to_string(), "byte array offset overflow");
         assert_eq!(super::catch(|| 7), Ok(7));
     }
 }

@@ -14,6 +14,9 @@ use std::time::Instant;
 pub use arrow_array::RecordBatch;
 pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use agentwrit_scope::Scope;
+
+use crate::bounds::is_plain_name;
 use crate::budget::{Budget, Limit, LimitExceeded};
 use crate::interrupt::Interrupt;
 
@@ -230,15 +233,66 @@ impl Drop for Held {
 
 impl SourceError {
     /// The one wording of "no such dataset", for every source.
-    pub fn not_found(tenant: &str, resource: &str, name: &str) -> SourceError {
+    pub fn not_found(dataset: &DatasetRef) -> SourceError {
         SourceError::NotFound(format!(
-            "tenant '{tenant}' has no dataset '{name}' in resource '{resource}'"
+            "tenant '{}' has no dataset '{}' in resource '{}'",
+            dataset.tenant, dataset.name, dataset.resource
         ))
     }
 }
 
-/// Tenant datasets, looked up by tenant, resource and name. Called only after the gate allowed
-/// `read:<resource>:<tenant>`. Every source yields Arrow record batches; the sandbox turns them
+/// A tenant's dataset as a guest names it: tenant, resource and name, each a plain name
+/// (checked when it is made, so a source can put them in a path or a query), and the scope
+/// reading it requires, `read:<resource>:<tenant>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatasetRef {
+    tenant: String,
+    resource: String,
+    name: String,
+    read: Arc<Scope>,
+}
+
+impl DatasetRef {
+    /// `name` of `tenant`'s `resource`, or which of the three is not a plain name.
+    pub fn new(tenant: &str, resource: &str, name: &str) -> Result<DatasetRef, SourceError> {
+        for (what, value) in [("tenant", tenant), ("resource", resource), ("dataset", name)] {
+            if !is_plain_name(value) {
+                return Err(SourceError::Invalid(format!(
+                    "{what} name '{}' is not 1-64 letters, digits, '-' or '_'",
+                    crate::escape(&crate::cut(value, 64))
+                )));
+            }
+        }
+        let read = Scope::new("read", resource, tenant)
+            .map_err(|e| SourceError::Invalid(e.to_string()))?;
+        Ok(DatasetRef {
+            tenant: tenant.to_string(),
+            resource: resource.to_string(),
+            name: name.to_string(),
+            read: Arc::new(read),
+        })
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the gate must allow before anything of it is read.
+    pub fn read_scope(&self) -> &Arc<Scope> {
+        &self.read
+    }
+}
+
+/// Tenant datasets, looked up by tenant, resource and name. `open` is called only after the gate
+/// allowed the dataset's [`read_scope`](DatasetRef::read_scope). Every source yields Arrow record batches; the sandbox turns them
 /// into the WIT's columns.
 pub trait DatasetSource: Send + Sync {
     fn list(&self, tenant: &str, resource: &str) -> Result<Vec<String>, SourceError>;
@@ -247,9 +301,7 @@ pub trait DatasetSource: Send + Sync {
     /// bounds and meters everything the cursor decodes.
     fn open(
         &self,
-        tenant: &str,
-        resource: &str,
-        name: &str,
+        dataset: &DatasetRef,
         columns: Option<&[String]>,
         cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError>;
@@ -324,12 +376,10 @@ impl DatasetSource for NoDatasets {
     }
     fn open(
         &self,
-        tenant: &str,
-        resource: &str,
-        name: &str,
+        dataset: &DatasetRef,
         _columns: Option<&[String]>,
         _cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
-        Err(SourceError::not_found(tenant, resource, name))
+        Err(SourceError::not_found(dataset))
     }
 }

@@ -91,9 +91,7 @@ pub fn publish_run(
             .iter()
             .map(|t| format!("{}_{}", t.resource, t.name))
             .collect();
-        let swapped = connect(url_env)
-            .map_err(anyhow::Error::msg)
-            .and_then(|mut client| {
+        let swapped = connect(url_env).and_then(|mut client| {
                 replace_tables(
                     &mut client,
                     schema,

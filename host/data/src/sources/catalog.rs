@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sluice_sandbox::{DatasetCursor, DatasetSource, ReadContext, SourceError};
+use sluice_sandbox::{DatasetCursor, DatasetRef, DatasetSource, ReadContext, SourceError};
 
 use super::files::{FileKind, open_listed};
 use super::layout::LayoutSource;
@@ -54,20 +54,15 @@ impl CatalogSource {
 impl CatalogSource {
     /// Where dataset `name` of `tenant`'s `resource` is: `Some` for a listed tenant, `None` for
     /// one left to the fallback layout.
-    fn locate(
-        &self,
-        tenant: &str,
-        resource: &str,
-        name: &str,
-    ) -> Result<Option<&DatasetLocation>, SourceError> {
-        match (self.listed.get(tenant), &self.fallback) {
+    fn locate(&self, dataset: &DatasetRef) -> Result<Option<&DatasetLocation>, SourceError> {
+        match (self.listed.get(dataset.tenant()), &self.fallback) {
             (Some(entries), _) => entries
                 .iter()
-                .find(|(r, n, _)| r == resource && n == name)
+                .find(|(r, n, _)| r == dataset.resource() && n == dataset.name())
                 .map(|(_, _, location)| Some(location))
-                .ok_or_else(|| SourceError::not_found(tenant, resource, name)),
+                .ok_or_else(|| SourceError::not_found(dataset)),
             (None, Some(_)) => Ok(None),
-            (None, None) => Err(SourceError::not_found(tenant, resource, name)),
+            (None, None) => Err(SourceError::not_found(dataset)),
         }
     }
 
@@ -84,21 +79,20 @@ impl CatalogSource {
 /// itself must be there, not reached through a link (see [`super::files`]).
 fn open_at(
     location: &DatasetLocation,
-    tenant: &str,
-    resource: &str,
-    name: &str,
+    dataset: &DatasetRef,
     columns: Option<&[String]>,
     cx: &ReadContext,
 ) -> Result<Box<dyn DatasetCursor>, SourceError> {
+    let name = dataset.name();
     match location {
         DatasetLocation::Sqlite(path) => {
             let conn = super::sqlite::open_listed(path, name, cx)?
-                .ok_or_else(|| SourceError::not_found(tenant, resource, name))?;
-            open_table(conn, tenant, resource, name, columns, cx)
+                .ok_or_else(|| SourceError::not_found(dataset))?;
+            open_table(conn, dataset, columns, cx)
         }
         DatasetLocation::Parquet(path) => open_listed(FileKind::Parquet, name, path, columns, cx),
         DatasetLocation::Csv(path) => open_listed(FileKind::Csv, name, path, columns, cx),
-        DatasetLocation::Postgres(table) => table.open(tenant, resource, name, columns, cx),
+        DatasetLocation::Postgres(table) => table.open(dataset, columns, cx),
     }
 }
 
@@ -117,16 +111,14 @@ impl DatasetSource for CatalogSource {
 
     fn open(
         &self,
-        tenant: &str,
-        resource: &str,
-        name: &str,
+        dataset: &DatasetRef,
         columns: Option<&[String]>,
         cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
-        match (self.locate(tenant, resource, name)?, &self.fallback) {
-            (Some(location), _) => open_at(location, tenant, resource, name, columns, cx),
-            (None, Some(fallback)) => fallback.open(tenant, resource, name, columns, cx),
-            (None, None) => Err(SourceError::not_found(tenant, resource, name)),
+        match (self.locate(dataset)?, &self.fallback) {
+            (Some(location), _) => open_at(location, dataset, columns, cx),
+            (None, Some(fallback)) => fallback.open(dataset, columns, cx),
+            (None, None) => Err(SourceError::not_found(dataset)),
         }
     }
 }
@@ -146,25 +138,23 @@ impl DatasetSource for TenantView {
 
     fn open(
         &self,
-        tenant: &str,
-        resource: &str,
-        name: &str,
+        dataset: &DatasetRef,
         columns: Option<&[String]>,
         cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
-        match self.catalog.locate(tenant, resource, name)? {
+        match self.catalog.locate(dataset)? {
             Some(DatasetLocation::Postgres(table)) => {
                 let Some(role_env) = &self.role_env else {
                     // A tenant with no PostgreSQL role of its own reads no PostgreSQL data.
-                    return Err(SourceError::not_found(tenant, resource, name));
+                    return Err(SourceError::not_found(dataset));
                 };
                 let as_runner = PostgresTable {
                     url_env: role_env.clone(),
                     ..table.clone()
                 };
-                as_runner.open(tenant, resource, name, columns, cx)
+                as_runner.open(dataset, columns, cx)
             }
-            _ => self.catalog.open(tenant, resource, name, columns, cx),
+            _ => self.catalog.open(dataset, columns, cx),
         }
     }
 }

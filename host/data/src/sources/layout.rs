@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use sluice_jail::Jail;
-use sluice_sandbox::{DatasetCursor, DatasetSource, ReadContext, SourceError};
+use sluice_sandbox::{DatasetCursor, DatasetRef, DatasetSource, ReadContext, SourceError};
 
 use super::files::{FileKind, jail_error, open_file};
 use super::sqlite::SqliteSource;
@@ -69,14 +69,12 @@ impl DatasetSource for LayoutSource {
 
     fn open(
         &self,
-        tenant: &str,
-        resource: &str,
-        name: &str,
+        dataset: &DatasetRef,
         columns: Option<&[String]>,
         cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
-        check_name("dataset", name)?;
-        let dir = self.resource_dir(tenant, resource)?;
+        let name = dataset.name();
+        let dir = self.resource_dir(dataset.tenant(), dataset.resource())?;
         if let Ok(root) = Jail::open(self.root()) {
             for (kind, extension) in [(FileKind::Parquet, "parquet"), (FileKind::Csv, "csv")] {
                 let rel = dir.join(format!("{name}.{extension}"));
@@ -88,6 +86,6 @@ impl DatasetSource for LayoutSource {
                 }
             }
         }
-        self.sqlite.open(tenant, resource, name, columns, cx)
+        self.sqlite.open(dataset, columns, cx)
     }
 }

@@ -24,6 +24,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use futures_util::StreamExt as _;
 use postgres::{Client, NoTls};
 use sluice_sandbox::{
+    DatasetRef,
     BATCH_BYTES, DataType, DatasetCursor, DatasetSource, Field, Held, Limit, ReadBounds,
     ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit, batch_rows, projection,
 };
@@ -45,9 +46,9 @@ pub struct PostgresTable {
 
 /// Connects with the URL in environment variable `url_env`; errors name the variable, never
 /// its value (it holds a password).
-pub fn connect(url_env: &str) -> Result<Client, String> {
-    let url = url_of(url_env)?;
-    Client::connect(&url, NoTls).map_err(|e| connect_error(url_env, &e))
+pub fn connect(url_env: &str) -> anyhow::Result<Client> {
+    let url = url_of(url_env).map_err(anyhow::Error::msg)?;
+    Client::connect(&url, NoTls).map_err(|e| anyhow::Error::msg(connect_error(url_env, &e)))
 }
 
 fn url_of(url_env: &str) -> Result<String, String> {
@@ -104,12 +105,11 @@ impl DatasetSource for PostgresTable {
 
     fn open(
         &self,
-        tenant: &str,
-        resource: &str,
-        name: &str,
+        dataset: &DatasetRef,
         columns: Option<&[String]>,
         cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
+        let name = dataset.name();
         check_name("schema", &self.schema)?;
         check_name("table", &self.table)?;
         let label = format!("dataset '{name}' (table {}.{})", self.schema, self.table);
@@ -138,7 +138,7 @@ impl DatasetSource for PostgresTable {
         })?;
         if described.is_empty() {
             // Gone, or not this role's to see: the same answer either way.
-            return Err(SourceError::not_found(tenant, resource, name));
+            return Err(SourceError::not_found(dataset));
         }
         let bounds = cx.bounds();
         if described.len() as u64 > bounds.columns {
@@ -184,7 +184,7 @@ impl DatasetSource for PostgresTable {
                 if let Err(message) = sluice_sandbox::panics::catch(read) {
                     let _ = failed.send(Read::Failed(SourceError::Invalid(format!(
                         "{label}: the reader failed ({})",
-                        sluice_sandbox::escape(&message)
+                        sluice_sandbox::escape(&message.to_string())
                     ))));
                 }
             })

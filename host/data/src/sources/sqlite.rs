@@ -21,6 +21,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sluice_jail::Jail;
 use sluice_sandbox::{
+    DatasetRef,
     BATCH_BYTES, DataType, DatasetCursor, DatasetSource, Field, Limit, ReadContext, RecordBatch,
     Schema, SchemaRef, SourceError, TimeUnit, batch_rows, projection,
 };
@@ -184,17 +185,14 @@ impl DatasetSource for SqliteSource {
 
     fn open(
         &self,
-        tenant: &str,
-        resource: &str,
-        name: &str,
+        dataset: &DatasetRef,
         columns: Option<&[String]>,
         cx: &ReadContext,
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
-        check_name("dataset", name)?;
         let conn = self
-            .connect(tenant, resource, cx)?
-            .ok_or_else(|| SourceError::not_found(tenant, resource, name))?;
-        open_table(conn, tenant, resource, name, columns, cx)
+            .connect(dataset.tenant(), dataset.resource(), cx)?
+            .ok_or_else(|| SourceError::not_found(dataset))?;
+        open_table(conn, dataset, columns, cx)
     }
 }
 
@@ -217,14 +215,13 @@ pub fn table_schema(conn: &Connection, name: &str) -> Result<Schema, SourceError
 /// A cursor over the `columns` of table `name` of an open database.
 pub(crate) fn open_table(
     conn: Connection,
-    tenant: &str,
-    resource: &str,
-    name: &str,
+    dataset: &DatasetRef,
     columns: Option<&[String]>,
     cx: &ReadContext,
 ) -> Result<Box<dyn DatasetCursor>, SourceError> {
+    let name = dataset.name();
     if !tables(&conn)?.iter().any(|t| t == name) {
-        return Err(SourceError::not_found(tenant, resource, name));
+        return Err(SourceError::not_found(dataset));
     }
     let full = table_schema(&conn, name)?;
     let bounds = cx.bounds();

@@ -37,7 +37,7 @@ fn number(text: &str, what: &str) -> Result<u32, String> {
 }
 
 /// `YYYY-MM-DD` as days since 1970-01-01.
-pub fn parse_date(text: &str) -> Result<i32, String> {
+pub(crate) fn parse_date(text: &str) -> Result<i32, String> {
     let bad = || format!("'{}' is not a date (YYYY-MM-DD)", escape(&cut(text, 32)));
     let mut parts = text.splitn(3, '-');
     let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
@@ -75,7 +75,7 @@ pub fn parse_date(text: &str) -> Result<i32, String> {
 
 /// An ISO-8601 instant, `YYYY-MM-DD[T ]HH:MM:SS[.ffffff](Z|±HH:MM)`, as microseconds since the
 /// epoch; without a zone it is taken as UTC.
-pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_timestamp(text: &str) -> Result<i64, String> {
     let bad = || {
         format!(
             "'{}' is not a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff][Z|±HH:MM])",
@@ -137,7 +137,7 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
 
 /// A decimal's text (`-1234.5`, `42`) as its unscaled value at `scale`, refusing anything that
 /// would lose digits or exceed `precision`.
-pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
+pub(crate) fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
     let bad = |why: &str| {
         format!(
             "'{}' is not a decimal({precision}, {scale}): {why}",

@@ -24,7 +24,8 @@ use crate::columns::{wit_batch, wit_schema};
 use crate::error::HostError;
 use crate::gate::HostCall;
 use crate::interrupt::Interrupted;
-use crate::source::{DatasetCursor, SourceError};
+use crate::panics::Panicked;
+use crate::source::{DatasetCursor, DatasetRef, SourceError};
 use crate::state::HostState;
 
 /// Most rows one `next-batch` returns, whatever the guest asks: bounds host-side allocation.
@@ -45,6 +46,7 @@ pub struct OpenDataset {
     required: Arc<Scope>,
 }
 
+/// `read:<resource>:<tenant>`: what listing a resource's datasets requires.
 fn read_scope(tenant: &str, resource: &str) -> Result<Arc<Scope>, HostError> {
     Scope::new("read", resource, tenant)
         .map(Arc::new)
@@ -65,10 +67,10 @@ impl From<SourceError> for HostError {
 }
 
 /// A source call that panicked: the run ends with a host error naming the dataset.
-fn panicked(name: &str, message: String) -> HostError {
+fn panicked(name: &str, panic: Panicked) -> HostError {
     HostError::Host(wasmtime::Error::msg(format!(
         "reading dataset '{name}' failed: the reader panicked ({})",
-        sluice_text::escape(&message)
+        sluice_text::escape(&panic.to_string())
     )))
 }
 
@@ -92,7 +94,8 @@ impl datasets::Host for HostState {
                 columns.len()
             )));
         }
-        let required = read_scope(&tenant, &resource)?;
+        let dataset = DatasetRef::new(&tenant, &resource, &name)?;
+        let required = Arc::clone(dataset.read_scope());
         self.gate.check(HostCall::DatasetsOpen, &required)?;
         if self.open_datasets >= self.budget.open_datasets {
             return Err(HostError::Limit(LimitExceeded::new(
@@ -103,7 +106,7 @@ impl datasets::Host for HostState {
         }
         let (source, read) = (Arc::clone(&self.datasets), self.read.clone());
         let opened = crate::panics::catch(|| {
-            source.open(&tenant, &resource, &name, columns.as_deref(), &read)
+            source.open(&dataset, columns.as_deref(), &read)
         })
         .map_err(|message| panicked(&name, message))?;
         let cursor = opened.map_err(|e| self.source_error(e))?;
