@@ -320,7 +320,11 @@ fn reads_stop_when_the_run_does_and_give_back_their_memory() {
         let far = std::time::Instant::now() + std::time::Duration::from_secs(3600);
         let cx = ReadContext::new(&Budget::default(), interrupt.clone(), far);
         let mut cursor = source
-            .open("bank", "analytics", "transactions", None, &cx)
+            .open(
+                &sluice_sandbox::DatasetRef::new("bank", "analytics", "transactions").unwrap(),
+                None,
+                &cx,
+            )
             .unwrap();
         assert!(cursor.next_batch(16_384).unwrap().is_some(), "{kind}");
         interrupt.trigger();
@@ -337,7 +341,11 @@ fn reads_stop_when_the_run_does_and_give_back_their_memory() {
             std::time::Instant::now(),
         );
         let stopped = source
-            .open("bank", "analytics", "transactions", None, &cx)
+            .open(
+                &sluice_sandbox::DatasetRef::new("bank", "analytics", "transactions").unwrap(),
+                None,
+                &cx,
+            )
             .and_then(|mut c| c.next_batch(16_384));
         assert!(
             matches!(stopped, Err(SourceError::Stopped)),
@@ -346,7 +354,11 @@ fn reads_stop_when_the_run_does_and_give_back_their_memory() {
         // Given up on by the watchdog.
         let cx = ReadContext::new(&Budget::default(), Interrupt::new(), far);
         let mut cursor = source
-            .open("bank", "analytics", "transactions", None, &cx)
+            .open(
+                &sluice_sandbox::DatasetRef::new("bank", "analytics", "transactions").unwrap(),
+                None,
+                &cx,
+            )
             .unwrap();
         cx.stop();
         assert!(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use rusqlite::Connection;
-use sluice_sandbox::{DatasetCursor, DatasetSource as _};
+use sluice_sandbox::{DatasetCursor, DatasetRef, DatasetSource as _};
 
 use sluice_data::SqliteSource;
 use sluice_data::outputs::files::{FileFormat, copy_to_file};
@@ -198,13 +198,8 @@ pub(crate) fn copy_demo<T>(
     let mut out = Vec::new();
     for tenant in DEMO_TENANTS {
         for dataset in source.list(tenant.id, "analytics")? {
-            let cursor = source.open(
-                tenant.id,
-                "analytics",
-                &dataset,
-                None,
-                &sluice_sandbox::ReadContext::unbounded(),
-            )?;
+            let named = DatasetRef::new(tenant.id, "analytics", &dataset)?;
+            let cursor = source.open(&named, None, &sluice_sandbox::ReadContext::unbounded())?;
             out.push(copy(tenant.id, &dataset, cursor)?);
         }
     }

@@ -1,9 +1,9 @@
 //! Compact EdDSA JWTs in the broker's exact format (contract section 4).
 
+use agentwrit::Scope;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Signer as _, Verifier as _};
-use agentwrit::Scope;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::Keys;
@@ -225,7 +225,11 @@ mod tests {
     fn round_trip_and_member_order() {
         let keys = Keys::generate();
         let token = sign(&keys, &claims(400));
-        assert_eq!(verify(&keys, &token, "", 400).unwrap(), claims(400));
+        let verified = verify(&keys, &token, "", 400).unwrap();
+        // The held scopes arrive parsed, once, with the verified claims.
+        assert_eq!(verified.held, [Scope::parse("read:data:x").unwrap()]);
+        let held = Vec::new();
+        assert_eq!(Claims { held, ..verified }, claims(400));
         let payload = URL_SAFE_NO_PAD
             .decode(token.split('.').nth(1).unwrap())
             .unwrap();

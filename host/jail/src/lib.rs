@@ -624,7 +624,11 @@ mod tests {
         check_private_dir(&cache).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let err = check_private_dir(&cache).unwrap_err();
-        assert!(err.ends_with("is writable by others (mode 777)"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("is writable by others (mode 777)"),
+            "{err}"
+        );
         // Sticky, as /tmp is: others cannot move our directory out of it.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         check_private_dir(&cache).unwrap();

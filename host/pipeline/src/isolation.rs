@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use agentwrit::{Scope, ScopeError};
 use sluice_sandbox::{
-    AuditSink as _, DatasetCursor, DatasetRef, DatasetSource, Decision, Gate, GateEvent, HostCall, ReadContext,
-    RecordBatch, Schema, SchemaRef, SourceError,
+    AuditSink as _, DatasetCursor, DatasetRef, DatasetSource, Decision, Gate, GateEvent, HostCall,
+    ReadContext, RecordBatch, Schema, SchemaRef, SourceError,
 };
 
 use crate::nightly::{Pipeline, unix_now};

@@ -48,9 +48,9 @@ pub use sluice_compiled_cache::{
 };
 pub use sluice_text::{GuestText, cut, escape};
 pub use source::{
-    BATCH_BYTES, BATCH_CELLS, BATCH_ROWS, DataType, DatasetCursor, DatasetRef, DatasetSource, Field, Held,
-    NoDatasets, ReadBounds, ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit,
-    batch_rows, projection,
+    BATCH_BYTES, BATCH_CELLS, BATCH_ROWS, DataType, DatasetCursor, DatasetRef, DatasetSource,
+    Field, Held, NoDatasets, ReadBounds, ReadContext, RecordBatch, Schema, SchemaRef, SourceError,
+    TimeUnit, batch_rows, projection,
 };
 pub use state::StagedReport;
 pub use watchdog::{RunTicket, WATCHDOG_GRACE};

@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn a_panic_becomes_its_message_and_work_goes_on() {
         let caught = super::catch(|| -> u32 { panic!("byte array offset overflow") });
-        assert_eq!(caught.unwrap_err().to_string(), "byte array offset overflow");
+        assert_eq!(
+            caught.unwrap_err().to_string(),
+            "byte array offset overflow"
+        );
         assert_eq!(super::catch(|| 7), Ok(7));
     }
 }

@@ -255,7 +255,11 @@ pub struct DatasetRef {
 impl DatasetRef {
     /// `name` of `tenant`'s `resource`, or which of the three is not a plain name.
     pub fn new(tenant: &str, resource: &str, name: &str) -> Result<DatasetRef, SourceError> {
-        for (what, value) in [("tenant", tenant), ("resource", resource), ("dataset", name)] {
+        for (what, value) in [
+            ("tenant", tenant),
+            ("resource", resource),
+            ("dataset", name),
+        ] {
             if !is_plain_name(value) {
                 return Err(SourceError::Invalid(format!(
                     "{what} name '{}' is not 1-64 letters, digits, '-' or '_'",

@@ -92,15 +92,15 @@ pub fn publish_run(
             .map(|t| format!("{}_{}", t.resource, t.name))
             .collect();
         let swapped = connect(url_env).and_then(|mut client| {
-                replace_tables(
-                    &mut client,
-                    schema,
-                    tables
-                        .iter()
-                        .zip(&names)
-                        .map(|(t, name)| (name.as_str(), &t.schema, t.batches.as_slice())),
-                )
-            });
+            replace_tables(
+                &mut client,
+                schema,
+                tables
+                    .iter()
+                    .zip(&names)
+                    .map(|(t, name)| (name.as_str(), &t.schema, t.batches.as_slice())),
+            )
+        });
         // Nothing is visible yet: the staged files are dropped, and removed with them.
         swapped.map_err(nothing)?;
         for (table, name) in tables.iter().zip(&names) {

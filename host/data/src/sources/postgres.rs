@@ -24,9 +24,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use futures_util::StreamExt as _;
 use postgres::{Client, NoTls};
 use sluice_sandbox::{
-    DatasetRef,
-    BATCH_BYTES, DataType, DatasetCursor, DatasetSource, Field, Held, Limit, ReadBounds,
-    ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit, batch_rows, projection,
+    BATCH_BYTES, DataType, DatasetCursor, DatasetRef, DatasetSource, Field, Held, Limit,
+    ReadBounds, ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit, batch_rows,
+    projection,
 };
 
 use super::builder::ColumnBuilder;

@@ -21,9 +21,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sluice_jail::Jail;
 use sluice_sandbox::{
-    DatasetRef,
-    BATCH_BYTES, DataType, DatasetCursor, DatasetSource, Field, Limit, ReadContext, RecordBatch,
-    Schema, SchemaRef, SourceError, TimeUnit, batch_rows, projection,
+    BATCH_BYTES, DataType, DatasetCursor, DatasetRef, DatasetSource, Field, Limit, ReadContext,
+    RecordBatch, Schema, SchemaRef, SourceError, TimeUnit, batch_rows, projection,
 };
 
 use super::files::{jail_error, labelled, split};

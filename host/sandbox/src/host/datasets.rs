@@ -105,10 +105,8 @@ impl datasets::Host for HostState {
             )));
         }
         let (source, read) = (Arc::clone(&self.datasets), self.read.clone());
-        let opened = crate::panics::catch(|| {
-            source.open(&dataset, columns.as_deref(), &read)
-        })
-        .map_err(|message| panicked(&name, message))?;
+        let opened = crate::panics::catch(|| source.open(&dataset, columns.as_deref(), &read))
+            .map_err(|message| panicked(&name, message))?;
         let cursor = opened.map_err(|e| self.source_error(e))?;
         let schema = wit_schema(&name, cursor.schema())?;
         let handle = self.push(OpenDataset {
