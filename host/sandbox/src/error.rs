@@ -5,7 +5,7 @@
 //! the guest; an exhausted budget goes back as `error::limit` *and* ends the run; host faults
 //! (a broken database, a full disk) trap so the guest never sees host internals.
 
-use crate::budget::LimitExceeded;
+use sluice_budget::LimitExceeded;
 use crate::gate::Denied;
 
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use wasmtime::component::ResourceTableError;
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
-use crate::budget::{Budget, Limit, LimitExceeded};
+use sluice_budget::{Budget, Limit, LimitExceeded};
 use crate::gate::Denied;
 use crate::interrupt::Interrupted;
 use crate::output::LogLine;

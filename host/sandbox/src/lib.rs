@@ -12,7 +12,6 @@
 
 mod bindings;
 pub mod bounds;
-mod budget;
 pub mod columns;
 mod error;
 mod failure;
@@ -32,7 +31,9 @@ pub use bindings::sluice::etl::columns::{
     Batch, Column, ColumnData, ColumnType, ColumnValues, DecimalType,
 };
 pub use bounds::{Figure, Summary, is_plain_name};
-pub use budget::{Budget, Counter, LIMITS, Limit, LimitExceeded, LimitSpec, Usage, limits_table};
+pub use sluice_budget::{
+    Budget, Counter, LIMITS, Limit, LimitExceeded, LimitSpec, Usage, limits_table,
+};
 pub use failure::RunFailure;
 pub use gate::{AuditSink, Decision, Denied, Gate, GateEvent, GateOverflow, HostCall, Writ};
 pub use host::datasets::MAX_BATCH_ROWS;

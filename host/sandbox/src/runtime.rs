@@ -12,7 +12,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings::TransformPre;
 use crate::bounds::{Summary, check_summary, guest_message};
-use crate::budget::{Budget, Usage};
+use sluice_budget::{Budget, Usage};
 use crate::failure::{RunFailure, classify};
 use crate::gate::{Gate, GateEvent, GateOverflow, Writ};
 use crate::host::tables::StagedTable;

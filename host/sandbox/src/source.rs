@@ -17,7 +17,7 @@ pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use agentwrit_scope::Scope;
 
 use crate::bounds::is_plain_name;
-use crate::budget::{Budget, Limit, LimitExceeded};
+use sluice_budget::{Budget, Limit, LimitExceeded};
 use crate::interrupt::Interrupt;
 
 /// Why a dataset could not be listed, opened or read.

@@ -8,7 +8,7 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::budget::{Budget, Counter, Limit, LimitExceeded, Usage};
+use sluice_budget::{Budget, Counter, Limit, LimitExceeded, Usage};
 use crate::error::HostError;
 use crate::gate::{Gate, Writ};
 use crate::host::clocks::RunClock;

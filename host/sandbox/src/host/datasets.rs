@@ -19,7 +19,7 @@ use wasmtime::component::Resource;
 use crate::bindings::sluice::etl::columns::{Batch, Column};
 use crate::bindings::sluice::etl::datasets;
 use crate::bounds::check_name;
-use crate::budget::{Counter, Limit, LimitExceeded};
+use sluice_budget::{Counter, Limit, LimitExceeded};
 use crate::columns::{wit_batch, wit_schema};
 use crate::error::HostError;
 use crate::gate::HostCall;

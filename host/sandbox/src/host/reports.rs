@@ -11,7 +11,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::sluice::etl::reports;
 use crate::bounds::check_name;
-use crate::budget::Counter;
+use sluice_budget::Counter;
 use crate::error::HostError;
 use crate::gate::HostCall;
 use crate::report_json;

@@ -15,7 +15,7 @@ use wasmtime::component::Resource;
 use crate::bindings::sluice::etl::columns::{Batch, Column};
 use crate::bindings::sluice::etl::tables;
 use crate::bounds::check_name;
-use crate::budget::{Counter, Limit, LimitExceeded};
+use sluice_budget::{Counter, Limit, LimitExceeded};
 use crate::columns::{arrow_batch, batch_bytes, output_schema};
 use crate::error::HostError;
 use crate::gate::HostCall;

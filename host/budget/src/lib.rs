@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn the_readme_lists_every_limit_as_the_code_has_it() {
         let readme = include_str!("../../../README.md");
-        let start = "<!-- limits: generated from sluice_sandbox::LIMITS -->\n";
+        let start = "<!-- limits: generated from sluice_budget::LIMITS -->\n";
         let table = readme
             .split_once(start)
             .and_then(|(_, rest)| rest.split_once("<!-- /limits -->"))
@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(
             table,
             limits_table(),
-            "regenerate the README's table: it is `sluice_sandbox::limits_table()`"
+            "regenerate the README's table: it is `sluice_budget::limits_table()`"
         );
     }
 
