@@ -5,8 +5,8 @@
 //! the guest; an exhausted budget goes back as `error::limit` *and* ends the run; host faults
 //! (a broken database, a full disk) trap so the guest never sees host internals.
 
-use sluice_budget::LimitExceeded;
 use crate::gate::Denied;
+use sluice_budget::LimitExceeded;
 
 #[derive(Debug)]
 pub enum HostError {

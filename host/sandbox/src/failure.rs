@@ -12,10 +12,10 @@ use wasmtime::component::ResourceTableError;
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
-use sluice_budget::{Budget, Limit, LimitExceeded};
 use crate::gate::Denied;
 use crate::interrupt::Interrupted;
 use crate::output::LogLine;
+use sluice_budget::{Budget, Limit, LimitExceeded};
 use sluice_text::{GuestText, cut};
 
 /// Longest guest-written message (a failure or a panic) kept in a failure; the rest is cut.

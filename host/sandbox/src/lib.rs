@@ -31,9 +31,6 @@ pub use bindings::sluice::etl::columns::{
     Batch, Column, ColumnData, ColumnType, ColumnValues, DecimalType,
 };
 pub use bounds::{Figure, Summary, is_plain_name};
-pub use sluice_budget::{
-    Budget, Counter, LIMITS, Limit, LimitExceeded, LimitSpec, Usage, limits_table,
-};
 pub use failure::RunFailure;
 pub use gate::{AuditSink, Decision, Denied, Gate, GateEvent, GateOverflow, HostCall, Writ};
 pub use host::datasets::MAX_BATCH_ROWS;
@@ -43,6 +40,9 @@ pub use linker::WasiSurface;
 pub use output::{LogLevel, LogLine, MAX_MESSAGE_BYTES};
 pub use runtime::{
     RunOutcome, RunRequest, Sandbox, SandboxOptions, TenantShare, Transform, missing_plugin_hint,
+};
+pub use sluice_budget::{
+    Budget, Counter, LIMITS, Limit, LimitExceeded, LimitSpec, Usage, limits_table,
 };
 pub use sluice_compiled_cache::{
     CacheEntry, CacheError, CacheStats, CodeOrigin, CompiledCache, NotStored,

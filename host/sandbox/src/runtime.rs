@@ -12,7 +12,6 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings::TransformPre;
 use crate::bounds::{Summary, check_summary, guest_message};
-use sluice_budget::{Budget, Usage};
 use crate::failure::{RunFailure, classify};
 use crate::gate::{Gate, GateEvent, GateOverflow, Writ};
 use crate::host::tables::StagedTable;
@@ -21,6 +20,7 @@ use crate::linker::WasiSurface;
 use crate::output::{LogBuffer, LogLine};
 use crate::source::{DatasetSource, NoDatasets, ReadContext};
 use crate::state::{HostState, StagedReport};
+use sluice_budget::{Budget, Usage};
 use sluice_compiled_cache::{CacheError, CodeOrigin, CompiledCache, Lookup};
 
 /// How often the epoch advances: how soon a computing guest notices its deadline or an

@@ -17,8 +17,8 @@ pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use agentwrit_scope::Scope;
 
 use crate::bounds::is_plain_name;
-use sluice_budget::{Budget, Limit, LimitExceeded};
 use crate::interrupt::Interrupt;
+use sluice_budget::{Budget, Limit, LimitExceeded};
 
 /// Why a dataset could not be listed, opened or read.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,6 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use sluice_budget::{Budget, Counter, Limit, LimitExceeded, Usage};
 use crate::error::HostError;
 use crate::gate::{Gate, Writ};
 use crate::host::clocks::RunClock;
@@ -16,6 +15,7 @@ use crate::interrupt::Interrupted;
 use crate::output::LogBuffer;
 use crate::runtime::TenantShare;
 use crate::source::{DatasetSource, ReadContext, SourceError};
+use sluice_budget::{Budget, Counter, Limit, LimitExceeded, Usage};
 
 /// A report the guest committed; published by the caller only if the run succeeds.
 #[derive(Clone, Debug, PartialEq, Eq)]

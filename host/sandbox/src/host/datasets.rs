@@ -19,7 +19,6 @@ use wasmtime::component::Resource;
 use crate::bindings::sluice::etl::columns::{Batch, Column};
 use crate::bindings::sluice::etl::datasets;
 use crate::bounds::check_name;
-use sluice_budget::{Counter, Limit, LimitExceeded};
 use crate::columns::{wit_batch, wit_schema};
 use crate::error::HostError;
 use crate::gate::HostCall;
@@ -27,6 +26,7 @@ use crate::interrupt::Interrupted;
 use crate::panics::Panicked;
 use crate::source::{DatasetCursor, DatasetRef, SourceError};
 use crate::state::HostState;
+use sluice_budget::{Counter, Limit, LimitExceeded};
 
 /// Most rows one `next-batch` returns, whatever the guest asks: bounds host-side allocation.
 pub const MAX_BATCH_ROWS: u32 = 65_536;

@@ -11,11 +11,11 @@ use wasmtime::component::Resource;
 
 use crate::bindings::sluice::etl::reports;
 use crate::bounds::check_name;
-use sluice_budget::Counter;
 use crate::error::HostError;
 use crate::gate::HostCall;
 use crate::report_json;
 use crate::state::{HostState, StagedReport};
+use sluice_budget::Counter;
 
 /// The host side of a guest's `report` handle.
 pub struct ReportDraft {

@@ -15,12 +15,12 @@ use wasmtime::component::Resource;
 use crate::bindings::sluice::etl::columns::{Batch, Column};
 use crate::bindings::sluice::etl::tables;
 use crate::bounds::check_name;
-use sluice_budget::{Counter, Limit, LimitExceeded};
 use crate::columns::{arrow_batch, batch_bytes, output_schema};
 use crate::error::HostError;
 use crate::gate::HostCall;
 use crate::source::{RecordBatch, SchemaRef};
 use crate::state::HostState;
+use sluice_budget::{Counter, Limit, LimitExceeded};
 
 /// An output table the guest committed; published by the caller only if the run succeeds.
 #[derive(Clone, Debug)]
