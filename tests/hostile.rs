@@ -160,7 +160,15 @@ fn sleep_in_a_loop() {
 #[test]
 fn read_forever() {
     let outcome = attack_with("read_forever", hostile_budget());
-    assert_eq!(outcome.result.unwrap_err().to_string(), WALL_TIME);
+    let error = outcome.result.unwrap_err().to_string();
+    // Stopped at its deadline, or (on a machine too busy to let the run see its deadline within
+    // the grace) abandoned by the watchdog; `attack_with` checked it ended within the grace.
+    assert!(
+        error == WALL_TIME
+            || error.starts_with("abandoned: still running")
+                && error.contains("after its wall-time-ms limit of 500 ms"),
+        "{error}"
+    );
     assert!(
         outcome.usage.rows_read > 10,
         "it did read: {:?}",
