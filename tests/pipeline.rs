@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use agentwrit::AdminSecret;
 use agentwrit::operator::AdminClient;
-use sluice_pipeline::config::TenantConfig;
+use sluice_pipeline::config::{PluginSource, TenantConfig};
 use sluice_pipeline::outcome::{AgentEnd, FailureKind};
 use sluice_sandbox::Decision;
 use sluice_tests::night::{
@@ -206,7 +206,10 @@ async fn a_tampered_plugin_is_refused_while_the_other_tenants_run() {
     let mut bytes = std::fs::read(guest("retail")).unwrap();
     bytes.push(0);
     std::fs::write(&tampered, bytes).unwrap();
-    tenants[2].plugin = tampered.clone();
+    let PluginSource::File { path, .. } = &mut tenants[2].plugin else {
+        unreachable!("the demo tenants' plugins are files")
+    };
+    *path = tampered.clone();
     let report = run(config(dir.path(), tenants), &creds, 2).await;
     let error = report.tenants[2].error_message().unwrap();
     assert!(

@@ -11,7 +11,7 @@ use sluice_data::SqliteSource;
 use sluice_demo::{SEED_SCALE, seed_demo};
 use sluice_pipeline::config::{
     BrokerSetting, DatasetConfig, DatasetLocation, IsolationConfig, Language, OutputStore,
-    PipelineConfig, TenantConfig, default_ceiling,
+    PipelineConfig, PluginSource, PluginsConfig, TenantConfig, default_ceiling,
 };
 use sluice_pipeline::plugins::file_digest;
 use sluice_sandbox::{
@@ -213,8 +213,12 @@ pub fn pipeline_tenant(id: &str, plugin: &str, dataset: &str, data: &Path) -> Te
         id: id.into(),
         name: format!("{id} inc."),
         data_type: "analytics".into(),
-        sha256: file_digest(&plugin_path).expect("digest of a built guest"),
-        plugin: plugin_path,
+        plugin: PluginSource::File {
+            sha256: file_digest(&plugin_path).expect("digest of a built guest"),
+            path: plugin_path,
+        },
+        signer: None,
+        candidate: None,
         language: language_of(plugin),
         read_scope: scope(&format!("read:analytics:{id}")),
         write_scope: scope(&format!("write:reports:{id}")),
@@ -254,6 +258,7 @@ pub fn pipeline_config(dir: &Path, tenants: Vec<TenantConfig>) -> PipelineConfig
             probe,
             language: Language::Rust,
         }),
+        plugins: PluginsConfig::default(),
         tenants,
         cache_dir: Some(test_cache_dir()),
     }

@@ -92,6 +92,17 @@ pub enum Lifecycle {
         #[serde(skip_serializing_if = "Option::is_none")]
         host: Option<String>,
     },
+    /// A tenant's plugin (or candidate) was checked before it ran: what the configuration
+    /// named, the digest that was pinned, whose key had to sign it, and the verdict.
+    PluginChecked {
+        plugin: &'static str,
+        reference: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signer: Option<String>,
+        verdict: String,
+    },
     /// A torn last line (an entry cut short by a crash) was cut off the file before appending.
     AuditTailRepaired {
         torn_bytes: u64,

@@ -16,9 +16,12 @@ use sluice_sandbox::is_plain_name;
 
 use sluice_storage::Location;
 
+pub use crate::plugin_source::{PluginSource, PluginsConfig, Signer};
 pub use sluice_data::outputs::OutputStore;
 pub use sluice_data::sources::catalog::DatasetLocation;
 pub use sluice_data::sources::postgres::PostgresTable;
+pub use sluice_registry::OciRef;
+use sluice_registry::SignerKey;
 
 /// A configuration error: the file, the line (0 when it is about the whole file), and what is
 /// wrong with which key.
@@ -52,7 +55,21 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     isolation: Option<RawIsolation>,
+    #[serde(default)]
+    plugins: RawPlugins,
     tenants: Vec<RawTenant>,
+}
+
+/// `[plugins]`: see [`PluginsConfig`].
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPlugins {
+    store: Option<Spanned<String>>,
+    #[serde(default)]
+    insecure: Vec<Spanned<String>>,
+    #[serde(default)]
+    require_signer: bool,
+    max_bytes: Option<Spanned<u64>>,
 }
 
 fn default_orch_id() -> Spanned<String> {
@@ -149,8 +166,17 @@ struct RawTenant {
     id: Spanned<String>,
     name: String,
     data_type: String,
+    /// A component file, or `oci://REGISTRY/REPO:TAG` / `...@sha256:...`.
     plugin: Spanned<String>,
-    sha256: Spanned<String>,
+    /// A file plugin's SHA-256 (an `oci://` plugin is pinned by the lock instead).
+    #[serde(default)]
+    sha256: Option<Spanned<String>>,
+    /// The PEM public key whose cosign signature an `oci://` plugin must carry.
+    #[serde(default)]
+    signer: Option<Spanned<String>>,
+    /// A new version to try in shadow: runs after the current one, read-only, reported apart.
+    #[serde(default)]
+    candidate: Option<Spanned<String>>,
     #[serde(default)]
     language: Language,
     read_scope: Spanned<String>,
@@ -260,9 +286,11 @@ pub struct TenantConfig {
     pub id: String,
     pub name: String,
     pub data_type: String,
-    pub plugin: PathBuf,
-    /// Lowercase hex SHA-256 the plugin file must have.
-    pub sha256: String,
+    pub plugin: PluginSource,
+    /// Whose signature the plugin (and the candidate) must carry.
+    pub signer: Option<Signer>,
+    /// A new version tried in shadow.
+    pub candidate: Option<OciRef>,
     pub language: Language,
     pub read_scope: Scope,
     pub write_scope: Scope,
@@ -354,6 +382,8 @@ pub struct PipelineConfig {
     /// What one tenant may take of the shared engine.
     pub share: TenantShare,
     pub isolation: Option<IsolationConfig>,
+    /// `[plugins]`: the store, registries, signatures.
+    pub plugins: PluginsConfig,
     pub tenants: Vec<TenantConfig>,
     /// Where compiled plugins are kept between runs (not read from the file: the CLI's
     /// `--cache-dir`, `SLUICE_CACHE_DIR` or the user's cache directory); `None` compiles every
@@ -595,10 +625,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         if tenants.iter().any(|o| &o.id == id) {
             return cx.err(t.id.span(), format!("tenants.id '{id}' appears twice"));
         }
-        let sha = t.sha256.get_ref().to_ascii_lowercase();
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return cx.err(t.sha256.span(), format!("tenants.sha256 of '{id}': expected 64 hex digits (`sluice digest FILE` prints it)"));
-        }
+        let (plugin, signer, candidate) = plugin_of(&cx, t, id, raw.plugins.require_signer)?;
         let mut datasets = Vec::new();
         for ds in &t.datasets {
             for (key, v) in [("name", &ds.name), ("resource", &ds.resource)] {
@@ -789,8 +816,9 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             id: id.clone(),
             name: t.name.clone(),
             data_type: t.data_type.clone(),
-            plugin: cx.path(t.plugin.get_ref()),
-            sha256: sha,
+            plugin,
+            signer,
+            candidate,
             language: t.language,
             read_scope: cx.scope("tenants.read_scope", &t.read_scope)?,
             write_scope: cx.scope("tenants.write_scope", &t.write_scope)?,
@@ -842,9 +870,133 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
         budget,
         share,
         isolation,
+        plugins: plugins_of(&cx, &raw.plugins)?,
         tenants,
         cache_dir: None,
     })
+}
+
+/// `[plugins]`, checked.
+fn plugins_of(cx: &Ctx<'_>, raw: &RawPlugins) -> Result<PluginsConfig, ConfigError> {
+    let mut insecure = Vec::new();
+    for r in &raw.insecure {
+        let host = r.get_ref();
+        if host.is_empty() || host.contains('/') || host.contains("://") {
+            return cx.err(
+                r.span(),
+                format!("plugins.insecure '{host}': a registry as HOST or HOST:PORT"),
+            );
+        }
+        insecure.push(host.clone());
+    }
+    let max_bytes = match &raw.max_bytes {
+        Some(m) if *m.get_ref() == 0 => return cx.err(m.span(), "plugins.max_bytes: at least 1"),
+        Some(m) => *m.get_ref(),
+        None => sluice_registry::DEFAULT_MAX_PLUGIN_BYTES,
+    };
+    Ok(PluginsConfig {
+        store: raw.store.as_ref().map(|s| cx.path(s.get_ref())),
+        insecure,
+        require_signer: raw.require_signer,
+        max_bytes,
+    })
+}
+
+/// A tenant's plugin, signer and candidate, checked.
+fn plugin_of(
+    cx: &Ctx<'_>,
+    t: &RawTenant,
+    id: &str,
+    require_signer: bool,
+) -> Result<(PluginSource, Option<Signer>, Option<OciRef>), ConfigError> {
+    let text = t.plugin.get_ref();
+    let plugin = if OciRef::is_oci(text) {
+        let reference = OciRef::parse(text)
+            .or_else(|e| cx.err(t.plugin.span(), format!("tenants.plugin of '{id}': {e}")))?;
+        if let Some(sha) = &t.sha256 {
+            return cx.err(
+                sha.span(),
+                format!(
+                    "tenants.sha256 of '{id}': an oci:// plugin is pinned by the lock file                      (`sluice lock`) or by @sha256: in its reference; remove this line"
+                ),
+            );
+        }
+        PluginSource::Oci(reference)
+    } else {
+        let Some(sha) = &t.sha256 else {
+            return cx.err(
+                t.plugin.span(),
+                format!(
+                    "tenants.sha256 of '{id}': a plugin file needs its SHA-256 (`sluice digest                      FILE` prints it)"
+                ),
+            );
+        };
+        let hex = sha.get_ref().to_ascii_lowercase();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return cx.err(
+                sha.span(),
+                format!("tenants.sha256 of '{id}': expected 64 hex digits (`sluice digest FILE` prints it)"),
+            );
+        }
+        PluginSource::File {
+            path: cx.path(text),
+            sha256: hex,
+        }
+    };
+    let candidate = match &t.candidate {
+        None => None,
+        Some(c) => Some(OciRef::parse(c.get_ref()).or_else(|e| {
+            cx.err(
+                c.span(),
+                format!("tenants.candidate of '{id}': a candidate is an oci:// plugin: {e}"),
+            )
+        })?),
+    };
+    let signer = match &t.signer {
+        None if require_signer => {
+            return cx.err(
+                t.id.span(),
+                format!("tenant '{id}' names no signer, and [plugins] require_signer is set"),
+            );
+        }
+        None => None,
+        Some(_) if plugin.oci().is_none() && candidate.is_none() => {
+            return cx.err(
+                t.signer.as_ref().map_or(0..0, Spanned::span),
+                format!(
+                    "tenants.signer of '{id}': only an oci:// plugin carries a signature; a file                      is pinned by its sha256"
+                ),
+            );
+        }
+        Some(s) => {
+            let path = cx.path(s.get_ref());
+            let pem = std::fs::read_to_string(&path).or_else(|e| {
+                cx.err(
+                    s.span(),
+                    format!(
+                        "tenants.signer of '{id}': cannot read {} ({e})",
+                        path.display()
+                    ),
+                )
+            })?;
+            let key = SignerKey::from_pem(&pem).or_else(|e| {
+                cx.err(
+                    s.span(),
+                    format!("tenants.signer of '{id}' ({}): {e}", path.display()),
+                )
+            })?;
+            Some(Signer { path, key })
+        }
+    };
+    if require_signer && matches!(plugin, PluginSource::File { .. }) {
+        return cx.err(
+            t.plugin.span(),
+            format!(
+                "tenants.plugin of '{id}': [plugins] require_signer is set, and a plugin file                  carries no signature; publish it to a registry, signed"
+            ),
+        );
+    }
+    Ok((plugin, signer, candidate))
 }
 
 /// A plain name given at `key`, or `default` when absent.
@@ -977,7 +1129,13 @@ table = "ledger_2026"
         assert_eq!(c.agent_ttl, Duration::from_secs(300));
         assert_eq!(c.reports, Location::Local("/etc/sluice/reports".into()));
         assert_eq!(c.runs, Location::Local("/etc/sluice/runs".into()));
-        assert_eq!(c.tenants[0].plugin, Path::new("/etc/sluice/bank.wasm"));
+        assert_eq!(
+            c.tenants[0].plugin,
+            PluginSource::File {
+                path: PathBuf::from("/etc/sluice/bank.wasm"),
+                sha256: SHA.into()
+            }
+        );
         assert_eq!(
             c.tenants[0].datasets[0].location,
             DatasetLocation::Sqlite("/etc/sluice/data/bank/analytics.db".into())

@@ -110,10 +110,10 @@ impl Pipeline {
         };
 
         let transform = match self
-            .load_plugin(&probe.probe, &probe.sha256, probe.language)
+            .load_file_plugin(&probe.probe, &probe.sha256, probe.language)
             .await
         {
-            Ok(t) => t,
+            Ok(t) => t.transform,
             Err(e) => {
                 result.error = Some(e);
                 return result;

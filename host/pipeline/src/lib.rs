@@ -8,11 +8,14 @@ pub mod config;
 mod isolation;
 pub mod keeper;
 pub mod local_run;
+pub mod lock;
 pub mod metrics;
 pub mod nightly;
 pub mod outcome;
+pub mod plugin_source;
 pub mod plugins;
 pub mod session;
 pub mod shards;
+pub mod vet;
 
 pub use local_run::{LocalRun, LocalRunResult, run_local};

@@ -19,10 +19,12 @@ use tokio::sync::Semaphore;
 use crate::agents::AgentContext;
 use crate::broker::Broker;
 use crate::config::{Language, PipelineConfig, TenantConfig};
+use crate::lock::{Lock, Slot};
 use crate::outcome::{
     FailureKind, GateLine, PipelineReport, PluginLoad, TenantError, TenantResult,
 };
-use crate::plugins::PluginCache;
+use crate::plugin_source::PluginSource;
+use crate::plugins::{LoadedPlugin, PluginCache};
 use crate::session::{Runs, SessionError, TenantSession};
 
 /// Called in config order as each tenant's result becomes final.
@@ -43,6 +45,9 @@ pub struct Pipeline {
     broker_description: String,
     sandbox: Sandbox,
     plugins: PluginCache,
+    /// Registry plugins: the store they are read from (and fetched into, by digest, when it
+    /// lacks one), the lock that pins them, and every tenant's signer key, to name a signer.
+    registry: Option<PluginRegistry>,
     pub(crate) source: Arc<CatalogSource>,
     pub(crate) audit: Arc<AuditLog>,
     reports: ReportDir,
@@ -52,6 +57,44 @@ pub struct Pipeline {
     /// Why the configured compiled-plugin cache is not used, if it is not: the night runs
     /// anyway, compiling every plugin.
     cache_warning: Option<String>,
+}
+
+/// What a night with `oci://` plugins needs beside the sandbox.
+struct PluginRegistry {
+    registry: Arc<sluice_registry::Registry>,
+    lock: Lock,
+    signers: Vec<(String, sluice_registry::SignerKey)>,
+}
+
+impl PluginRegistry {
+    /// The registry side of `config`, if any tenant has an `oci://` plugin or candidate.
+    fn open(config: &PipelineConfig) -> anyhow::Result<Option<PluginRegistry>> {
+        let any = config
+            .tenants
+            .iter()
+            .any(|t| t.plugin.oci().is_some() || t.candidate.is_some());
+        if !any {
+            return Ok(None);
+        }
+        let lock = Lock::read(&config.path).map_err(anyhow::Error::msg)?;
+        let dir = config.plugins.store_dir().ok_or_else(|| {
+            anyhow::anyhow!("no plugin store: set [plugins] store, SLUICE_PLUGIN_STORE or HOME")
+        })?;
+        let store = sluice_registry::BlobStore::open(&dir)?;
+        Ok(Some(PluginRegistry {
+            registry: Arc::new(sluice_registry::Registry::new(
+                store,
+                config.plugins.insecure.clone(),
+                config.plugins.max_bytes,
+            )),
+            lock,
+            signers: config
+                .tenants
+                .iter()
+                .filter_map(|t| Some((t.id.clone(), t.signer.as_ref()?.key.clone())))
+                .collect(),
+        }))
+    }
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -119,10 +162,12 @@ impl Pipeline {
             config.agent_ttl,
             Arc::clone(&audit),
         );
+        let registry = PluginRegistry::open(&config)?;
         Ok(Pipeline {
             reports: ReportDir::new(&config.reports),
             broker_description: broker.description().to_string(),
             config,
+            registry,
             sandbox,
             plugins: PluginCache::default(),
             source: Arc::new(source),
@@ -157,19 +202,112 @@ impl Pipeline {
         &self.runs.interrupt
     }
 
-    /// The plugin at `path` if its digest is `sha256`, compiled once per digest, off the runtime.
-    pub(crate) async fn load_plugin(
+    /// The plugin file at `path` if its digest is `sha256`, vetted once per file, off the
+    /// runtime.
+    pub(crate) async fn load_file_plugin(
         self: &Arc<Self>,
         path: &std::path::Path,
         sha256: &str,
         language: Language,
-    ) -> Result<Transform, String> {
+    ) -> Result<LoadedPlugin, String> {
         let (pipeline, path, sha) = (Arc::clone(self), path.to_path_buf(), sha256.to_string());
-        let surface = language.surface();
         tokio::task::spawn_blocking(move || {
-            pipeline
-                .plugins
-                .load(&pipeline.sandbox, &path, &sha, surface)
+            pipeline.plugins.load_file(
+                &pipeline.sandbox,
+                &path,
+                &sha,
+                language,
+                pipeline.config.plugins.max_bytes,
+            )
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("loading the plugin failed: {e}")))
+    }
+
+    /// `tenant`'s plugin in `slot`: a file by its SHA-256, or a registry plugin by the digest
+    /// the lock pins (fetched by that digest only if the store lacks it), its signature
+    /// verified; vetted once per plugin; the verdict audited.
+    pub(crate) async fn load_plugin(
+        self: &Arc<Self>,
+        tenant: &TenantConfig,
+        slot: Slot,
+        subject: &Subject,
+    ) -> Result<LoadedPlugin, String> {
+        let loaded = match (&tenant.plugin, slot) {
+            (PluginSource::File { path, sha256 }, Slot::Current) => {
+                self.load_file_plugin(path, sha256, tenant.language).await
+            }
+            _ => self.load_registry_plugin(tenant, slot).await,
+        };
+        let reference = match slot {
+            Slot::Current => tenant.plugin.reference(),
+            Slot::Candidate => tenant
+                .candidate
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        };
+        self.audit.record(
+            subject,
+            Lifecycle::PluginChecked {
+                plugin: slot.name(),
+                reference,
+                digest: loaded.as_ref().ok().map(|l| l.digest.clone()),
+                signer: tenant
+                    .signer
+                    .as_ref()
+                    .map(|s| s.key.fingerprint().to_string()),
+                verdict: match &loaded {
+                    Ok(l) => format!("accepted: {}", l.vet.summary()),
+                    Err(e) => format!("refused: {e}"),
+                },
+            },
+        );
+        loaded
+    }
+
+    async fn load_registry_plugin(
+        self: &Arc<Self>,
+        tenant: &TenantConfig,
+        slot: Slot,
+    ) -> Result<LoadedPlugin, String> {
+        let Some(plugins) = &self.registry else {
+            return Err(format!(
+                "tenant '{}' has no oci:// {}",
+                tenant.id,
+                slot.name()
+            ));
+        };
+        let locked = plugins.lock.pinned(&self.config, tenant, slot)?;
+        let reference = match slot {
+            Slot::Current => tenant.plugin.oci().cloned(),
+            Slot::Candidate => tenant.candidate.clone(),
+        }
+        .ok_or_else(|| format!("tenant '{}' has no oci:// {}", tenant.id, slot.name()))?;
+        let (digest, signatures) = (locked.digest()?, locked.signatures()?);
+        // Offline when the store has it; by digest (never by tag) when it does not.
+        plugins
+            .registry
+            .fetch_pinned(&reference, &digest, signatures.as_ref())
+            .await
+            .map_err(|e| {
+                format!(
+                    "plugin {reference} ({digest}) is not in the plugin store and could not be                      fetched: {e}"
+                )
+            })?;
+        let (pipeline, tenant) = (Arc::clone(self), tenant.clone());
+        tokio::task::spawn_blocking(move || {
+            let plugins = pipeline.registry.as_ref().expect("checked above");
+            pipeline.plugins.load_stored(
+                &pipeline.sandbox,
+                plugins.registry.store(),
+                &reference,
+                &locked,
+                tenant.signer.as_ref().map(|s| &s.key),
+                &plugins.signers,
+                tenant.language,
+                pipeline.config.plugins.max_bytes,
+            )
         })
         .await
         .unwrap_or_else(|e| Err(format!("loading the plugin failed: {e}")))
@@ -257,13 +395,11 @@ impl Pipeline {
             task_id: result.task_id.clone(),
         };
 
-        let outcome = match self
-            .load_plugin(&tenant.plugin, &tenant.sha256, tenant.language)
-            .await
-        {
+        let outcome = match self.load_plugin(tenant, Slot::Current, &subject).await {
             Err(e) => Err(TenantError::new(FailureKind::Plugin, e)),
-            Ok(transform) => {
-                result.plugin = Some(PluginLoad::new(tenant.language.name(), &transform));
+            Ok(loaded) => {
+                result.plugin = Some(PluginLoad::of(&loaded));
+                let transform = loaded.transform;
                 let scopes = [&tenant.read_scope, &tenant.write_scope];
                 let creating = Instant::now();
                 let opened =

@@ -100,6 +100,15 @@ pub struct PluginLoad {
     pub cache_note: Option<String>,
     /// Compiling (or loading compiled code) and linking, in milliseconds.
     pub load_ms: u64,
+    /// The plugin as configured: a file or an `oci://` reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// What ran: a registry plugin's manifest digest, a file's `sha256:<hex>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The fingerprint of the key whose signature was verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
 impl PluginLoad {
@@ -124,6 +133,19 @@ impl PluginLoad {
             origin,
             cache_note,
             load_ms: transform.load_time().as_millis() as u64,
+            reference: None,
+            digest: None,
+            signer: None,
+        }
+    }
+
+    /// How a night's plugin was loaded, with where it came from.
+    pub fn of(loaded: &crate::plugins::LoadedPlugin) -> PluginLoad {
+        PluginLoad {
+            reference: Some(loaded.reference.clone()),
+            digest: Some(loaded.digest.clone()),
+            signer: loaded.signer.clone(),
+            ..loaded.vet.load.clone()
         }
     }
 }
