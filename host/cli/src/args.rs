@@ -31,6 +31,14 @@ pub enum Command {
     K8s(K8sArgs),
     /// Print the SHA-256 of plugin files, as the configuration pins them.
     Digest(DigestArgs),
+    /// Resolve every oci:// plugin and candidate of a configuration to a digest, verify its
+    /// signature, vet it, and pin it in CONFIG.lock.
+    Lock(LockArgs),
+    /// Check a plugin (a file or an oci:// reference) before a night: component, language,
+    /// imports against the tenant's linker, size, compile time and cache entry.
+    Vet(VetArgs),
+    /// Make a tenant's locked candidate its plugin, in the configuration and the lock.
+    Promote(PromoteArgs),
     /// Run one transform under scopes given on the command line, with no broker.
     Try(TryArgs),
     /// Start a transform project in Rust, Python or JavaScript that builds with one command.
@@ -368,6 +376,34 @@ pub struct VerifyIsolationArgs {
     pub config: PathBuf,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// The pipeline configuration; its lock is written beside it as CONFIG.lock.
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct VetArgs {
+    /// A component file, or oci://REGISTRY/REPO:TAG (pulled into the plugin store).
+    pub plugin: String,
+    /// The tenant the plugin is for: its language, signer and limits come from --config.
+    #[arg(long)]
+    pub tenant: String,
+    /// The pipeline configuration naming the tenant.
+    #[arg(long, value_name = "CONFIG")]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PromoteArgs {
+    pub config: PathBuf,
+    pub tenant: String,
 }
 
 #[derive(Args, Debug)]

@@ -9,6 +9,7 @@ mod cache_cmd;
 mod data_cmd;
 mod k8s_cmd;
 mod new_cmd;
+mod plugin_cmd;
 mod print;
 mod run_cmd;
 mod status_cmd;
@@ -50,6 +51,9 @@ fn run(cli: args::Cli) -> anyhow::Result<u8> {
         args::Command::K8s(a) => k8s_cmd::k8s(a),
         args::Command::VerifyIsolation(a) => run_cmd::verify_isolation(a),
         args::Command::Digest(a) => run_cmd::digest(&a.files),
+        args::Command::Lock(a) => plugin_cmd::lock(a),
+        args::Command::Vet(a) => plugin_cmd::vet(a),
+        args::Command::Promote(a) => plugin_cmd::promote(a),
         args::Command::Broker(args::BrokerCommand::Dev(a)) => broker_cmd::dev(a),
         args::Command::Data(args::DataCommand::Seed(a)) => data_cmd::seed(a),
         args::Command::Audit(args::AuditCommand::Verify(a)) => audit_cmd::verify(a),

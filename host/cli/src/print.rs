@@ -118,4 +118,14 @@ pub fn plugin_load(p: &sluice_pipeline::outcome::PluginLoad, indent: &str) {
     if let Some(note) = &p.cache_note {
         println!("{indent}          {}", safe(note));
     }
+    // A registry plugin: what ran, and who vouched for it.
+    if let (Some(reference), Some(digest)) = (&p.reference, &p.digest)
+        && reference.starts_with("oci://")
+    {
+        println!("{indent}          {} @ {digest}", safe(reference));
+        match &p.signer {
+            Some(signer) => println!("{indent}          signed by key {signer}"),
+            None => println!("{indent}          unsigned (the tenant names no signer)"),
+        }
+    }
 }

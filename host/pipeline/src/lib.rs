@@ -9,6 +9,7 @@ mod isolation;
 pub mod keeper;
 pub mod local_run;
 pub mod lock;
+pub mod locker;
 pub mod metrics;
 pub mod nightly;
 pub mod outcome;

@@ -31,6 +31,24 @@ pub struct Locked {
 }
 
 impl Locked {
+    /// `id = { reference = ..., digest = ..., ... }`: one line, reviewable, in this order.
+    fn line(&self, id: &str) -> String {
+        let s = |v: &str| toml::Value::String(v.to_string()).to_string();
+        let mut line = format!(
+            "{id} = {{ reference = {}, digest = {}, signer = {}, size = {}, language = {}",
+            s(&self.reference),
+            s(&self.digest),
+            s(&self.signer),
+            self.size,
+            s(&self.language)
+        );
+        if let Some(signatures) = &self.signatures {
+            line.push_str(&format!(", signatures = {}", s(signatures)));
+        }
+        line.push_str(" }\n");
+        line
+    }
+
     pub fn digest(&self) -> Result<Digest, String> {
         Digest::parse(&self.digest).map_err(|e| e.to_string())
     }
@@ -110,15 +128,7 @@ impl Lock {
             }
             text.push_str(&format!("\n[{table}]\n"));
             for (id, entry) in entries {
-                let line =
-                    toml::to_string(&toml::Value::try_from(entry).map_err(|e| e.to_string())?)
-                        .map_err(|e| e.to_string())?;
-                // `toml` writes a table over lines; an inline table keeps one tenant per line.
-                let inline: toml::Table = toml::from_str(&line).map_err(|e| e.to_string())?;
-                text.push_str(&format!(
-                    "{id} = {}\n",
-                    toml::Value::Table(inline).to_string().replace('\n', " ")
-                ));
+                text.push_str(&entry.line(id));
             }
         }
         let dir = path
@@ -251,4 +261,71 @@ mod tests {
         );
         assert_eq!(Lock::read(&config).unwrap(), lock);
     }
+}
+
+/// `sluice promote CONFIG TENANT`: the tenant's candidate becomes its plugin, in the
+/// configuration (comments and layout kept) and in the lock (the candidate's verified digest
+/// moves to the tenant's line, so the next night runs exactly what was tried). Returns the new
+/// reference and digest.
+pub fn promote(config_path: &Path, tenant: &str) -> Result<(String, String), String> {
+    let mut lock = Lock::read(config_path)?;
+    let Some(mut entry) = lock.candidates.remove(tenant) else {
+        return Err(format!(
+            "tenant '{tenant}' has no locked candidate in {}: add `candidate = \"oci://...\"` and \
+             run `sluice lock {}` first",
+            lock_path(config_path).display(),
+            config_path.display()
+        ));
+    };
+    let text = std::fs::read_to_string(config_path)
+        .map_err(|e| format!("cannot read {} ({e})", config_path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let tenants = doc
+        .get_mut("tenants")
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+        .ok_or_else(|| format!("{} has no [[tenants]]", config_path.display()))?;
+    let table = tenants
+        .iter_mut()
+        .find(|t| t.get("id").and_then(toml_edit::Item::as_str) == Some(tenant))
+        .ok_or_else(|| format!("{} has no tenant '{tenant}'", config_path.display()))?;
+    match table.get("candidate").and_then(toml_edit::Item::as_str) {
+        Some(c) if c == entry.reference => {}
+        other => {
+            return Err(format!(
+                "tenant '{tenant}': the configuration's candidate ({}) is not the locked one ({}): \
+                 run `sluice lock {}` first",
+                other.unwrap_or("none"),
+                entry.reference,
+                config_path.display()
+            ));
+        }
+    }
+    // Keep the plugin line's own decoration (comments after it), change its value.
+    let decor = table.get("plugin").and_then(|i| i.as_value()).map(|v| v.decor().clone());
+    let mut value = toml_edit::Value::from(entry.reference.clone());
+    if let Some(decor) = decor {
+        *value.decor_mut() = decor;
+    }
+    table.insert("plugin", toml_edit::Item::Value(value));
+    table.remove("candidate");
+    table.remove("sha256");
+    let digest = entry.digest.clone();
+    let reference = entry.reference.clone();
+    entry.reference = reference.clone();
+    lock.tenants.insert(tenant.to_string(), entry);
+    let dir = config_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = config_path.file_name().unwrap_or_default().to_string_lossy().to_string();
+    // The lock first: a lock ahead of its configuration refuses the tenant with "run sluice
+    // lock", never runs the wrong digest.
+    lock.write(config_path)?;
+    sluice_jail::Jail::open(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|j| j.replace(&name, doc.to_string().as_bytes(), 0o644).map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot write {} ({e})", config_path.display()))?;
+    Ok((reference, digest))
 }
