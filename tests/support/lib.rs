@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod hostile_files;
+pub mod oci;
 pub mod s3;
 
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@
 mod interpreted;
 mod moto;
 mod postgres;
+mod registry;
 mod system;
 
 use std::path::{Path, PathBuf};
@@ -151,13 +152,16 @@ fn demo() -> Result<(), String> {
 fn cargo_with_test_servers(args: &[&str]) -> Result<std::process::ExitStatus, String> {
     let server = postgres::TestServer::start()?;
     let s3 = moto::TestS3::start()?;
+    let oci = registry::TestRegistry::start()?;
     let status = Command::new(cargo())
         .args(args)
         .env("SLUICE_TEST_PG_URL", &server.url)
         .envs(s3.env())
+        .envs(oci.env())
+        .envs(venv_env()?)
         .status()
         .map_err(|e| format!("running cargo: {e}"));
-    drop((server, s3));
+    drop((server, s3, oci));
     status
 }
 
@@ -251,10 +255,13 @@ fn cargo_test_with_test_servers(
     use std::io::BufRead as _;
     let server = postgres::TestServer::start()?;
     let s3 = moto::TestS3::start()?;
+    let oci = registry::TestRegistry::start()?;
     let mut child = Command::new(cargo())
         .args(args)
         .env("SLUICE_TEST_PG_URL", &server.url)
         .envs(s3.env())
+        .envs(oci.env())
+        .envs(venv_env()?)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("running cargo: {e}"))?;
@@ -268,7 +275,7 @@ fn cargo_test_with_test_servers(
     let status = child
         .wait()
         .map_err(|e| format!("waiting for cargo: {e}"))?;
-    drop((server, s3));
+    drop((server, s3, oci));
     Ok((status, tally))
 }
 
@@ -276,6 +283,12 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The project's virtualenv for tests that run PyPI tools (`oras`): `SLUICE_TEST_PYTHON`.
+fn venv_env() -> Result<Vec<(&'static str, String)>, String> {
+    let python = interpreted::venv()?.join("bin").join("python");
+    Ok(vec![("SLUICE_TEST_PYTHON", python.display().to_string())])
 }
 
 /// `tests/python` in the project's virtualenv with the pinned `agentwrit==0.3.0` from PyPI.

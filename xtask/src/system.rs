@@ -61,6 +61,11 @@ const TESTS: &[Package] = &[
         why: "the tests start a throwaway PostgreSQL cluster",
     },
     Package {
+        name: "docker-registry",
+        present: || command("docker-registry"),
+        why: "the plugin tests pull from a real OCI registry (CNCF Distribution)",
+    },
+    Package {
         name: "prometheus-pushgateway",
         present: || command("prometheus-pushgateway"),
         why: "the metrics test pushes to a real Pushgateway",

@@ -1,11 +1,11 @@
 //! `sluice lock`, `sluice vet` and `sluice promote`: registry plugins pinned, checked and
 //! promoted. The work is `sluice_pipeline::{locker, lock, vet}`'s; this prints it.
 
+use crate::print::safe;
 use sluice_pipeline::config::{self, PluginSource};
 use sluice_pipeline::lock::{self, Lock, Slot};
 use sluice_pipeline::locker::Locker;
 use sluice_registry::OciRef;
-use crate::print::safe;
 
 use crate::args::{LockArgs, PromoteArgs, VetArgs};
 use crate::exit;
@@ -101,7 +101,11 @@ pub fn vet(args: VetArgs) -> anyhow::Result<u8> {
         let bytes = std::fs::read(&args.plugin)
             .map_err(|e| anyhow::anyhow!("cannot read {} ({e})", args.plugin))?;
         let sha = sluice_registry::Digest::of(&bytes).hex().to_string();
-        (bytes, sha, "a file: pinned by sha256, not signed".to_string())
+        (
+            bytes,
+            sha,
+            "a file: pinned by sha256, not signed".to_string(),
+        )
     };
     match sluice_pipeline::vet::vet(
         locker.sandbox(),
@@ -113,9 +117,20 @@ pub fn vet(args: VetArgs) -> anyhow::Result<u8> {
     ) {
         Ok(vetted) => {
             let r = &vetted.report;
-            println!("  accepted for tenant {}: {}", safe(&tenant.id), r.summary());
+            println!(
+                "  accepted for tenant {}: {}",
+                safe(&tenant.id),
+                r.summary()
+            );
             println!("  {signed}");
-            println!("  imports: {}", r.imports.iter().map(|i| safe(i).to_string()).collect::<Vec<_>>().join(", "));
+            println!(
+                "  imports: {}",
+                r.imports
+                    .iter()
+                    .map(|i| safe(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             if let Some(note) = &r.load.cache_note {
                 println!("  cache: {}", safe(note));
             }
@@ -137,7 +152,12 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<u8> {
     let (reference, digest) =
         lock::promote(&args.config, &args.tenant).map_err(anyhow::Error::msg)?;
     let after = config::load(&args.config)?;
-    debug_assert!(after.tenants.iter().any(|t| matches!(&t.plugin, PluginSource::Oci(r) if r.to_string() == reference)));
+    debug_assert!(
+        after
+            .tenants
+            .iter()
+            .any(|t| matches!(&t.plugin, PluginSource::Oci(r) if r.to_string() == reference))
+    );
     println!(
         "{}: tenant {} now runs {} ({digest}); its candidate line is gone",
         args.config.display(),

@@ -225,44 +225,6 @@ impl Lock {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lock_is_one_line_per_plugin_and_reads_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("nightly.toml");
-        let mut lock = Lock::default();
-        let entry = Locked {
-            reference: "oci://127.0.0.1:5000/bank:v1".into(),
-            digest: format!("sha256:{}", "a".repeat(64)),
-            signatures: Some(format!("sha256:{}", "b".repeat(64))),
-            signer: format!("sha256:{}", "c".repeat(64)),
-            size: 98_898,
-            language: "rust".into(),
-        };
-        lock.tenants.insert("bank".into(), entry.clone());
-        lock.candidates.insert(
-            "bank".into(),
-            Locked {
-                signatures: None,
-                ..entry
-            },
-        );
-        let path = lock.write(&config).unwrap();
-        assert_eq!(path, dir.path().join("nightly.toml.lock"));
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("bank = ")).collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        assert!(
-            lines[0].contains("reference = \"oci://127.0.0.1:5000/bank:v1\""),
-            "{text}"
-        );
-        assert_eq!(Lock::read(&config).unwrap(), lock);
-    }
-}
-
 /// `sluice promote CONFIG TENANT`: the tenant's candidate becomes its plugin, in the
 /// configuration (comments and layout kept) and in the lock (the candidate's verified digest
 /// moves to the tenant's line, so the next night runs exactly what was tried). Returns the new
@@ -303,7 +265,10 @@ pub fn promote(config_path: &Path, tenant: &str) -> Result<(String, String), Str
         }
     }
     // Keep the plugin line's own decoration (comments after it), change its value.
-    let decor = table.get("plugin").and_then(|i| i.as_value()).map(|v| v.decor().clone());
+    let decor = table
+        .get("plugin")
+        .and_then(|i| i.as_value())
+        .map(|v| v.decor().clone());
     let mut value = toml_edit::Value::from(entry.reference.clone());
     if let Some(decor) = decor {
         *value.decor_mut() = decor;
@@ -319,13 +284,58 @@ pub fn promote(config_path: &Path, tenant: &str) -> Result<(String, String), Str
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = config_path.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let name = config_path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     // The lock first: a lock ahead of its configuration refuses the tenant with "run sluice
     // lock", never runs the wrong digest.
     lock.write(config_path)?;
     sluice_jail::Jail::open(dir)
         .map_err(|e| e.to_string())
-        .and_then(|j| j.replace(&name, doc.to_string().as_bytes(), 0o644).map_err(|e| e.to_string()))
+        .and_then(|j| {
+            j.replace(&name, doc.to_string().as_bytes(), 0o644)
+                .map_err(|e| e.to_string())
+        })
         .map_err(|e| format!("cannot write {} ({e})", config_path.display()))?;
     Ok((reference, digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_is_one_line_per_plugin_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("nightly.toml");
+        let mut lock = Lock::default();
+        let entry = Locked {
+            reference: "oci://127.0.0.1:5000/bank:v1".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            signatures: Some(format!("sha256:{}", "b".repeat(64))),
+            signer: format!("sha256:{}", "c".repeat(64)),
+            size: 98_898,
+            language: "rust".into(),
+        };
+        lock.tenants.insert("bank".into(), entry.clone());
+        lock.candidates.insert(
+            "bank".into(),
+            Locked {
+                signatures: None,
+                ..entry
+            },
+        );
+        let path = lock.write(&config).unwrap();
+        assert_eq!(path, dir.path().join("nightly.toml.lock"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("bank = ")).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].contains("reference = \"oci://127.0.0.1:5000/bank:v1\""),
+            "{text}"
+        );
+        assert_eq!(Lock::read(&config).unwrap(), lock);
+    }
 }

@@ -80,12 +80,18 @@ impl Locker {
                 let verdict = self.lock_one(config, tenant, &reference, &signers).await;
                 let kept = match &verdict {
                     Ok((locked, _)) => {
-                        lock.entries_mut(slot).insert(tenant.id.clone(), locked.clone());
+                        lock.entries_mut(slot)
+                            .insert(tenant.id.clone(), locked.clone());
                         None
                     }
-                    Err(_) => previous.entries(slot).get(&tenant.id).cloned().inspect(|old| {
-                        lock.entries_mut(slot).insert(tenant.id.clone(), old.clone());
-                    }),
+                    Err(_) => previous
+                        .entries(slot)
+                        .get(&tenant.id)
+                        .cloned()
+                        .inspect(|old| {
+                            lock.entries_mut(slot)
+                                .insert(tenant.id.clone(), old.clone());
+                        }),
                 };
                 lines.push(LockLine {
                     tenant: tenant.id.clone(),
@@ -106,7 +112,11 @@ impl Locker {
         reference: &OciRef,
         signers: &[(String, sluice_registry::SignerKey)],
     ) -> Result<(Locked, VetReport), String> {
-        let pulled = self.registry.pull(reference).await.map_err(|e| e.to_string())?;
+        let pulled = self
+            .registry
+            .pull(reference)
+            .await
+            .map_err(|e| e.to_string())?;
         let (registry, tenant, reference, signers, max) = (
             Arc::clone(&self.registry),
             tenant.clone(),

@@ -268,8 +268,11 @@ impl Registry {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
                 refused(format!(
-                    "its layer {} did not arrive whole: {e}",
-                    blob.digest
+                    "its layer {} did not arrive whole ({} of {} bytes, truncated or changed \
+                     on the way): {e}",
+                    blob.digest,
+                    bytes.len(),
+                    blob.size
                 ))
             })?;
             if bytes.len() as u64 + chunk.len() as u64 > blob.size {
