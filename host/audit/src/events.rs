@@ -103,6 +103,14 @@ pub enum Lifecycle {
         signer: Option<String>,
         verdict: String,
     },
+    /// A tenant's candidate ran in shadow: what it was, and every figure that differs from
+    /// the current run's (`[{figure, current, candidate}]`).
+    CandidateCompared {
+        reference: String,
+        digest: String,
+        figures: u64,
+        changed: Value,
+    },
     /// A torn last line (an entry cut short by a crash) was cut off the file before appending.
     AuditTailRepaired {
         torn_bytes: u64,

@@ -120,7 +120,66 @@ fn print_tenant(t: &TenantResult) {
         Some(AgentEnd::NotReleased(why)) => println!("   [UNRELEASED] {}", safe(why)),
         None => {}
     }
+    if let Some(c) = &t.candidate {
+        print_candidate(c);
+    }
     println!();
+}
+
+/// A tenant's shadow run: what ran, under which agent, and every figure that changed.
+fn print_candidate(c: &sluice_pipeline::shadow::ShadowResult) {
+    let digest = c
+        .plugin
+        .as_ref()
+        .and_then(|p| p.digest.as_deref())
+        .unwrap_or("not loaded");
+    println!("   [SHADOW]   candidate {} ({digest})", safe(&c.reference));
+    if let Some(agent) = &c.agent_id {
+        println!(
+            "              agent {} holding {}",
+            safe(agent),
+            scope_list(&c.scope)
+        );
+    }
+    for g in c.gate.iter().filter(|g| g.decision != Decision::Allowed) {
+        let why = match g.decision {
+            Decision::Shadowed => "captured for candidate.json, published nowhere",
+            _ => "denied: a candidate publishes nothing",
+        };
+        println!(
+            "              [{}] {} on {}: {why}",
+            g.decision.as_str(),
+            g.call.name(),
+            safe(&g.required)
+        );
+    }
+    match &c.error {
+        Some(error) => println!("              [FAILED] {}", safe(&error.message)),
+        None if c.changed.is_empty() => println!(
+            "              every figure as the current version's; written to {}",
+            c.report
+                .as_ref()
+                .map_or("-".into(), |r| safe(&shown(r)).to_string())
+        ),
+        None => {
+            println!(
+                "              {} figure(s) differ (the candidate reported {}); written to {}",
+                c.changed.len(),
+                c.figures.len(),
+                c.report
+                    .as_ref()
+                    .map_or("-".into(), |r| safe(&shown(r)).to_string())
+            );
+            for change in &c.changed {
+                println!(
+                    "              {}: {} → {}",
+                    safe(&change.figure),
+                    safe(change.current.as_deref().unwrap_or("(none)")),
+                    safe(change.candidate.as_deref().unwrap_or("(none)"))
+                );
+            }
+        }
+    }
 }
 
 fn print_isolation(i: &IsolationResult) {

@@ -525,3 +525,120 @@ fn promote_moves_the_candidates_locked_digest_to_current_and_the_next_night_runs
     assert_eq!(night.tenant("bank")["plugin"]["digest"], v2.as_str());
     assert_ran(&night, "bank", "bank");
 }
+
+/// Three tenants with candidates: the same transform (its own report, captured), a transform
+/// computing other figures (the exact difference), and one that tries to publish a table
+/// (denied at the gate: its agent holds only the read scope). No candidate replaces a
+/// `latest.json` or publishes anything; each runs under an agent of its own.
+#[test]
+fn a_shadow_run_writes_candidate_json_never_latest_json_cannot_write_and_its_diff_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = shared_registry();
+    let same = push(
+        &format!("{host}/shadow/bank:v2"),
+        &unique(&guest("bank"), "shadow-v2", dir.path()),
+    );
+    let other = push(&format!("{host}/shadow/hostile:v1"), &guest("hostile"));
+    let with = |id: &str, candidate: &str, params: &str| {
+        let mut t = Tenant::seed("bank");
+        t.id = id.into();
+        t.extra =
+            format!("candidate = \"oci://{host}/shadow/{candidate}\"\nparams = {{ {params} }}");
+        t
+    };
+    let tenants = [
+        Tenant::seed("hospital"),
+        with("bank-same", "bank:v2", ""),
+        // The bank transform ignores parameters; the hostile one reads them.
+        with("bank-rows", "hostile:v1", "reader = \"everything\""),
+        with("bank-writer", "hostile:v1", "reader = \"two-tables\""),
+    ];
+    let config = night_config(dir.path(), &tenants);
+    let (code, out) = lock(&config);
+    assert_eq!(code, 0, "{out}");
+    let night = run_night(dir.path(), &config);
+    assert_eq!(
+        night.code, 0,
+        "a candidate's failure is not the tenant's: {}",
+        night.stdout
+    );
+    for id in ["bank-same", "bank-rows", "bank-writer"] {
+        assert_ran(&night, id, "bank");
+        let c = &night.tenant(id)["candidate"];
+        assert_eq!(
+            c["scope"],
+            serde_json::json!([format!("read:analytics:{id}")]),
+            "{id}: {c}"
+        );
+        assert_ne!(
+            c["agent_id"],
+            night.tenant(id)["agent_id"],
+            "an agent of its own"
+        );
+        assert_eq!(c["agent_end"], "released", "{id}: {c}");
+    }
+    let candidate_json = |id: &str| {
+        std::fs::read_to_string(dir.path().join("reports").join(id).join("candidate.json"))
+    };
+
+    // The same transform: its own report bytes, as `candidate.json`; nothing differs.
+    let same_run = &night.tenant("bank-same")["candidate"];
+    assert!(same_run["error"].is_null(), "{same_run}");
+    assert_eq!(same_run["plugin"]["digest"], same.as_str());
+    assert_eq!(same_run["changed"], serde_json::json!([]));
+    assert_eq!(
+        candidate_json("bank-same").unwrap(),
+        report_as("bank", "bank-same")
+    );
+    let gate = same_run["gate"].as_array().unwrap();
+    assert!(
+        gate.iter()
+            .any(|g| g["call"] == "reports.create" && g["decision"] == "SHADOWED"),
+        "{gate:?}"
+    );
+
+    // Other figures: every difference, exactly.
+    let rows_run = &night.tenant("bank-rows")["candidate"];
+    assert_eq!(rows_run["plugin"]["digest"], other.as_str());
+    assert_eq!(
+        rows_run["changed"],
+        serde_json::json!([
+            {"figure": "transactions", "current": "2.4M", "candidate": null},
+            {"figure": "avg_balance", "current": "$8,420", "candidate": null},
+            {"figure": "fraud_rate", "current": "0.02%", "candidate": null},
+            {"figure": "rows", "current": null, "candidate": "2400000"},
+        ])
+    );
+    assert_eq!(
+        candidate_json("bank-rows").unwrap(),
+        r#"{"figures":{"rows":"2400000"},"tenant":"bank-rows"}"#
+    );
+    let compared: Vec<_> = night
+        .audit()
+        .into_iter()
+        .filter(|e| e["event"] == "candidate_compared" && e["tenant"] == "bank-rows")
+        .collect();
+    assert_eq!(compared.len(), 1);
+    assert_eq!(compared[0]["changed"], rows_run["changed"]);
+    assert_eq!(compared[0]["agent_id"], rows_run["agent_id"]);
+
+    // A candidate that tries to publish a table is denied at the gate and publishes nothing.
+    let writer = &night.tenant("bank-writer")["candidate"];
+    let gate = writer["gate"].as_array().unwrap();
+    assert!(
+        gate.iter().any(|g| g["call"] == "tables.create"
+            && g["decision"] == "BLOCKED"
+            && g["required"] == "write:reports:bank-writer"),
+        "{gate:?}"
+    );
+    assert_eq!(writer["error"]["kind"], "run", "{writer}");
+    assert!(
+        candidate_json("bank-writer").is_err(),
+        "a failed candidate writes no candidate.json"
+    );
+    assert!(
+        !dir.path().join("reports/bank-writer/reports").exists(),
+        "no table published"
+    );
+    assert!(night.stdout.contains("\"candidate\""));
+}

@@ -130,6 +130,17 @@ impl ReportDir {
         self.stage(&dir, &format!("{}.parquet", table.name), bytes)
     }
 
+    /// Atomically replaces `tenant`'s candidate report (a shadow run's, beside the latest
+    /// report and never in its place) with `bytes`; returns its path.
+    pub fn publish_candidate(&self, tenant: &str, bytes: Vec<u8>) -> anyhow::Result<Location> {
+        anyhow::ensure!(
+            is_plain_name(tenant),
+            "tenant name '{tenant}' cannot name a report directory"
+        );
+        self.stage(Path::new(tenant), "candidate.json", bytes)?
+            .publish()
+    }
+
     /// Atomically replaces `tenant`'s latest report with `bytes`; returns its path.
     /// (An owned `Vec` is written without another copy.)
     pub fn publish(&self, tenant: &str, bytes: impl Into<Vec<u8>>) -> anyhow::Result<Location> {

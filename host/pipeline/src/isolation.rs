@@ -125,7 +125,7 @@ impl Pipeline {
             &self.agents,
             &owner.id,
             &task_id,
-            scopes,
+            &scopes,
             Some("isolation probe"),
         )
         .await;

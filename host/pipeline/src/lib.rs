@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod plugin_source;
 pub mod plugins;
 pub mod session;
+pub mod shadow;
 pub mod shards;
 pub mod vet;
 

@@ -43,7 +43,7 @@ pub fn exposition(report: &PipelineReport) -> String {
     for t in &report.tenants {
         for line in &t.gate {
             match line.decision {
-                Decision::Allowed => allowed += line.count,
+                Decision::Allowed | Decision::Shadowed => allowed += line.count,
                 _ => denied += line.count,
             }
         }

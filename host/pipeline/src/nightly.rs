@@ -50,7 +50,7 @@ pub struct Pipeline {
     registry: Option<PluginRegistry>,
     pub(crate) source: Arc<CatalogSource>,
     pub(crate) audit: Arc<AuditLog>,
-    reports: ReportDir,
+    pub(crate) reports: ReportDir,
     concurrency: usize,
     pub(crate) agents: Arc<AgentContext>,
     pub(crate) runs: Runs,
@@ -403,7 +403,7 @@ impl Pipeline {
                 let scopes = [&tenant.read_scope, &tenant.write_scope];
                 let creating = Instant::now();
                 let opened =
-                    TenantSession::open(&self.agents, &tenant.id, &result.task_id, scopes, None)
+                    TenantSession::open(&self.agents, &tenant.id, &result.task_id, &scopes, None)
                         .await;
                 result.agent_create_us = Some(creating.elapsed().as_micros() as u64);
                 match opened {
@@ -436,6 +436,10 @@ impl Pipeline {
                 },
             );
             result.error = Some(error);
+        }
+        // The candidate after the current version: the current report is final by now.
+        if tenant.candidate.is_some() && !self.runs.interrupt.is_triggered() {
+            result.candidate = Some(self.shadow(tenant, &result.figures).await);
         }
         result.elapsed_ms = started.elapsed().as_millis() as u64;
         result

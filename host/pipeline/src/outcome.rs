@@ -183,6 +183,9 @@ pub struct TenantResult {
     pub agent_end: Option<AgentEnd>,
     /// Why the tenant failed.
     pub error: Option<TenantError>,
+    /// Its candidate's shadow run, if it has a candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<crate::shadow::ShadowResult>,
     pub elapsed_ms: u64,
 }
 
@@ -210,6 +213,7 @@ impl TenantResult {
             renewals: 0,
             agent_end: None,
             error: None,
+            candidate: None,
             elapsed_ms: 0,
         }
     }

@@ -100,6 +100,8 @@ pub(crate) struct TenantSession {
     expires_in: u64,
     revoked: Interrupt,
     keeper: KeeperReport,
+    /// A candidate's shadow run (see [`Writ::shadow`]).
+    shadow: bool,
 }
 
 impl TenantSession {
@@ -109,7 +111,7 @@ impl TenantSession {
         agents: &Arc<AgentContext>,
         tenant: &str,
         task_id: &str,
-        scopes: [&Scope; 2],
+        scopes: &[&Scope],
         purpose: Option<&'static str>,
     ) -> Result<TenantSession, (Option<TenantSession>, SessionError)> {
         let request =
@@ -151,6 +153,7 @@ impl TenantSession {
             expires_in,
             revoked: Interrupt::new(),
             keeper: KeeperReport::default(),
+            shadow: false,
         };
         // Scopes arrive parsed: a broker issuing a malformed one fails validation, naming it.
         match agents.app.validate(&token).await {
@@ -188,7 +191,14 @@ impl TenantSession {
             task_id: self.subject.task_id.clone(),
             held: self.held.clone(),
             revoked: self.revoked.clone(),
+            shadow: self.shadow,
         }
+    }
+
+    /// This session as a shadow run's: see [`Writ::shadow`].
+    pub(crate) fn into_shadow(mut self) -> TenantSession {
+        self.shadow = true;
+        self
     }
 
     /// Runs `transform` over `datasets` under the issued scopes on a thread of its own, behind
@@ -389,8 +399,15 @@ impl TenantSession {
 }
 
 /// Turns a failed `create_agent` into one line a user can act on.
-fn explain_create_error(e: &BrokerError, scopes: [&Scope; 2], embedded: bool) -> String {
-    let scopes = format!("[{}, {}]", scopes[0], scopes[1]);
+fn explain_create_error(e: &BrokerError, scopes: &[&Scope], embedded: bool) -> String {
+    let scopes = format!(
+        "[{}]",
+        scopes
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     match e {
         BrokerError::Authorization(p) => {
             let fix = if embedded {

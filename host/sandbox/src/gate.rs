@@ -30,6 +30,10 @@ pub struct Writ {
     /// Triggered by the pipeline when the agent is revoked, released or expired: every later
     /// gated call is denied, whatever the scopes say, and a guest asleep in the host wakes.
     pub revoked: Interrupt,
+    /// A shadow run (a tenant's candidate plugin): its calls on the tenant's own report are
+    /// captured for `candidate.json`, decided [`Decision::Shadowed`], though the agent holds no
+    /// write scope; every other call is decided on the held scopes alone.
+    pub shadow: bool,
 }
 
 impl Writ {
@@ -46,7 +50,19 @@ impl Writ {
             task_id: task_id.into(),
             held,
             revoked: Interrupt::new(),
+            shadow: false,
         }
+    }
+
+    /// Whether a shadow run's `call` on `required` is captured rather than decided on the
+    /// held scopes: only the tenant's own report, which a shadow run never publishes.
+    fn captures(&self, call: HostCall, required: &Scope) -> bool {
+        self.shadow
+            && matches!(
+                call,
+                HostCall::ReportsCreate | HostCall::ReportAppend | HostCall::ReportCommit
+            )
+            && required.as_str() == format!("write:reports:{}", self.tenant)
     }
 
     /// The held scopes as strings, in issue order.
@@ -63,6 +79,7 @@ impl std::fmt::Debug for Writ {
             .field("task_id", &self.task_id)
             .field("held", &self.held)
             .field("revoked", &self.revoked.is_triggered())
+            .field("shadow", &self.shadow)
             .finish()
     }
 }
@@ -111,6 +128,9 @@ pub enum Decision {
     Blocked,
     /// The agent was revoked, released or expired during the run.
     Revoked,
+    /// A shadow run's call on its tenant's own report: captured for `candidate.json`,
+    /// published nowhere (see [`Writ::shadow`]).
+    Shadowed,
 }
 
 impl Decision {
@@ -119,6 +139,7 @@ impl Decision {
             Decision::Allowed => "ALLOWED",
             Decision::Blocked => "BLOCKED",
             Decision::Revoked => "REVOKED",
+            Decision::Shadowed => "SHADOWED",
         }
     }
 }
@@ -165,7 +186,7 @@ impl GateOverflow {
 
     fn count(&mut self, decision: Decision, now: SystemTime) {
         match decision {
-            Decision::Allowed => self.allowed += 1,
+            Decision::Allowed | Decision::Shadowed => self.allowed += 1,
             Decision::Blocked | Decision::Revoked => self.denied += 1,
         }
         self.first_time.get_or_insert(now);
@@ -323,6 +344,8 @@ impl Gate {
             Decision::Revoked
         } else if self.writ.held.iter().any(|held| held.covers(required)) {
             Decision::Allowed
+        } else if self.writ.captures(call, required) {
+            Decision::Shadowed
         } else {
             Decision::Blocked
         };
@@ -338,7 +361,7 @@ impl Gate {
             }
             _ => self.record(call, required, decision),
         }
-        if decision == Decision::Allowed {
+        if matches!(decision, Decision::Allowed | Decision::Shadowed) {
             return Ok(());
         }
         let denied = Denied {
@@ -524,6 +547,36 @@ mod tests {
             .unwrap_or_default();
         assert!(late < Duration::from_millis(100), "stamped {late:?} late");
         assert!(events[1].time >= stopped + Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_shadow_writ_captures_its_own_report_and_nothing_else() {
+        let mut writ = hospital();
+        writ.held = vec![Scope::parse("read:analytics:hospital").unwrap()];
+        writ.shadow = true;
+        let mut gate = Gate::new(writ, 64);
+        for call in [
+            HostCall::ReportsCreate,
+            HostCall::ReportAppend,
+            HostCall::ReportCommit,
+        ] {
+            gate.check(call, &scope("write:reports:hospital")).unwrap();
+        }
+        for (call, required) in [
+            (HostCall::TablesCreate, "write:reports:hospital"),
+            (HostCall::ReportsCreate, "write:reports:bank"),
+            (HostCall::DatasetsOpen, "read:analytics:bank"),
+        ] {
+            let denied = gate.check(call, &scope(required)).unwrap_err();
+            assert_eq!(denied.decision, Decision::Blocked, "{required}");
+        }
+        let decisions: Vec<_> = gate.events().iter().map(|e| e.decision.as_str()).collect();
+        assert_eq!(
+            decisions,
+            [
+                "SHADOWED", "SHADOWED", "SHADOWED", "BLOCKED", "BLOCKED", "BLOCKED"
+            ]
+        );
     }
 
     #[test]
