@@ -102,6 +102,31 @@ fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Waits until `ready` succeeds for the server `child` just started, failing with its last
+/// error after `within`, or at once if it exits.
+fn wait_ready(
+    what: &str,
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+    mut ready: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    loop {
+        match ready() {
+            Ok(()) => return Ok(()),
+            Err(e) if started.elapsed() > within => {
+                return Err(format!("{what} did not start: {e}"));
+            }
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("{what} exited at start ({status})"));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+}
+
 /// Adds the guest target through rustup when it is missing (a fresh machine).
 fn ensure_target() -> Result<(), String> {
     let installed = Command::new("rustup")

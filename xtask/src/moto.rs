@@ -5,7 +5,7 @@
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::interpreted;
 
@@ -37,21 +37,13 @@ impl TestS3 {
             endpoint: format!("http://127.0.0.1:{port}"),
         };
         // Creating the bucket is also the readiness check: moto takes a second or two to start.
-        let started = Instant::now();
-        loop {
-            match create_bucket(port) {
-                Ok(()) => return Ok(s3),
-                Err(e) if started.elapsed() > Duration::from_secs(60) => {
-                    return Err(format!("moto did not start on port {port}: {e}"));
-                }
-                Err(_) => {
-                    if let Ok(Some(status)) = s3.server.try_wait() {
-                        return Err(format!("moto_server exited at start ({status})"));
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        }
+        crate::wait_ready(
+            &format!("moto on port {port}"),
+            &mut s3.server,
+            Duration::from_secs(60),
+            || create_bucket(port),
+        )?;
+        Ok(s3)
     }
 
     /// The environment that points Sluice (and any S3 tool) at this server.

@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct TestRegistry {
     server: Child,
@@ -52,21 +52,13 @@ impl TestRegistry {
             storage,
             dir,
         };
-        let started = Instant::now();
-        loop {
-            match ping(port) {
-                Ok(()) => return Ok(registry),
-                Err(e) if started.elapsed() > Duration::from_secs(30) => {
-                    return Err(format!("docker-registry did not start on port {port}: {e}"));
-                }
-                Err(_) => {
-                    if let Ok(Some(status)) = registry.server.try_wait() {
-                        return Err(format!("docker-registry exited at start ({status})"));
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
+        crate::wait_ready(
+            &format!("docker-registry on port {port}"),
+            &mut registry.server,
+            Duration::from_secs(30),
+            || ping(port),
+        )?;
+        Ok(registry)
     }
 
     /// The environment that points the tests at this registry.

@@ -131,22 +131,7 @@ impl Lock {
                 text.push_str(&entry.line(id));
             }
         }
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        sluice_jail::Jail::open(dir)
-            .map_err(|e| e.to_string())
-            .and_then(|jail| {
-                jail.replace(&name, text.as_bytes(), 0o644)
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|e| format!("cannot write {} ({e})", path.display()))?;
+        replace_file(&path, text.as_bytes())?;
         Ok(path)
     }
 
@@ -225,6 +210,19 @@ impl Lock {
     }
 }
 
+/// Replaces the file at `path` with `bytes`, atomically (written beside it, synced, renamed).
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    sluice_jail::Jail::open(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|jail| jail.replace(&name, bytes, 0o644).map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot write {} ({e})", path.display()))
+}
+
 /// `sluice promote CONFIG TENANT`: the tenant's candidate becomes its plugin, in the
 /// configuration (comments and layout kept) and in the lock (the candidate's verified digest
 /// moves to the tenant's line, so the next night runs exactly what was tried). Returns the new
@@ -280,25 +278,10 @@ pub fn promote(config_path: &Path, tenant: &str) -> Result<(String, String), Str
     let reference = entry.reference.clone();
     entry.reference = reference.clone();
     lock.tenants.insert(tenant.to_string(), entry);
-    let dir = config_path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = config_path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
     // The lock first: a lock ahead of its configuration refuses the tenant with "run sluice
     // lock", never runs the wrong digest.
     lock.write(config_path)?;
-    sluice_jail::Jail::open(dir)
-        .map_err(|e| e.to_string())
-        .and_then(|j| {
-            j.replace(&name, doc.to_string().as_bytes(), 0o644)
-                .map_err(|e| e.to_string())
-        })
-        .map_err(|e| format!("cannot write {} ({e})", config_path.display()))?;
+    replace_file(config_path, doc.to_string().as_bytes())?;
     Ok((reference, digest))
 }
 
