@@ -22,7 +22,14 @@ SIGNATURE = "dev.cosignproject.cosign/signature"
 
 
 def client(target):
-    return oras.client.OrasClient(hostname=target.split("/")[0], insecure=True)
+    host = target.split("/")[0]
+    if not os.environ.get("OCI_PUBLISH_USER"):
+        return oras.client.OrasClient(hostname=host, insecure=True)
+    # A registry with a login (HTTP basic; oras' login() would go through a Docker daemon): the
+    # credentials come from the environment, as in CI.
+    c = oras.client.OrasClient(hostname=host, insecure=True, auth_backend="basic")
+    c.auth.set_basic_auth(os.environ["OCI_PUBLISH_USER"], os.environ["OCI_PUBLISH_PASSWORD"])
+    return c
 
 
 def push(target, plugin):

@@ -17,11 +17,20 @@ fn python() -> String {
 }
 
 fn publish(args: &[&str]) -> String {
-    let out = Command::new(python())
+    publish_as(args, None)
+}
+
+fn publish_as(args: &[&str], login: Option<(&str, &str)>) -> String {
+    let mut command = Command::new(python());
+    command
         .arg(root().join("tests/python/oci_publish.py"))
-        .args(args)
-        .output()
-        .expect("running oci_publish.py");
+        .args(args);
+    if let Some((user, password)) = login {
+        command
+            .env("OCI_PUBLISH_USER", user)
+            .env("OCI_PUBLISH_PASSWORD", password);
+    }
+    let out = command.output().expect("running oci_publish.py");
     assert!(
         out.status.success(),
         "oci_publish.py {args:?}: {}",
@@ -33,6 +42,14 @@ fn publish(args: &[&str]) -> String {
 /// Pushes `plugin` to `target` (`HOST/REPO:TAG`) with oras; returns the manifest digest.
 pub fn push(target: &str, plugin: &Path) -> String {
     publish(&["push", target, plugin.to_str().unwrap()])
+}
+
+/// [`push`] to a registry that needs `user` and `password`.
+pub fn push_with_login(target: &str, plugin: &Path, user: &str, password: &str) -> String {
+    publish_as(
+        &["push", target, plugin.to_str().unwrap()],
+        Some((user, password)),
+    )
 }
 
 /// Signs `HOST/REPO@DIGEST` with the P-256 key `key` (PEM) as cosign lays it out; `extra` is
@@ -122,7 +139,28 @@ pub struct PrivateRegistry {
 
 impl PrivateRegistry {
     pub fn start() -> PrivateRegistry {
+        PrivateRegistry::start_with(None)
+    }
+
+    /// A registry that lets only `user` with `password` in (HTTP basic auth, htpasswd).
+    pub fn start_with_login(user: &str, password: &str) -> PrivateRegistry {
+        PrivateRegistry::start_with(Some((user, password)))
+    }
+
+    fn start_with(login: Option<(&str, &str)>) -> PrivateRegistry {
         let dir = tempfile::tempdir().unwrap();
+        let auth = match login {
+            None => String::new(),
+            Some((user, password)) => {
+                let htpasswd = dir.path().join("htpasswd");
+                let hash = bcrypt::hash(password, 4).unwrap();
+                std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: sluice-test\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap()
@@ -132,7 +170,7 @@ impl PrivateRegistry {
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: \
-                 {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                 {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
                 dir.path().join("storage").display()
             ),
         )

@@ -9,7 +9,8 @@ use std::process::Command;
 
 use night::{Night, digest, run_night};
 use sluice_tests::oci::{
-    PrivateRegistry, keypair, push, shared_blob_path, shared_registry, sign, unique,
+    PrivateRegistry, keypair, push, push_with_login, shared_blob_path, shared_registry, sign,
+    unique,
 };
 use sluice_tests::{demo_data, expected_report, guest, root};
 
@@ -92,9 +93,15 @@ fn night_config(dir: &Path, tenants: &[Tenant]) -> PathBuf {
 
 /// `sluice ARGS`: (exit code, stdout, stderr).
 fn sluice(args: &[&str]) -> (i32, String, String) {
+    sluice_env(args, &[])
+}
+
+/// [`sluice`] with `env` set.
+fn sluice_env(args: &[&str], env: &[(&str, &Path)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
         .env_remove("AGENTWRIT_BROKER_URL")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -641,4 +648,79 @@ fn a_shadow_run_writes_candidate_json_never_latest_json_cannot_write_and_its_dif
         "no table published"
     );
     assert!(night.stdout.contains("\"candidate\""));
+}
+
+/// A registry with a login: Sluice takes the credentials from the Docker config
+/// (`$DOCKER_CONFIG/config.json`), never from its own configuration, and never prints them.
+#[test]
+fn registry_credentials_come_from_the_docker_config_and_are_never_printed() {
+    const PASSWORD: &str = "s3cret-registry-pw-7f1e";
+    let dir = tempfile::tempdir().unwrap();
+    let registry = PrivateRegistry::start_with_login("tenant-bot", PASSWORD);
+    let host = registry.host.clone();
+    let bank = push_with_login(
+        &format!("{host}/auth/bank:v1"),
+        &guest("bank"),
+        "tenant-bot",
+        PASSWORD,
+    );
+    let tenants = [
+        Tenant::seed("hospital"),
+        Tenant::oci("bank", "bank", &format!("oci://{host}/auth/bank:v1"), ""),
+    ];
+    let config = night_config(dir.path(), &tenants);
+    let config_arg = config.to_str().unwrap();
+
+    let nobody = dir.path().join("no-login");
+    std::fs::create_dir_all(&nobody).unwrap();
+    let (code, out, err) = sluice_env(&["lock", config_arg], &[("DOCKER_CONFIG", &nobody)]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("REFUSED") || out.contains("could not be reached or refused"),
+        "{out}"
+    );
+
+    let docker = dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("tenant-bot:{PASSWORD}"));
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let (code, out, err) = sluice_env(&["lock", config_arg], &[("DOCKER_CONFIG", &docker)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&bank), "{out}");
+    let night = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", config_arg, "--json"])
+        .env("DOCKER_CONFIG", &docker)
+        .env_remove("AGENTWRIT_BROKER_URL")
+        .output()
+        .unwrap();
+    assert!(
+        night.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&night.stdout),
+        String::from_utf8_lossy(&night.stderr)
+    );
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    for (what, text) in [
+        ("lock output", format!("{out}{err}")),
+        (
+            "run stdout",
+            String::from_utf8_lossy(&night.stdout).into_owned(),
+        ),
+        (
+            "run stderr",
+            String::from_utf8_lossy(&night.stderr).into_owned(),
+        ),
+        ("audit", audit),
+        ("lock file", lock_file(&config)),
+    ] {
+        assert!(
+            !text.contains(PASSWORD) && !text.contains(&auth),
+            "the password is in the {what}"
+        );
+    }
 }
