@@ -1054,6 +1054,47 @@ resource = "analytics"
     }
 
     #[test]
+    fn a_registry_plugin_is_pinned_by_the_lock_and_a_signer_can_be_required() {
+        let oci = |extra: &str| {
+            config(extra).replace(
+                &format!("plugin = \"bank.wasm\"\nsha256 = \"{SHA}\""),
+                "plugin = \"oci://127.0.0.1:5000/tenants/bank:v1\"",
+            )
+        };
+        let c = parse(&oci(""), Path::new("/etc/sluice/nightly.toml")).unwrap();
+        assert_eq!(
+            c.tenants[0].plugin.reference(),
+            "oci://127.0.0.1:5000/tenants/bank:v1"
+        );
+        assert!(
+            err(&oci(&format!("sha256 = \"{SHA}\"")))
+                .contains("tenants.sha256 of 'bank': an oci:// plugin is pinned by the lock file")
+        );
+        assert!(err(&oci("").replace(":v1\"", "\"")).contains(
+            "tenants.plugin of 'bank': 'oci://127.0.0.1:5000/tenants/bank' is not an OCI \
+                 reference: it has neither a tag nor a digest"
+        ));
+        let required = format!("{}\n[plugins]\nrequire_signer = true\n", oci(""));
+        assert_eq!(
+            err(&required),
+            "/etc/sluice/nightly.toml:5: tenant 'bank' names no signer, and [plugins] \
+             require_signer is set"
+        );
+        assert!(
+            err(&oci("signer = \"/nonexistent/bank.pub\""))
+                .contains("tenants.signer of 'bank': cannot read /nonexistent/bank.pub")
+        );
+        assert!(
+            err(&config("signer = \"keys/bank.pub\""))
+                .contains("tenants.signer of 'bank': only an oci:// plugin carries a signature")
+        );
+        assert!(
+            err(&config("candidate = \"retail.wasm\""))
+                .contains("tenants.candidate of 'bank': a candidate is an oci:// plugin")
+        );
+    }
+
+    #[test]
     fn postgres_datasets_and_outputs_go_through_one_role_named_by_its_variable() {
         let text = config("outputs = { kind = \"postgres\", url_env = \"BANK_PG\" }")
             + r#"
