@@ -20,9 +20,7 @@ use crate::agents::AgentContext;
 use crate::broker::Broker;
 use crate::config::{Language, PipelineConfig, TenantConfig};
 use crate::lock::{Lock, Slot};
-use crate::outcome::{
-    FailureKind, GateLine, PipelineReport, PluginLoad, TenantError, TenantResult,
-};
+use crate::outcome::{FailureKind, GateLine, PipelineReport, TenantError, TenantResult};
 use crate::plugin_source::PluginSource;
 use crate::plugins::{LoadedPlugin, PluginCache};
 use crate::session::{Runs, SessionError, TenantSession};
@@ -398,7 +396,7 @@ impl Pipeline {
         let outcome = match self.load_plugin(tenant, Slot::Current, &subject).await {
             Err(e) => Err(TenantError::new(FailureKind::Plugin, e)),
             Ok(loaded) => {
-                result.plugin = Some(PluginLoad::of(&loaded));
+                result.plugin = Some(loaded.load());
                 let transform = loaded.transform;
                 let scopes = [&tenant.read_scope, &tenant.write_scope];
                 let creating = Instant::now();

@@ -138,16 +138,34 @@ impl PluginLoad {
             signer: None,
         }
     }
+}
 
-    /// How a night's plugin was loaded, with where it came from.
-    pub fn of(loaded: &crate::plugins::LoadedPlugin) -> PluginLoad {
-        PluginLoad {
-            reference: Some(loaded.reference.clone()),
-            digest: Some(loaded.digest.clone()),
-            signer: loaded.signer.clone(),
-            ..loaded.vet.load.clone()
-        }
-    }
+/// One figure that differs between the current run and the candidate's.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FigureChange {
+    pub figure: String,
+    /// `None`: the run did not report this figure.
+    pub current: Option<String>,
+    pub candidate: Option<String>,
+}
+
+/// The candidate's run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShadowResult {
+    pub reference: String,
+    pub task_id: String,
+    pub plugin: Option<PluginLoad>,
+    pub agent_id: Option<String>,
+    /// The scopes its agent held: the read scope only.
+    pub scope: Vec<String>,
+    pub figures: Vec<Figure>,
+    /// Figures that differ from the current run's, current order first.
+    pub changed: Vec<FigureChange>,
+    pub gate: Vec<GateLine>,
+    /// `candidate.json`, once written.
+    pub report: Option<Location>,
+    pub agent_end: Option<AgentEnd>,
+    pub error: Option<TenantError>,
 }
 
 /// One tenant's night.
@@ -185,7 +203,7 @@ pub struct TenantResult {
     pub error: Option<TenantError>,
     /// Its candidate's shadow run, if it has a candidate.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub candidate: Option<crate::shadow::ShadowResult>,
+    pub candidate: Option<ShadowResult>,
     pub elapsed_ms: u64,
 }
 

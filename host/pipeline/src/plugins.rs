@@ -12,6 +12,7 @@ use sluice_sandbox::{Sandbox, Transform, WasiSurface};
 
 use crate::config::Language;
 use crate::lock::Locked;
+use crate::outcome::PluginLoad;
 use crate::vet::{VetReport, vet};
 
 /// The lowercase hex SHA-256 of the file at `path`.
@@ -30,6 +31,18 @@ pub struct LoadedPlugin {
     pub digest: String,
     /// The fingerprint of the key whose signature was verified.
     pub signer: Option<String>,
+}
+
+impl LoadedPlugin {
+    /// How it was loaded, with where it came from, for the night's result.
+    pub fn load(&self) -> PluginLoad {
+        PluginLoad {
+            reference: Some(self.reference.clone()),
+            digest: Some(self.digest.clone()),
+            signer: self.signer.clone(),
+            ..self.vet.load.clone()
+        }
+    }
 }
 
 /// What one plugin turned out to be the first time a tenant needed it.

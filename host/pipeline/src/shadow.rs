@@ -6,44 +6,15 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use sluice_audit::{Lifecycle, Subject};
 use sluice_sandbox::Figure;
-use sluice_storage::Location;
 
 use crate::config::TenantConfig;
 use crate::lock::Slot;
 use crate::nightly::{Pipeline, unix_now};
-use crate::outcome::{AgentEnd, FailureKind, GateLine, PluginLoad, TenantError};
+use crate::outcome::{FailureKind, GateLine, TenantError};
+pub use crate::outcome::{FigureChange, ShadowResult};
 use crate::session::TenantSession;
-
-/// One figure that differs between the current run and the candidate's.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct FigureChange {
-    pub figure: String,
-    /// `None`: the run did not report this figure.
-    pub current: Option<String>,
-    pub candidate: Option<String>,
-}
-
-/// The candidate's run.
-#[derive(Clone, Debug, Serialize)]
-pub struct ShadowResult {
-    pub reference: String,
-    pub task_id: String,
-    pub plugin: Option<PluginLoad>,
-    pub agent_id: Option<String>,
-    /// The scopes its agent held: the read scope only.
-    pub scope: Vec<String>,
-    pub figures: Vec<Figure>,
-    /// Figures that differ from the current run's, current order first.
-    pub changed: Vec<FigureChange>,
-    pub gate: Vec<GateLine>,
-    /// `candidate.json`, once written.
-    pub report: Option<Location>,
-    pub agent_end: Option<AgentEnd>,
-    pub error: Option<TenantError>,
-}
 
 /// The figures that differ between `current` and `candidate`, exactly (as the guests wrote
 /// them): the current run's order, then figures only the candidate reported.
@@ -135,7 +106,7 @@ impl Pipeline {
             .load_plugin(tenant, Slot::Candidate, subject)
             .await
             .map_err(|e| TenantError::new(FailureKind::Plugin, e))?;
-        result.plugin = Some(PluginLoad::of(&loaded));
+        result.plugin = Some(loaded.load());
         // The read scope only: whatever the candidate tries to write is denied at the gate.
         let opened = TenantSession::open(
             &self.agents,
