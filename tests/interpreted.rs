@@ -324,3 +324,67 @@ async fn a_night_with_python_and_js_attackers_leaves_the_other_tenants_untouched
     let isolation = report.isolation.as_ref().expect("the probe ran");
     assert!(!isolation.violated);
 }
+
+/// `vet` tells what built each seed transform (rustc, componentize-py, ComponentizeJS) and
+/// refuses one declared in another language, naming the right one; the night loads through it.
+#[test]
+fn vet_knows_each_language_and_refuses_a_mismatch() {
+    use sluice_pipeline::config::Language;
+    use sluice_pipeline::vet::vet;
+    let mut sandbox =
+        sluice_sandbox::Sandbox::new(sluice_sandbox::SandboxOptions::default()).unwrap();
+    sandbox
+        .use_compiled_cache(&sluice_tests::test_cache_dir())
+        .unwrap();
+    for (name, language, built) in [
+        ("hospital", Language::Rust, "rust"),
+        ("hospital-py", Language::Python, "python"),
+        ("hospital-js", Language::JavaScript, "js"),
+    ] {
+        let bytes = std::fs::read(guest(name)).unwrap();
+        let sha = sluice_pipeline::plugins::file_digest(&guest(name)).unwrap();
+        let vetted = vet(&sandbox, &bytes, &sha, name, language, 64 << 20)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(vetted.report.built_with, Some(built), "{name}");
+        assert_eq!(vetted.report.size, bytes.len() as u64);
+        assert!(
+            vetted
+                .report
+                .imports
+                .iter()
+                .any(|i| i.starts_with("sluice:etl/")),
+            "{name}: {:?}",
+            vetted.report.imports
+        );
+    }
+    let bytes = std::fs::read(guest("hospital-py")).unwrap();
+    let e = vet(
+        &sandbox,
+        &bytes,
+        "",
+        "hospital-py",
+        Language::Rust,
+        64 << 20,
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        e,
+        "'hospital-py' was built with componentize-py (Python) but its tenant says language = \
+         \"rust\": set language = \"python\""
+    );
+    let e = vet(
+        &sandbox,
+        &bytes,
+        "",
+        "hospital-py",
+        Language::Python,
+        1 << 20,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        e.contains("more than the 1048576 a plugin may be ([plugins] max_bytes)"),
+        "{e}"
+    );
+}

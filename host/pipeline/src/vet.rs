@@ -107,6 +107,12 @@ fn inspect(bytes: &[u8]) -> (Option<&'static str>, Vec<String>) {
                 js |= text.contains("ComponentizeJS") || text.contains("componentize-js");
                 rust |= text.contains("rustc");
             }
+            // componentize-py links CPython as shared libraries; their dynamic-linking
+            // sections name them (its producers sections say only rustc and wit-component).
+            Payload::CustomSection(section) if section.name() == "dylink.0" => {
+                let text = String::from_utf8_lossy(section.data());
+                python |= text.contains("libpython") || text.contains("componentize_py");
+            }
             _ => {}
         }
     }
