@@ -144,6 +144,11 @@ impl ReadContext {
         &self.bounds
     }
 
+    /// When the run (and its reads) ends: the one deadline of a run.
+    pub fn deadline(&self) -> Instant {
+        self.meter.deadline
+    }
+
     /// The interrupt that ends the run (and its reads).
     pub fn interrupt(&self) -> &Interrupt {
         &self.meter.interrupt

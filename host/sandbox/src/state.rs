@@ -91,10 +91,8 @@ impl HostState {
             },
             clock: RunClock {
                 start,
-                // A limit too large to add is no limit: a year is as good as forever here.
-                deadline: start
-                    .checked_add(budget.wall_time)
-                    .unwrap_or(start + std::time::Duration::from_secs(365 * 86_400)),
+                // The reads' deadline, so a read stopped by it and the epoch agree on why.
+                deadline: read.deadline(),
                 interrupt,
                 revoked: writ_revoked,
             },
