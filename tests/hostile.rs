@@ -403,6 +403,33 @@ fn forged_figures() {
 }
 
 #[test]
+fn page_markup() {
+    // Markup is the guest's to write: kept as it was, escaped where it is shown.
+    let outcome = attack("page_markup");
+    let summary = outcome.result.unwrap();
+    assert_eq!(summary.figures[0].name.as_raw(), "<b>figure 0</b>");
+    assert_eq!(
+        summary.figures[0].value.as_raw(),
+        "<script>fetch('http://127.0.0.1:9/script')</script>"
+    );
+    assert_eq!(
+        summary.figures[6].value.to_string(),
+        "\\u{202e}lanigiro\\u{202c} and <svg onload=alert(1)>"
+    );
+    assert_eq!(outcome.logs.len(), 7);
+}
+
+#[test]
+fn page_markup_failure() {
+    let cause = cause("page_markup_failure");
+    assert!(
+        cause.starts_with("transform failed: <script>fetch('http://127.0.0.1:9/script')</script>"),
+        "{cause}"
+    );
+    assert!(cause.contains("\\u{202e}lanigiro"), "{cause}");
+}
+
+#[test]
 fn forged_denial() {
     assert_eq!(
         cause("forged_denial"),

@@ -378,6 +378,9 @@ pub struct Usage {
     pub host_calls: u64,
     /// Calls refused as malformed (`error::invalid`): a bad name, a handle used after commit.
     pub invalid_calls: u64,
+    /// The most memory the run held, in the two ways `memory-mib` bounds it (linear memory
+    /// across the guest's memories, decoded data its sources held at once): the larger.
+    pub memory_peak: u64,
 }
 
 impl Usage {

@@ -317,9 +317,14 @@ pub struct RunArgs {
     #[arg(long, requires = "shard")]
     pub shards: Option<u32>,
     /// The night's id, shared by its shards (default: SLUICE_RUN_ID): its summaries and audit
-    /// chains go to <runs>/<run id>/.
+    /// chains go to <runs>/<run id>/. An unsharded night with a run id is stored there too, as
+    /// shard 0 of 1, so `sluice status` and later nights' pages can read it.
     #[arg(long)]
     pub run_id: Option<String>,
+    /// Write the night as one self-contained HTML page to FILE when it ends (also when it is
+    /// interrupted).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Push this run's metrics to the Prometheus Pushgateway at URL when it ends, grouped by
     /// job (the orch_id) and shard.
     #[arg(long, value_name = "URL")]
@@ -369,6 +374,9 @@ pub struct StatusArgs {
     /// Print one JSON document instead.
     #[arg(long)]
     pub json: bool,
+    /// Also write the night as one self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

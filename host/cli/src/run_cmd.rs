@@ -8,6 +8,7 @@ use std::time::Duration;
 use sluice_pipeline::config;
 use sluice_pipeline::nightly::{Pipeline, RunOptions};
 use sluice_pipeline::outcome::{AgentEnd, IsolationResult, PipelineReport, TenantResult};
+use sluice_pipeline::record::{NightRecord, past_nights};
 use sluice_pipeline::shards::{RunDir, Shard, ShardSummary};
 use sluice_sandbox::{Decision, HostCall};
 use sluice_storage::Location;
@@ -327,6 +328,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 .map_err(|e| format!("{e:#}"))
         });
         let summary_failed = matches!(summary, Some(Err(_)));
+        let page = args.html.as_ref().map(|file| {
+            let audit = &pipeline.config().audit;
+            let (run_id, shard) = match &sharded {
+                Some((shard, run)) => (Some(run.run_id.as_str()), shard.index),
+                None => (None, 0),
+            };
+            let night = NightRecord::of_report(&report, run_id, shard, audit);
+            write_page(file, &night, &pipeline.config().runs)
+        });
         if let Some(url) = &args.pushgateway {
             let shard = sharded.as_ref().map_or(0, |(s, _)| s.index);
             let body = sluice_pipeline::metrics::exposition(&report);
@@ -337,6 +347,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             {
                 eprintln!("sluice: metrics not pushed: {e:#}");
             }
+        }
+        // A page is for reading the night, not part of it: failing to write it is said, and
+        // the night's verdict stands.
+        if let Some(Err(e)) = &page {
+            eprintln!("sluice: night page not written: {e:#}");
         }
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -389,10 +404,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             (_, Some(Err(e))) => println!("Shard summary NOT written: {}", safe(e)),
             _ => {}
         }
+        if let (Some(file), Some(Ok(()))) = (&args.html, &page) {
+            println!("Night page: {}", safe(&file.display().to_string()));
+        }
         let code = exit_code(&report).max(u8::from(summary_failed));
         println!("{}", verdict(&report, code));
         Ok(code)
     })
+}
+
+/// Draws `night` with the nights stored before it under `runs`, and writes it to `file`.
+pub(crate) fn write_page(file: &Path, night: &NightRecord, runs: &Location) -> anyhow::Result<()> {
+    let past = past_nights(runs, night.started_at_ms, sluice_page::TREND_NIGHTS - 1);
+    sluice_page::write(file, &sluice_page::render(night, &past))
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))
 }
 
 /// The shard this run is, from the flags or an Indexed Job's environment; sets it in `config`
@@ -406,6 +431,8 @@ fn shard_of(
         (Some(index), Some(count)) => Shard::new(index, count)?,
         _ => match Shard::from_env()? {
             Some(shard) => shard,
+            // A named night is stored like a sharded one, so it has a status and a history.
+            None if args.run_id.is_some() => Shard::new(0, 1)?,
             None => return Ok(None),
         },
     };

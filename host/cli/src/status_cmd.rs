@@ -1,7 +1,8 @@
-//! `sluice status CONFIG RUN_ID`: the verdict on a sharded night, from every shard's summary and
-//! audit chain.
+//! `sluice status CONFIG RUN_ID`: the verdict on a stored night, from every shard's summary and
+//! audit chain; `--html` draws its page from the same.
 
 use sluice_pipeline::config;
+use sluice_pipeline::record::NightRecord;
 use sluice_pipeline::shards::{RunDir, night_status};
 
 use crate::args::StatusArgs;
@@ -17,6 +18,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     };
     let tenants: Vec<String> = config.tenants.iter().map(|t| t.id.clone()).collect();
     let status = night_status(&run, &tenants, shards)?;
+    if let Some(file) = &args.html {
+        let night = NightRecord::of_stored(&run, &status, &tenants)?;
+        crate::run_cmd::write_page(file, &night, &config.runs)?;
+        if !args.json {
+            println!("Night page: {}", safe(&file.display().to_string()));
+        }
+    }
     let code = if status.isolation_violated() {
         exit::ISOLATION_VIOLATED
     } else if status.complete() {

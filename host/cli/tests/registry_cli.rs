@@ -639,6 +639,12 @@ fn a_shadow_run_writes_candidate_json_never_latest_json_cannot_write_and_its_dif
         "{gate:?}"
     );
     assert_eq!(writer["error"]["kind"], "run", "{writer}");
+    assert_eq!(
+        writer["error"]["message"],
+        "denied: scope 'write:reports:bank-writer' is not covered by held scopes \
+         [read:analytics:bank-writer]",
+        "{writer}"
+    );
     assert!(
         candidate_json("bank-writer").is_err(),
         "a failed candidate writes no candidate.json"

@@ -245,8 +245,14 @@ resource = "analytics"
         ),
     )
     .unwrap();
+    let page = dir.path().join("night.html");
     let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", config.to_str().unwrap()])
+        .args([
+            "run",
+            config.to_str().unwrap(),
+            "--html",
+            page.to_str().unwrap(),
+        ])
         .env_remove("AGENTWRIT_BROKER_URL")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -304,6 +310,16 @@ fn ctrl_c_stops_the_run_and_still_releases_the_agent() {
     );
     assert!(!dir.path().join("reports/hospital/latest.json").exists());
     assert!(trail.contains("\"event\":\"agent_released\""));
+    // The night's page is written all the same, and says what happened.
+    let page = std::fs::read_to_string(dir.path().join("night.html")).unwrap();
+    assert!(
+        page.contains("<span class=\"verdict interrupted\" id=\"verdict\">interrupted</span>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("interrupted: the run was stopped before it finished"),
+        "{page}"
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod nightly;
 pub mod outcome;
 pub mod plugin_source;
 pub mod plugins;
+pub mod record;
 pub mod session;
 pub mod shadow;
 pub mod shards;

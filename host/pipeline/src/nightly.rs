@@ -6,7 +6,7 @@
 //! stops running guests within one epoch tick, stops renewals, and still releases every agent.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use sluice_audit::{AuditLog, Lifecycle, Subject};
 use sluice_data::ReportDir;
@@ -20,7 +20,7 @@ use crate::agents::AgentContext;
 use crate::broker::Broker;
 use crate::config::{Language, PipelineConfig, TenantConfig};
 use crate::lock::{Lock, Slot};
-use crate::outcome::{FailureKind, GateLine, PipelineReport, TenantError, TenantResult};
+use crate::outcome::{BudgetUse, FailureKind, GateLine, PipelineReport, TenantError, TenantResult};
 use crate::plugin_source::PluginSource;
 use crate::plugins::{LoadedPlugin, PluginCache};
 use crate::session::{Runs, SessionError, TenantSession};
@@ -95,11 +95,9 @@ impl PluginRegistry {
     }
 }
 
+/// Seconds since the Unix epoch, now.
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::record::unix_ms() / 1000
 }
 
 impl Pipeline {
@@ -468,6 +466,11 @@ impl Pipeline {
         result.gate_overflow = outcome.overflow;
         result.rows_read = outcome.usage.rows_read;
         result.host_calls = outcome.usage.host_calls;
+        result.budget = Some(BudgetUse::of(
+            &outcome.usage,
+            outcome.elapsed,
+            &tenant.budget,
+        ));
         result.log = outcome.logs.iter().map(|l| l.message.clone()).collect();
         let summary = match outcome.result {
             Ok(summary) => summary,
@@ -501,6 +504,7 @@ impl Pipeline {
     /// The whole night: tenants, then the isolation proof.
     pub async fn run(self: &Arc<Self>, mut options: RunOptions) -> PipelineReport {
         let started = Instant::now();
+        let started_at_ms = crate::record::unix_ms();
         let tenants = self.run_tenants(&mut options).await;
         let interrupted = self.runs.interrupt.is_triggered();
         // Without an [isolation] probe in the configuration there is nothing to prove with.
@@ -530,6 +534,7 @@ impl Pipeline {
             tenants,
             isolation,
             interrupted,
+            started_at_ms,
             elapsed_ms: started.elapsed().as_millis() as u64,
         }
     }

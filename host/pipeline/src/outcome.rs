@@ -3,14 +3,14 @@
 //! Decisions and calls are the gate's own types, and guest-written text is [`GuestText`], so
 //! nothing downstream re-derives a verdict from strings or prints a guest's bytes raw.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sluice_sandbox::{Decision, Figure, GateEvent, GateOverflow, GuestText, HostCall};
 
 pub use sluice_data::outputs::PublishedTable;
 use sluice_storage::Location;
 
 /// What part of a tenant's night failed it.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
     /// Its plugin could not be loaded: missing, another digest, not a component, refused imports.
@@ -30,7 +30,7 @@ pub enum FailureKind {
 
 /// Why a tenant failed: a kind to act on and one line to read. `--json` shows it as
 /// `{"kind": "run", "message": "..."}`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TenantError {
     pub kind: FailureKind,
     pub message: String,
@@ -71,6 +71,81 @@ impl GateLine {
                 count: e.count,
             })
             .collect()
+    }
+}
+
+/// One budgeted quantity of a run: what it used of what it was allowed, in the limit's unit
+/// before scaling (milliseconds, bytes, rows, calls).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Gauge {
+    pub used: u64,
+    pub limit: u64,
+}
+
+impl Gauge {
+    /// How full it is, 0 to 1 (a limit of 0 is full at once).
+    pub fn fraction(&self) -> f64 {
+        if self.limit == 0 {
+            return if self.used == 0 { 0.0 } else { 1.0 };
+        }
+        (self.used as f64 / self.limit as f64).min(1.0)
+    }
+}
+
+/// How much of its budget a tenant's run used, limit by limit: what an operator watches to see
+/// a tenant outgrowing its limits before it fails.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BudgetUse {
+    pub wall_time_ms: Gauge,
+    /// Linear memory or decoded data held, whichever peaked higher, in bytes.
+    pub memory_bytes: Gauge,
+    pub rows_read: Gauge,
+    pub bytes_read: Gauge,
+    pub host_calls: Gauge,
+    pub report_bytes: Gauge,
+}
+
+impl BudgetUse {
+    pub fn of(
+        usage: &sluice_sandbox::Usage,
+        elapsed: std::time::Duration,
+        budget: &sluice_sandbox::Budget,
+    ) -> BudgetUse {
+        let gauge = |used, limit| Gauge { used, limit };
+        BudgetUse {
+            wall_time_ms: gauge(
+                elapsed.as_millis() as u64,
+                budget.wall_time.as_millis() as u64,
+            ),
+            memory_bytes: gauge(usage.memory_peak, budget.memory_bytes),
+            rows_read: gauge(usage.rows_read, budget.rows_read),
+            bytes_read: gauge(usage.bytes_read, budget.bytes_read),
+            host_calls: gauge(usage.host_calls, budget.host_calls),
+            report_bytes: gauge(usage.report_bytes, budget.report_bytes),
+        }
+    }
+
+    /// Each gauge with its limit's name (`wall-time-ms`, as errors and flags say it).
+    pub fn gauges(&self) -> [(sluice_sandbox::Limit, Gauge); 6] {
+        use sluice_sandbox::Limit;
+        [
+            (Limit::WallTime, self.wall_time_ms),
+            (Limit::Memory, self.memory_bytes),
+            (Limit::RowsRead, self.rows_read),
+            (Limit::BytesRead, self.bytes_read),
+            (Limit::HostCalls, self.host_calls),
+            (Limit::ReportBytes, self.report_bytes),
+        ]
+    }
+
+    /// The fullest gauge: how close the run came to any of its limits.
+    pub fn fullest(&self) -> (sluice_sandbox::Limit, f64) {
+        self.gauges()
+            .into_iter()
+            .map(|(limit, g)| (limit, g.fraction()))
+            .fold((sluice_sandbox::Limit::WallTime, 0.0), |best, g| {
+                if g.1 > best.1 { g } else { best }
+            })
     }
 }
 
@@ -186,6 +261,8 @@ pub struct TenantResult {
     pub plugin: Option<PluginLoad>,
     pub rows_read: u64,
     pub host_calls: u64,
+    /// What its run used of its budget, once it ran.
+    pub budget: Option<BudgetUse>,
     pub figures: Vec<Figure>,
     pub gate: Vec<GateLine>,
     /// Decisions past the itemized kinds, counted.
@@ -204,6 +281,8 @@ pub struct TenantResult {
     /// Its candidate's shadow run, if it has a candidate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidate: Option<ShadowResult>,
+    /// When its turn began, in milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
     pub elapsed_ms: u64,
 }
 
@@ -222,6 +301,7 @@ impl TenantResult {
             plugin: None,
             rows_read: 0,
             host_calls: 0,
+            budget: None,
             figures: Vec::new(),
             gate: Vec::new(),
             gate_overflow: GateOverflow::default(),
@@ -232,6 +312,7 @@ impl TenantResult {
             agent_end: None,
             error: None,
             candidate: None,
+            started_at_ms: crate::record::unix_ms(),
             elapsed_ms: 0,
         }
     }
@@ -309,6 +390,8 @@ pub struct PipelineReport {
     pub failed: usize,
     /// The run was stopped (Ctrl-C, SIGTERM) before every tenant finished.
     pub interrupted: bool,
+    /// When the night began, in milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
     pub elapsed_ms: u64,
 }
 

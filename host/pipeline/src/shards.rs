@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use sluice_sandbox::is_plain_name;
 
 use crate::outcome::PipelineReport;
+use crate::record::{IsolationRecord, TenantRecord};
 use sluice_audit::{Verdict, verify_head};
 use sluice_storage::Location;
 
@@ -151,6 +152,19 @@ impl RunDir {
         }
     }
 
+    /// Shard `index`'s summary, if it left one.
+    pub fn read_summary(&self, index: u32) -> anyhow::Result<Option<ShardSummary>> {
+        let path = self.summary_path(index);
+        match path.get()? {
+            Some(bytes) => {
+                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                    format!("reading shard summary {path}")
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Replaces shard `summary.shard`'s summary atomically (a rerun of the index replaces it).
     pub fn write_summary(&self, summary: &ShardSummary) -> anyhow::Result<Location> {
         let summary_path = self.summary_path(summary.shard.index);
@@ -174,20 +188,21 @@ pub struct ShardSummary {
     /// Tenant and why, in one line.
     pub failed: Vec<(String, String)>,
     /// Only shard 0 proves isolation.
-    pub isolation: Option<IsolationSummary>,
+    pub isolation: Option<IsolationRecord>,
     pub interrupted: bool,
     /// The audit chain's file name in the run directory, and its head after this shard's run.
     pub audit_file: String,
     pub audit_entries: u64,
     pub audit_head: String,
     pub audit_error: Option<String>,
+    /// When the shard began, in milliseconds since the Unix epoch (0 in older summaries).
+    #[serde(default)]
+    pub started_at_ms: u64,
     pub elapsed_ms: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct IsolationSummary {
-    pub violated: bool,
-    pub error: Option<String>,
+    /// Each tenant's night as kept, enough to draw the night's page again (older summaries
+    /// have none).
+    #[serde(default)]
+    pub records: Vec<TenantRecord>,
 }
 
 impl ShardSummary {
@@ -212,16 +227,19 @@ impl ShardSummary {
                     (t.id.clone(), why)
                 })
                 .collect(),
-            isolation: report.isolation.as_ref().map(|i| IsolationSummary {
-                violated: i.violated,
-                error: i.error.clone(),
-            }),
+            isolation: IsolationRecord::of(report),
             interrupted: report.interrupted,
             audit_file: audit_name(shard.index),
             audit_entries: report.audit.entries,
             audit_head: report.audit.hash.clone(),
             audit_error: report.audit_error.clone(),
+            started_at_ms: report.started_at_ms,
             elapsed_ms: report.elapsed_ms,
+            records: report
+                .tenants
+                .iter()
+                .map(|t| TenantRecord::of(t, shard.index))
+                .collect(),
         }
     }
 }
@@ -238,7 +256,7 @@ pub struct NightStatus {
     /// Tenants whose shard left no summary (or did not run them).
     pub never_ran: Vec<String>,
     /// Shard 0's isolation proof, if it ran.
-    pub isolation: Option<IsolationSummary>,
+    pub isolation: Option<IsolationRecord>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -254,10 +272,7 @@ impl NightStatus {
         self.never_ran.is_empty()
             && self.failed.is_empty()
             && self.shard_states.iter().all(|s| s.audit_ok)
-            && self
-                .isolation
-                .as_ref()
-                .is_some_and(|i| !i.violated && i.error.is_none())
+            && self.isolation.as_ref().is_some_and(IsolationRecord::proven)
     }
 
     pub fn isolation_violated(&self) -> bool {
@@ -280,9 +295,8 @@ pub fn night_status(run: &RunDir, tenants: &[String], shards: u32) -> anyhow::Re
     let mut ran = std::collections::HashSet::new();
     for index in 0..shards {
         let path = run.summary_path(index);
-        let summary: ShardSummary = match path.get()? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("reading shard summary {path}"))?,
+        let summary = match run.read_summary(index)? {
+            Some(summary) => summary,
             None => {
                 status.shard_states.push(ShardState {
                     shard: index,

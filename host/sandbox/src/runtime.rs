@@ -500,6 +500,8 @@ impl Transform {
         // Whatever a source still reads (a reader thread ahead of the guest) stops now.
         read.stop();
         state.usage.bytes_read = read.bytes_read();
+        // Linear memory never shrinks: what it grew to is its peak.
+        state.usage.memory_peak = state.limits.memory_bytes().max(read.held_peak());
         let (logs, log_bytes_dropped) = log.finish();
 
         let result = match (called, state.tripped) {

@@ -100,6 +100,8 @@ struct ReadMeter {
     bytes_read: AtomicU64,
     bytes_read_limit: u64,
     held: AtomicU64,
+    /// The most `held` has been: the run's page shows it against the memory limit.
+    held_peak: AtomicU64,
     /// The run ended or was given up on: readers stop at their next check.
     stopped: AtomicBool,
     interrupt: Interrupt,
@@ -123,6 +125,7 @@ impl ReadContext {
                 bytes_read: AtomicU64::new(0),
                 bytes_read_limit: budget.bytes_read,
                 held: AtomicU64::new(0),
+                held_peak: AtomicU64::new(0),
                 stopped: AtomicBool::new(false),
                 interrupt,
                 deadline,
@@ -206,6 +209,7 @@ impl ReadContext {
                     .by(format!("{}, decoded and not yet read", by())),
             ));
         }
+        m.held_peak.fetch_max(after, Ordering::Relaxed);
         Ok(Held {
             meter: Arc::clone(&self.meter),
             bytes,
@@ -220,6 +224,11 @@ impl ReadContext {
     /// Decoded bytes sources hold now.
     pub fn held(&self) -> u64 {
         self.meter.held.load(Ordering::Relaxed)
+    }
+
+    /// The most decoded bytes sources held at once.
+    pub fn held_peak(&self) -> u64 {
+        self.meter.held_peak.load(Ordering::Relaxed)
     }
 }
 

@@ -228,6 +228,13 @@ pub(crate) struct StoreLimits {
     share: TenantShare,
 }
 
+impl StoreLimits {
+    /// Linear memory the guest grew to, across its memories (it never shrinks: its peak).
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
+    }
+}
+
 /// Table elements a guest may grow one table to: far beyond what a Rust guest needs, finite for
 /// an evil one.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;

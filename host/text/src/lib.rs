@@ -104,7 +104,7 @@ pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
 }
 
 /// A string that came from a guest. Displays escaped (see [`escape`]); serializes as it is.
-#[derive(Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct GuestText(String);
 

@@ -40,6 +40,9 @@ macro_rules! foreach_hostile {
                 forged_denial,
                 forged_limit,
                 forged_invisible,
+                // Markup for the night's page.
+                page_markup,
+                page_markup_failure,
                 // Reports that are not JSON to their readers.
                 report_invalid_utf8,
                 report_lone_surrogate,

@@ -1,6 +1,6 @@
 //! Forging what the operator reads: host lines in guest text, denials and limits that never were.
 
-use sluice_guest::{Denial, Error, Figure, LimitExceeded, Params, RunError, Summary};
+use sluice_guest::{Denial, Error, Figure, LimitExceeded, Params, RunError, Summary, param};
 
 /// What a forger wants a terminal to show.
 const FORGED: &str = "\n   [ALLOWED] datasets.open on read:analytics:bank\n\nCross-tenant isolation verified.\n\nPipeline complete. All tenants processed with isolated scopes.\r\x1b[2K\x1b[8m";
@@ -47,4 +47,47 @@ pub fn forged_invisible(_: &Params) -> Result<Summary, RunError> {
         "x{}[BLOCKED] datasets.open on read:analytics:bank\u{2060}\u{e0041}\u{3164}\u{061c}",
         " ".repeat(226)
     )))
+}
+
+/// What a tenant would put on the night's page to take it over: scripts, event handlers, a
+/// stylesheet, elements that fetch (from `beacon`, a URL the test listens on), markup that closes
+/// the table and draws its own verdict, and a bidi override.
+fn page_markup_texts(params: &Params) -> Vec<String> {
+    let beacon = param(params, "beacon").unwrap_or("http://127.0.0.1:9");
+    vec![
+        format!("<script>fetch('{beacon}/script')</script>"),
+        format!("<img src=\"{beacon}/img\" onerror=\"fetch('{beacon}/onerror')\">"),
+        format!("<style>@import url({beacon}/css);body{{display:none}}</style>"),
+        format!("<link rel=stylesheet href=\"{beacon}/link\"><iframe src=\"{beacon}/frame\">"),
+        "</bdi></td></tr></table><h1 id=\"forged\">complete</h1><table><tr><td>".into(),
+        "\" onmouseover=\"alert(1)\" style=\"color:red".into(),
+        "\u{202e}lanigiro\u{202c} and <svg onload=alert(1)>".into(),
+    ]
+}
+
+/// Succeeds with figures and log lines that are markup: the page shows them as text.
+pub fn page_markup(params: &Params) -> Result<Summary, RunError> {
+    let texts = page_markup_texts(params);
+    for text in &texts {
+        sluice_guest::log::info(text);
+    }
+    Ok(Summary {
+        figures: texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| Figure {
+                name: format!("<b>figure {i}</b>"),
+                value,
+            })
+            .collect(),
+    })
+}
+
+/// Logs markup and fails with markup for a cause.
+pub fn page_markup_failure(params: &Params) -> Result<Summary, RunError> {
+    let texts = page_markup_texts(params);
+    for text in &texts {
+        sluice_guest::log::info(text);
+    }
+    Err(RunError::Failed(texts.concat()))
 }
