@@ -1,6 +1,7 @@
 //! Helpers shared by Sluice's cross-crate tests: built guests, seeded demo data, temp dirs.
 
 pub mod bench;
+pub mod big_night;
 pub mod chromium;
 pub mod hostile_files;
 pub mod oci;

@@ -156,7 +156,12 @@ fn demo() -> Result<(), String> {
     };
     sluice(&["data", "seed", "--dir", ".sluice/demo/data"])?;
     println!();
-    sluice(&["run", "examples/nightly.toml"])?;
+    sluice(&[
+        "run",
+        "examples/nightly.toml",
+        "--html",
+        ".sluice/demo/night.html",
+    ])?;
     println!();
     sluice(&["audit", "verify", ".sluice/demo/audit.jsonl"])?;
     println!();

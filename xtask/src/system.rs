@@ -70,6 +70,11 @@ const TESTS: &[Package] = &[
         present: || command("prometheus-pushgateway"),
         why: "the metrics test pushes to a real Pushgateway",
     },
+    Package {
+        name: "chromium",
+        present: || command("chromium"),
+        why: "the night page is checked in a headless browser",
+    },
 ];
 
 /// Makes sure the demo's packages (and, for the tests, theirs) are installed.

@@ -20,18 +20,22 @@ table{border-collapse:collapse;font-size:12px}\
 th,td{padding:2px 6px;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}\
 th{background:#f6f8fa;position:sticky;top:0}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
-td.n,td.mono,td.nw,th{white-space:nowrap}\
+td.n,td.mono,th{white-space:nowrap}\
+#tenants td:nth-child(1),#tenants td:nth-child(n+8):nth-child(-n+11)\
+{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
+#tenants td:nth-child(6){font-family:ui-monospace,monospace;font-size:11px;white-space:nowrap}\
+#tenants td:nth-child(18){white-space:nowrap}\
+#tenants td:nth-child(4){min-width:220px;max-width:360px;overflow-wrap:anywhere}\
 tr.fail td{background:#ffebe9}tr.near td{background:#fff8c5}\
 .bad{color:#cf222e;font-weight:600}.good{color:#1a7f37;font-weight:600}\
 .mono{font-family:ui-monospace,monospace;font-size:11px}\
-.cause{min-width:220px;max-width:360px;overflow-wrap:anywhere}\
 meter{width:44px;height:10px}\
-svg.lane{display:block;margin:2px 0}\
+svg.lane{display:block;margin:2px 0}svg.lane rect{height:10px}\
 svg .ok{fill:#4c9a5f}svg .fail{fill:#cf222e}svg .near{fill:#d4a72c}\
 svg text{font:10px system-ui,sans-serif;fill:#57606a}\
-svg.trend{width:60px;height:16px}\
-svg.trend polyline{fill:none;stroke-width:1.2}\
-.dur{stroke:#0969da}.rows{stroke:#8250df}\
+#tenants svg{width:60px;height:16px}\
+#tenants path{fill:none;stroke-width:1.2;stroke:#0969da}\
+#tenants path+path{stroke:#8250df}\
 .slower{color:#9a6700;font-weight:600}\
 details summary{cursor:pointer;color:#57606a}\
 ul{margin:4px 0;padding-left:20px}\

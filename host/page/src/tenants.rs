@@ -25,6 +25,7 @@ const GAUGES: [(Limit, &str); 6] = [
 const CAUSE_SHOWN: usize = 160;
 
 pub fn table(tenants: &[TenantRecord], never_ran: &[String], history: &History<'_>) -> Markup {
+    let usual = usual_limits(tenants);
     html! {
         table #tenants {
             thead {
@@ -32,7 +33,13 @@ pub fn table(tenants: &[TenantRecord], never_ran: &[String], history: &History<'
                     th { "#" } th { "status" } th { "tenant" } th { "cause" } th { "agent" }
                     th { "plugin" } th { "cache" } th { "duration" } th { "rows" }
                     th { "bytes" } th title="gate decisions: allowed / denied" { "gate" }
-                    @for (_, heading) in GAUGES { th.gauge { (heading) } }
+                    @for ((limit, heading), usual) in GAUGES.iter().zip(usual) {
+                        @match usual {
+                            Some(l) => th title={ "limit " (units::of_limit(*limit, l))
+                                " unless a meter says otherwise" } { (heading) },
+                            None => th { (heading) },
+                        }
+                    }
                     th { "nearest limit" }
                     th title="duration (blue) and rows (purple), earlier nights to this one" {
                         "trend"
@@ -41,12 +48,12 @@ pub fn table(tenants: &[TenantRecord], never_ran: &[String], history: &History<'
             }
             tbody {
                 @for (i, t) in ordered(tenants).into_iter().enumerate() {
-                    (row(i + 1, t, history))
+                    (row(i + 1, t, history, &usual))
                 }
                 @for id in never_ran {
                     tr.fail {
-                        td.n { "–" } td.bad { "NEVER RAN" } td { (guest(id)) }
-                        td.cause { "its shard left no summary" }
+                        td { "–" } td.bad { "NEVER RAN" } td { (guest(id)) }
+                        td { "its shard left no summary" }
                         td colspan=(16) {}
                     }
                 }
@@ -55,45 +62,48 @@ pub fn table(tenants: &[TenantRecord], never_ran: &[String], history: &History<'
     }
 }
 
-fn row(rank: usize, t: &TenantRecord, history: &History<'_>) -> Markup {
+fn row(rank: usize, t: &TenantRecord, history: &History<'_>, usual: &[Option<u64>; 6]) -> Markup {
+    // Cells are styled by column (see the stylesheet), not by class: a thousand rows are most
+    // of a page's bytes.
     let standing = standing(t);
     let class = match standing {
-        Standing::Failed => "fail",
-        Standing::NearLimit => "near",
-        Standing::Fine => "",
+        Standing::Failed => Some("fail"),
+        Standing::NearLimit => Some("near"),
+        Standing::Fine => None,
     };
     html! {
-        tr class=(class) id={"t-" (rank)} {
-            td.n { (rank) }
+        tr class=[class] {
+            td { (rank) }
             @match (&t.error, standing) {
                 (Some(e), _) => td.bad { "FAILED " (kind_name(e.kind)) },
                 (None, Standing::NearLimit) => td.slower { "near limit" },
                 _ => td.good { "ok" },
             }
             td { (guest(&t.id)) }
-            td.cause { (cause(t)) }
+            td { (cause(t)) }
             td { (t.agent_end.as_deref().map(sluice_text::escape).unwrap_or_default()) }
-            td.mono {
+            td {
                 (t.language.as_deref().unwrap_or("")) " "
                 (t.digest.as_deref().map(units::short_digest).unwrap_or("–"))
             }
             td { (t.origin.as_deref().unwrap_or("–")) }
-            td.n {
+            td {
                 (units::duration(t.elapsed_ms))
                 @if let Some(median) = history.slower(t) {
                     br; span.slower { "usually " (units::duration(median)) }
                 }
             }
-            td.n { (units::count(t.rows_read)) }
-            td.n { (units::bytes(t.bytes_read)) }
-            td.n { (units::count(t.allowed)) " / " (units::count(t.denied)) }
-            @for (limit, _) in GAUGES {
-                td { (meter(limit, t.budget.as_ref().map(|b| gauge_of(b, limit)))) }
+            td { (units::count(t.rows_read)) }
+            td { (units::bytes(t.bytes_read)) }
+            td { (units::count(t.allowed)) " / " (units::count(t.denied)) }
+            @for (i, (limit, _)) in GAUGES.iter().enumerate() {
+                td { (meter(*limit, t.budget.as_ref().map(|b| b.gauges()[i].1), usual[i])) }
             }
-            td.nw {
+            td {
                 @if let Some(budget) = &t.budget {
                     @let (limit, fraction) = budget.fullest();
-                    (limit.name()) " " (format!("{:.0}%", fraction * 100.0))
+                    @let heading = GAUGES.iter().find(|(l, _)| *l == limit).map_or("", |g| g.1);
+                    (heading) " " (format!("{:.0}%", fraction * 100.0))
                 }
             }
             td { (history.sparkline(t).unwrap_or_default()) }
@@ -101,22 +111,40 @@ fn row(rank: usize, t: &TenantRecord, history: &History<'_>) -> Markup {
     }
 }
 
-fn gauge_of(budget: &sluice_pipeline::outcome::BudgetUse, limit: Limit) -> Gauge {
-    budget
-        .gauges()
-        .into_iter()
-        .find(|(l, _)| *l == limit)
-        .map_or_else(Gauge::default, |(_, g)| g)
+/// Each limit most tenants share, said once in its column's heading (a night's tenants mostly
+/// run under its defaults), so a meter names its limit only where the tenant's differs.
+fn usual_limits(tenants: &[TenantRecord]) -> [Option<u64>; 6] {
+    std::array::from_fn(|i| {
+        let mut counts: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for budget in tenants.iter().filter_map(|t| t.budget.as_ref()) {
+            *counts.entry(budget.gauges()[i].1.limit).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .max_by_key(|&(limit, n)| (n, std::cmp::Reverse(limit)))
+            .map(|(limit, _)| limit)
+    })
 }
 
 /// A bar of `gauge` against its limit: green, amber past half, red past [`NEAR_LIMIT`].
-fn meter(limit: Limit, gauge: Option<Gauge>) -> Markup {
+fn meter(limit: Limit, gauge: Option<Gauge>, usual: Option<u64>) -> Markup {
     let Some(g) = gauge else {
         return html! { "–" };
     };
+    let fraction = g.fraction();
+    let value = format!("{fraction:.2}");
+    let value = value.trim_end_matches('0').trim_end_matches('.');
+    let title = html! {
+        (units::of_limit(limit, g.used))
+        @if usual != Some(g.limit) { " of " (units::of_limit(limit, g.limit)) }
+    };
+    // Below `low` a meter is green with or without its regions: they are written only where
+    // they change its colour, which is on few meters of a night.
+    if fraction < 0.5 {
+        return html! { meter value=(value) title=(title) {} };
+    }
     html! {
-        meter value=(format!("{:.2}", g.fraction())) low="0.5" high=(NEAR_LIMIT) optimum="0"
-            title={ (units::of_limit(limit, g.used)) " of " (units::of_limit(limit, g.limit)) } {}
+        meter value=(value) low="0.5" high=(NEAR_LIMIT) optimum="0" title=(title) {}
     }
 }
 

@@ -46,9 +46,11 @@ pub fn timeline(night: &NightRecord) -> Markup {
                     @let y = i as u32 * LANE + 2;
                     text x="2" y=(y + 9) { "shard " (shard.shard) "·" (i) }
                     @for t in lane {
-                        rect class=(class_of(t)) x=(format!("{:.1}", x(t.started_at_ms)))
-                            y=(y) height=(LANE - 2)
-                            width=(format!("{:.1}", (t.elapsed_ms as f64 / span
+                        // Whole pixels, the height in the stylesheet: a night of a thousand
+                        // tenants draws a thousand bars.
+                        rect class=(class_of(t)) x=(format!("{:.0}", x(t.started_at_ms)))
+                            y=(y)
+                            width=(format!("{:.0}", (t.elapsed_ms as f64 / span
                                 * (WIDTH - LEFT - 8.0)).max(1.0))) {
                             title {
                                 (sluice_text::escape(&t.id)) " " (units::duration(t.elapsed_ms))
