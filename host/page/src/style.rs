@@ -17,7 +17,7 @@ h2{font-size:16px;margin:20px 0 6px}\
 .isolation-violated{background:#82071e}.interrupted{background:#9a6700}\
 .facts{color:#57606a;margin:6px 0}.facts b{color:#1b1f24}\
 table{border-collapse:collapse;font-size:12px}\
-th,td{padding:2px 6px;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}\
+th,td{padding:2px 4px;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}\
 th{background:#f6f8fa;position:sticky;top:0}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
 td.n,td.mono,th{white-space:nowrap}\
@@ -25,12 +25,13 @@ td.n,td.mono,th{white-space:nowrap}\
 {text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 #tenants td:nth-child(6){font-family:ui-monospace,monospace;font-size:11px;white-space:nowrap}\
 #tenants td:nth-child(18){white-space:nowrap}\
-#tenants td:nth-child(4){min-width:220px;max-width:360px;overflow-wrap:anywhere}\
+#tenants td:nth-child(4){max-width:280px;overflow-wrap:anywhere}\
+#tenants td:nth-child(4):not(:empty){min-width:170px}#tenants td:nth-child(2){white-space:nowrap}\
 tr.fail td{background:#ffebe9}tr.near td{background:#fff8c5}\
 .bad{color:#cf222e;font-weight:600}.good{color:#1a7f37;font-weight:600}\
 .mono{font-family:ui-monospace,monospace;font-size:11px}\
-meter{width:44px;height:10px}\
-svg.lane{display:block;margin:2px 0}svg.lane rect{height:10px}\
+meter{width:30px;height:10px}\
+svg.lane{display:block;margin:2px 0}svg.lane rect{height:10px}svg.lane text.on{fill:#fff}\
 svg .ok{fill:#4c9a5f}svg .fail{fill:#cf222e}svg .near{fill:#d4a72c}\
 svg text{font:10px system-ui,sans-serif;fill:#57606a}\
 #tenants svg{width:60px;height:16px}\

@@ -48,13 +48,17 @@ pub fn timeline(night: &NightRecord) -> Markup {
                     @for t in lane {
                         // Whole pixels, the height in the stylesheet: a night of a thousand
                         // tenants draws a thousand bars.
-                        rect class=(class_of(t)) x=(format!("{:.0}", x(t.started_at_ms)))
-                            y=(y)
-                            width=(format!("{:.0}", (t.elapsed_ms as f64 / span
-                                * (WIDTH - LEFT - 8.0)).max(1.0))) {
-                            title {
-                                (sluice_text::escape(&t.id)) " " (units::duration(t.elapsed_ms))
-                            }
+                        @let (left, width) = (x(t.started_at_ms), (t.elapsed_ms as f64 / span
+                            * (WIDTH - LEFT - 8.0)).max(1.0));
+                        @let id = sluice_text::escape(&t.id);
+                        rect class=(class_of(t)) x=(format!("{left:.0}")) y=(y)
+                            width=(format!("{width:.0}")) {
+                            title { (id) " " (units::duration(t.elapsed_ms)) }
+                        }
+                        // A bar wide enough for its name carries it (a small night reads at a
+                        // glance); the others are named on hover.
+                        @if width >= 6.0 * id.chars().count() as f64 + 8.0 {
+                            text.on x=(format!("{:.0}", left + 3.0)) y=(y + 9) { (id) }
                         }
                     }
                 }
