@@ -9,7 +9,7 @@ use postgres::{Client, NoTls};
 use sluice_data::sources::CatalogSource;
 use sluice_demo::copy_demo_to_postgres;
 use sluice_pipeline::config::{
-    DatasetConfig, DatasetLocation, OutputStore, PostgresTable, TenantConfig,
+    DatasetConfig, DatasetLocation, OutputStore, PgLogin, PostgresTable, TenantConfig,
 };
 use sluice_sandbox::{Budget, DatasetSource, Decision, Interrupt, RunRequest};
 use sluice_tests::night::{broker, night_config, run};
@@ -79,13 +79,13 @@ fn pg_tenant(id: &str, plugin: &str, dataset: &str) -> TenantConfig {
         name: dataset.into(),
         resource: "analytics".into(),
         location: DatasetLocation::Postgres(PostgresTable {
-            url_env: role_env(id),
+            login: PgLogin::Env(role_env(id)),
             schema: id.into(),
             table: dataset.into(),
         }),
     }];
     t.outputs = OutputStore::Postgres {
-        url_env: role_env(id),
+        login: PgLogin::Env(role_env(id)),
         schema: id.into(),
     };
     t
@@ -211,7 +211,7 @@ fn the_database_refuses_a_cross_tenant_read_that_a_faulty_gate_allowed() {
         catalog.add(id, "analytics", dataset, t.datasets[0].location.clone());
     }
     let catalog = Arc::new(catalog);
-    let hospitals_view = catalog.for_tenant(Some(role_env("hospital")));
+    let hospitals_view = catalog.for_tenant(Some(PgLogin::Env(role_env("hospital"))));
 
     // The gate bypassed: the host asks the source directly for the bank's rows in the
     // hospital's run. The hospital's role cannot see the bank's schema.
@@ -268,7 +268,7 @@ fn the_database_refuses_a_cross_tenant_read_that_a_faulty_gate_allowed() {
             &["read:analytics:hospital", "read:analytics:bank"],
         ),
         budget: Budget::default(),
-        datasets: Arc::new(catalog.for_tenant(Some(role_env("hospital")))),
+        datasets: Arc::new(catalog.for_tenant(Some(PgLogin::Env(role_env("hospital"))))),
         params: vec![("attack".into(), "read_other_tenant".into())],
         interrupt: Interrupt::new(),
     });

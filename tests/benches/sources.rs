@@ -137,7 +137,7 @@ impl DatasetSource for PgByTenant {
         cx: &sluice_sandbox::ReadContext,
     ) -> Result<Box<dyn sluice_sandbox::DatasetCursor>, sluice_sandbox::SourceError> {
         PostgresTable {
-            url_env: PG_ENV.into(),
+            login: sluice_data::PgLogin::Env(PG_ENV.into()),
             schema: dataset.tenant().into(),
             table: dataset.name().into(),
         }

@@ -5,6 +5,7 @@ pub mod big_night;
 pub mod chromium;
 pub mod hostile_files;
 pub mod oci;
+pub mod pg;
 pub mod s3;
 
 use std::path::{Path, PathBuf};

@@ -111,6 +111,40 @@ pub enum Lifecycle {
         figures: u64,
         changed: Value,
     },
+    /// A PostgreSQL login was minted for the agent's run (its name, never its password), a
+    /// member of `role`, valid until the agent expires.
+    LoginCreated {
+        login: String,
+        role: String,
+        valid_until: String,
+    },
+    /// The login's expiry moved with its agent's renewal.
+    LoginRenewed {
+        login: String,
+        valid_until: String,
+    },
+    /// The agent stopped being honoured: the login may not log in again, and its sessions were
+    /// terminated.
+    LoginCut {
+        login: String,
+        sessions: u64,
+        detail: String,
+    },
+    /// The login was dropped at the agent's release (its sessions terminated first).
+    LoginDropped {
+        login: String,
+        sessions: u64,
+    },
+    /// Dropping it failed; it can no longer log in once its `VALID UNTIL` passes, and the next
+    /// start drops it.
+    LoginNotDropped {
+        login: String,
+        detail: String,
+    },
+    /// A login an earlier process left behind (killed before its release) was dropped.
+    LeftoverLoginDropped {
+        login: String,
+    },
     /// A torn last line (an entry cut short by a crash) was cut off the file before appending.
     AuditTailRepaired {
         torn_bytes: u64,

@@ -1,5 +1,6 @@
 //! What a tenant's agent needs from the night, and nothing more: the broker's app, the agents'
-//! lifetime, the audit trail, and the agents still alive (what a second Ctrl-C releases).
+//! lifetime, the audit trail, the agents still alive (what a second Ctrl-C releases) and the
+//! PostgreSQL logins minted with them.
 //! Sessions and their keepers hold this, not the whole [`Pipeline`](crate::nightly::Pipeline).
 
 use std::collections::HashMap;
@@ -9,6 +10,8 @@ use std::time::Duration;
 use agentwrit::{Agent, AgentWritApp};
 use sluice_audit::{AuditLog, Lifecycle, Subject};
 use tokio::sync::Mutex;
+
+use crate::run_logins::RunLogins;
 
 /// The night's agent side, shared by every session and keeper.
 pub(crate) struct AgentContext {
@@ -22,6 +25,8 @@ pub(crate) struct AgentContext {
     pub(crate) audit: Arc<AuditLog>,
     /// Agents created and not yet closed, by task id.
     live: Mutex<HashMap<String, Arc<Mutex<Agent>>>>,
+    /// PostgreSQL logins minted per run, alive with their agents.
+    pub(crate) logins: RunLogins,
 }
 
 impl AgentContext {
@@ -37,6 +42,7 @@ impl AgentContext {
             embedded,
             orch_id,
             ttl,
+            logins: RunLogins::new(Arc::clone(&audit)),
             audit,
             live: Mutex::new(HashMap::new()),
         }
@@ -64,6 +70,8 @@ impl AgentContext {
             .map(|(task, agent)| (task.clone(), Arc::clone(agent)))
             .collect();
         let alive = agents.len();
+        // Their logins first: data access ends before the credentials that granted it.
+        self.logins.drop_live(within).await;
         let mut releases = tokio::task::JoinSet::new();
         for (task_id, agent) in agents {
             releases.spawn(async move {

@@ -18,6 +18,7 @@ use sluice_storage::Location;
 
 pub use crate::plugin_source::{PluginSource, PluginsConfig, Signer};
 pub use sluice_data::outputs::OutputStore;
+pub use sluice_data::pg_login::PgLogin;
 pub use sluice_data::sources::catalog::DatasetLocation;
 pub use sluice_data::sources::postgres::PostgresTable;
 pub use sluice_registry::OciRef;
@@ -207,6 +208,15 @@ struct RawDataset {
     /// PostgreSQL: the environment variable holding the tenant role's connection URL.
     #[serde(default)]
     url_env: Option<Spanned<String>>,
+    /// PostgreSQL: `per-run` for a login minted for each run instead of `url_env`'s role,
+    /// through the provisioner whose URL is in `provisioner_env`, as a member of group role
+    /// `role` (default: the tenant id).
+    #[serde(default)]
+    credentials: Option<Spanned<String>>,
+    #[serde(default)]
+    provisioner_env: Option<Spanned<String>>,
+    #[serde(default)]
+    role: Option<Spanned<String>>,
     /// PostgreSQL: the schema (default: the tenant id) and table (default: the dataset name).
     #[serde(default)]
     schema: Option<Spanned<String>>,
@@ -222,6 +232,14 @@ struct RawOutputs {
     kind: Spanned<String>,
     #[serde(default)]
     url_env: Option<Spanned<String>>,
+    /// PostgreSQL: as a dataset's keys (repeated rather than `#[serde(flatten)]`ed, which
+    /// would silently turn off `deny_unknown_fields`).
+    #[serde(default)]
+    credentials: Option<Spanned<String>>,
+    #[serde(default)]
+    provisioner_env: Option<Spanned<String>>,
+    #[serde(default)]
+    role: Option<Spanned<String>>,
     #[serde(default)]
     schema: Option<Spanned<String>>,
 }
@@ -303,17 +321,17 @@ pub struct TenantConfig {
 }
 
 impl TenantConfig {
-    /// The environment variable holding this tenant's PostgreSQL role URL: the one its
-    /// PostgreSQL datasets and outputs share, if it has any.
-    pub fn postgres_role(&self) -> Option<String> {
+    /// How this tenant logs in to PostgreSQL: the login its PostgreSQL datasets and outputs
+    /// share, if it has any.
+    pub fn postgres_role(&self) -> Option<PgLogin> {
         self.datasets
             .iter()
             .find_map(|d| match &d.location {
-                DatasetLocation::Postgres(table) => Some(table.url_env.clone()),
+                DatasetLocation::Postgres(table) => Some(table.login.clone()),
                 _ => None,
             })
             .or_else(|| match &self.outputs {
-                OutputStore::Postgres { url_env, .. } => Some(url_env.clone()),
+                OutputStore::Postgres { login, .. } => Some(login.clone()),
                 OutputStore::Parquet => None,
             })
     }
@@ -686,26 +704,39 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
                             .to_string(),
                     );
                 }
-                let Some(url_env) = &ds.url_env else {
-                    return cx.err(
-                        ds.name.span(),
-                        format!(
-                            "tenants.datasets '{}' of '{id}': a postgres dataset needs `url_env`, \
-                             the environment variable holding its role's connection URL",
-                            ds.name.get_ref()
-                        ),
-                    );
-                };
+                let login = pg_login(
+                    &cx,
+                    ds.name.span(),
+                    PgKeys {
+                        url_env: &ds.url_env,
+                        credentials: &ds.credentials,
+                        provisioner_env: &ds.provisioner_env,
+                        role: &ds.role,
+                    },
+                    id,
+                    &format!(
+                        "tenants.datasets '{}' of '{id}': a postgres dataset needs `url_env`, \
+                         the environment variable holding its role's connection URL (or \
+                         credentials = \"per-run\" and `provisioner_env`)",
+                        ds.name.get_ref()
+                    ),
+                )?;
                 let schema = plain_or_default(&cx, "schema", &ds.schema, id)?;
                 let table = plain_or_default(&cx, "table", &ds.table, ds.name.get_ref())?;
                 DatasetLocation::Postgres(PostgresTable {
-                    url_env: url_env.get_ref().clone(),
+                    login,
                     schema,
                     table,
                 })
             } else {
                 for (key, set) in [
                     ("url_env", ds.url_env.as_ref().map(Spanned::span)),
+                    ("credentials", ds.credentials.as_ref().map(Spanned::span)),
+                    (
+                        "provisioner_env",
+                        ds.provisioner_env.as_ref().map(Spanned::span),
+                    ),
+                    ("role", ds.role.as_ref().map(Spanned::span)),
                     ("schema", ds.schema.as_ref().map(Spanned::span)),
                     ("table", ds.table.as_ref().map(Spanned::span)),
                 ] {
@@ -735,21 +766,34 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             Some(o) => {
                 let raw_out = o.get_ref();
                 match raw_out.kind.get_ref().as_str() {
-                    "parquet" if raw_out.url_env.is_none() && raw_out.schema.is_none() => {
+                    "parquet"
+                        if raw_out.url_env.is_none()
+                            && raw_out.schema.is_none()
+                            && raw_out.credentials.is_none()
+                            && raw_out.provisioner_env.is_none()
+                            && raw_out.role.is_none() =>
+                    {
                         OutputStore::Parquet
                     }
                     "postgres" => {
-                        let Some(url_env) = &raw_out.url_env else {
-                            return cx.err(
-                                o.span(),
-                                format!(
-                                    "tenants.outputs of '{id}': postgres outputs need `url_env`, \
-                                     the environment variable holding the role's connection URL"
-                                ),
-                            );
-                        };
+                        let login = pg_login(
+                            &cx,
+                            o.span(),
+                            PgKeys {
+                                url_env: &raw_out.url_env,
+                                credentials: &raw_out.credentials,
+                                provisioner_env: &raw_out.provisioner_env,
+                                role: &raw_out.role,
+                            },
+                            id,
+                            &format!(
+                                "tenants.outputs of '{id}': postgres outputs need `url_env`, the \
+                                 environment variable holding the role's connection URL (or \
+                                 credentials = \"per-run\" and `provisioner_env`)"
+                            ),
+                        )?;
                         OutputStore::Postgres {
-                            url_env: url_env.get_ref().clone(),
+                            login,
                             schema: plain_or_default(&cx, "schema", &raw_out.schema, id)?,
                         }
                     }
@@ -773,14 +817,14 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
             );
         }
         // One database role per tenant: the role is what keeps a host bug from crossing tenants.
-        let mut roles: Vec<&str> = datasets
+        let mut roles: Vec<String> = datasets
             .iter()
             .filter_map(|d| match &d.location {
-                DatasetLocation::Postgres(table) => Some(table.url_env.as_str()),
+                DatasetLocation::Postgres(table) => Some(table.login.to_string()),
                 _ => None,
             })
             .chain(match &outputs {
-                OutputStore::Postgres { url_env, .. } => Some(url_env.as_str()),
+                OutputStore::Postgres { login, .. } => Some(login.to_string()),
                 OutputStore::Parquet => None,
             })
             .collect();
@@ -791,7 +835,8 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineConfig, ConfigError> {
                 t.id.span(),
                 format!(
                     "tenant '{id}' reaches PostgreSQL through {}: a tenant reads and writes \
-                     through one role, so give its datasets and outputs the same url_env",
+                     through one role, so give its datasets and outputs the same url_env (or \
+                     the same per-run provisioner_env and role)",
                     roles.join(" and ")
                 ),
             );
@@ -1000,6 +1045,73 @@ fn plugin_of(
 }
 
 /// A plain name given at `key`, or `default` when absent.
+/// The PostgreSQL keys of a dataset or of outputs.
+struct PgKeys<'a> {
+    url_env: &'a Option<Spanned<String>>,
+    credentials: &'a Option<Spanned<String>>,
+    provisioner_env: &'a Option<Spanned<String>>,
+    role: &'a Option<Spanned<String>>,
+}
+
+/// How a PostgreSQL dataset or outputs log in: `url_env`'s standing role, or a login minted
+/// for each run (`credentials = "per-run"`, `provisioner_env`, `role`); `missing` is the error
+/// when neither is given.
+fn pg_login(
+    cx: &Ctx<'_>,
+    at: std::ops::Range<usize>,
+    keys: PgKeys<'_>,
+    tenant: &str,
+    missing: &str,
+) -> Result<PgLogin, ConfigError> {
+    match keys.credentials.as_ref().map(|c| (c, c.get_ref().as_str())) {
+        Some((c, "per-run")) => {
+            if let Some(url_env) = keys.url_env {
+                return cx.err(
+                    url_env.span(),
+                    "url_env: a per-run login is minted by the provisioner; give either \
+                     url_env or credentials = \"per-run\", not both"
+                        .to_string(),
+                );
+            }
+            let Some(provisioner_env) = keys.provisioner_env else {
+                return cx.err(
+                    c.span(),
+                    "credentials = \"per-run\" needs `provisioner_env`, the environment variable \
+                     holding the provisioner role's connection URL"
+                        .to_string(),
+                );
+            };
+            Ok(PgLogin::PerRun {
+                provisioner_env: provisioner_env.get_ref().clone(),
+                role: plain_or_default(cx, "role", keys.role, tenant)?,
+            })
+        }
+        Some((c, other)) => cx.err(
+            c.span(),
+            format!(
+                "credentials '{other}': expected \"per-run\" (or leave it out and give url_env)"
+            ),
+        ),
+        None => {
+            for (key, set) in [
+                ("provisioner_env", keys.provisioner_env),
+                ("role", keys.role),
+            ] {
+                if let Some(v) = set {
+                    return cx.err(
+                        v.span(),
+                        format!("{key}: only with credentials = \"per-run\""),
+                    );
+                }
+            }
+            match keys.url_env {
+                Some(url_env) => Ok(PgLogin::Env(url_env.get_ref().clone())),
+                None => cx.err(at, missing.to_string()),
+            }
+        }
+    }
+}
+
 fn plain_or_default(
     cx: &Ctx<'_>,
     key: &str,
@@ -1095,6 +1207,68 @@ resource = "analytics"
     }
 
     #[test]
+    fn a_per_run_login_is_minted_by_a_provisioner_into_a_group_role() {
+        let text = config(
+            "outputs = { kind = \"postgres\", credentials = \"per-run\", \
+             provisioner_env = \"PG_PROVISIONER\" }",
+        ) + r#"
+[[tenants.datasets]]
+name = "ledger"
+kind = "postgres"
+credentials = "per-run"
+provisioner_env = "PG_PROVISIONER"
+resource = "analytics"
+"#;
+        let c = parse(&text, Path::new("/etc/sluice/nightly.toml")).unwrap();
+        let per_run = PgLogin::PerRun {
+            provisioner_env: "PG_PROVISIONER".into(),
+            role: "bank".into(),
+        };
+        assert_eq!(c.tenants[0].postgres_role(), Some(per_run.clone()));
+        assert_eq!(
+            c.tenants[0].outputs,
+            OutputStore::Postgres {
+                login: per_run,
+                schema: "bank".into()
+            }
+        );
+        // Its own group role; either url_env or per-run; per-run needs its provisioner; the
+        // per-run keys only with per-run.
+        let cases = [
+            (
+                "provisioner_env = \"PG_PROVISIONER\"\n",
+                "provisioner_env = \"PG_PROVISIONER\"\nrole = \"bank_ro\"\n",
+                "reaches PostgreSQL through a per-run login of group role bank and a per-run \
+                 login of group role bank_ro",
+            ),
+            (
+                "credentials = \"per-run\"\n",
+                "credentials = \"per-run\"\nurl_env = \"BANK_PG\"\n",
+                "give either url_env or credentials = \"per-run\", not both",
+            ),
+            (
+                "provisioner_env = \"PG_PROVISIONER\"\n",
+                "",
+                "credentials = \"per-run\" needs `provisioner_env`",
+            ),
+            (
+                "credentials = \"per-run\"\nprovisioner_env = \"PG_PROVISIONER\"\n",
+                "url_env = \"BANK_PG\"\nrole = \"bank\"\n",
+                "role: only with credentials = \"per-run\"",
+            ),
+            (
+                "\"per-run\"\nprovisioner",
+                "\"per_run\"\nprovisioner",
+                "credentials 'per_run': expected \"per-run\"",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let error = err(&text.replacen(from, to, 1));
+            assert!(error.contains(expected), "{to:?}: {error}");
+        }
+    }
+
+    #[test]
     fn postgres_datasets_and_outputs_go_through_one_role_named_by_its_variable() {
         let text = config("outputs = { kind = \"postgres\", url_env = \"BANK_PG\" }")
             + r#"
@@ -1110,7 +1284,7 @@ table = "ledger_2026"
         assert_eq!(
             bank.datasets[1].location,
             DatasetLocation::Postgres(PostgresTable {
-                url_env: "BANK_PG".into(),
+                login: PgLogin::Env("BANK_PG".into()),
                 schema: "bank".into(),
                 table: "ledger_2026".into(),
             })
@@ -1118,11 +1292,11 @@ table = "ledger_2026"
         assert_eq!(
             bank.outputs,
             OutputStore::Postgres {
-                url_env: "BANK_PG".into(),
+                login: PgLogin::Env("BANK_PG".into()),
                 schema: "bank".into()
             }
         );
-        assert_eq!(bank.postgres_role().as_deref(), Some("BANK_PG"));
+        assert_eq!(bank.postgres_role(), Some(PgLogin::Env("BANK_PG".into())));
 
         // A second role for the same tenant, a postgres dataset with a path or without its
         // variable, a file dataset with PostgreSQL keys: each an error naming the fix.
@@ -1134,7 +1308,7 @@ table = "ledger_2026"
             err(&two_roles),
             "/etc/sluice/nightly.toml:5: tenant 'bank' reaches PostgreSQL through BANK_PG and \
              OTHER_PG: a tenant reads and writes through one role, so give its datasets and \
-             outputs the same url_env"
+             outputs the same url_env (or the same per-run provisioner_env and role)"
         );
         let with_path = text.replace("table = \"ledger_2026\"", "path = \"x.db\"");
         assert!(

@@ -17,6 +17,7 @@ use sluice_sandbox::Interrupt;
 use tokio::sync::{Mutex, Notify};
 
 use crate::agents::AgentContext;
+use crate::run_logins::SessionLogin;
 
 /// How often a running tenant's agent is checked with the broker.
 pub const LIVENESS_POLL: Duration = Duration::from_millis(50);
@@ -72,6 +73,7 @@ impl Keeper {
     pub(crate) fn start(
         agents: Arc<AgentContext>,
         agent: Arc<Mutex<Agent>>,
+        login: Option<Arc<SessionLogin>>,
         revoked: Interrupt,
         subject: Subject,
         cancel: Interrupt,
@@ -80,6 +82,7 @@ impl Keeper {
         let task = tokio::spawn(keep(
             agents,
             agent,
+            login,
             revoked,
             subject,
             cancel,
@@ -98,6 +101,7 @@ impl Keeper {
 async fn keep(
     agents: Arc<AgentContext>,
     agent: Arc<Mutex<Agent>>,
+    login: Option<Arc<SessionLogin>>,
     revoked: Interrupt,
     subject: Subject,
     cancel: Interrupt,
@@ -106,7 +110,9 @@ async fn keep(
     let (ttl, app) = (agents.ttl, &agents.app);
     let mut report = KeeperReport::default();
     let mut confirmed = Instant::now();
-    let invalidate = |report: &mut KeeperReport, why: Invalidation| {
+    // The gate stops the guest; the login's sessions are terminated right after, so a
+    // session opened with the run's login (or a copy of it) ends with the agent.
+    let invalidate = async |report: &mut KeeperReport, why: Invalidation| {
         revoked.trigger();
         agents.audit.record(
             &subject,
@@ -114,6 +120,9 @@ async fn keep(
                 detail: format!("data access stopped: {why}"),
             },
         );
+        if let Some(login) = &login {
+            login.cut(&agents.audit, &why.to_string()).await;
+        }
         report.invalidated = Some(why);
     };
     loop {
@@ -135,10 +144,16 @@ async fn keep(
                             expires_in: a.expires_in(),
                         },
                     );
+                    let lifetime = a.remaining();
+                    drop(a);
+                    if let Some(login) = &login {
+                        login.renew(&agents.audit, lifetime).await;
+                    }
                     continue;
                 }
                 Ok(Err(e)) if !e.is_transport() => {
-                    invalidate(&mut report, Invalidation::RenewalFailed(e.to_string()));
+                    drop(a);
+                    invalidate(&mut report, Invalidation::RenewalFailed(e.to_string())).await;
                     return report;
                 }
                 // Unreachable: the liveness check below decides how long that may last.
@@ -159,14 +174,14 @@ async fn keep(
                 } else {
                     Invalidation::Revoked
                 };
-                invalidate(&mut report, why);
+                invalidate(&mut report, why).await;
                 return report;
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} ms", CHECK_TIMEOUT.as_millis()),
         };
         if confirmed.elapsed() >= UNCONFIRMED_AFTER {
-            invalidate(&mut report, Invalidation::Unconfirmed(unanswered));
+            invalidate(&mut report, Invalidation::Unconfirmed(unanswered)).await;
             return report;
         }
     }

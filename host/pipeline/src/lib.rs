@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod plugin_source;
 pub mod plugins;
 pub mod record;
+mod run_logins;
 pub mod session;
 pub mod shadow;
 pub mod shards;

@@ -452,7 +452,12 @@ impl Pipeline {
         result.agent_id = Some(session.agent_id().to_string());
         result.expires_in = Some(session.expires_in());
         result.scope = session.issued();
-        let datasets = Arc::new(self.source.for_tenant(tenant.postgres_role()));
+        // A per-run PostgreSQL login lives with this session: one connection per open dataset,
+        // and one to publish with.
+        let login = session
+            .login_for(tenant.postgres_role(), tenant.budget.open_datasets + 1)
+            .await?;
+        let datasets = Arc::new(self.source.for_tenant(login.clone()));
         let outcome = session
             .run(
                 &self.runs,
@@ -485,7 +490,7 @@ impl Pipeline {
                 .commit(
                     &outcome.staged,
                     &outcome.tables,
-                    &tenant.outputs,
+                    &tenant.outputs.with_login(login.as_ref()),
                     &self.reports,
                 )
                 .await;

@@ -21,6 +21,8 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::agents::AgentContext;
 use crate::keeper::{Invalidation, Keeper, KeeperReport};
 use crate::outcome::{AgentEnd, FailureKind, TenantError};
+use crate::run_logins::SessionLogin;
+use sluice_data::PgLogin;
 
 /// How long a transient broker failure may be retried when confirming or releasing an agent.
 const RETRY_WINDOW: Duration = Duration::from_secs(3);
@@ -49,6 +51,9 @@ pub enum SessionError {
     CommitRefused(String),
     #[error("publishing the run's outputs failed: {why}; {}", published_note(*published))]
     Publish { why: String, published: usize },
+    /// Its PostgreSQL login could not be minted.
+    #[error("no PostgreSQL login for this run: {0}")]
+    Login(String),
 }
 
 impl SessionError {
@@ -59,7 +64,8 @@ impl SessionError {
             | SessionError::Validate(_)
             | SessionError::InvalidAgent(_)
             | SessionError::Invalidated { .. }
-            | SessionError::CommitRefused(_) => FailureKind::Agent,
+            | SessionError::CommitRefused(_)
+            | SessionError::Login(_) => FailureKind::Agent,
             SessionError::Run(_) => FailureKind::Run,
             SessionError::Publish { published: 0, .. } => FailureKind::Publish,
             SessionError::Publish { .. } => FailureKind::Storage,
@@ -102,6 +108,8 @@ pub(crate) struct TenantSession {
     keeper: KeeperReport,
     /// A candidate's shadow run (see [`Writ::shadow`]).
     shadow: bool,
+    /// The PostgreSQL login minted for this run, if its tenant's is minted per run.
+    login: Option<Arc<SessionLogin>>,
 }
 
 impl TenantSession {
@@ -154,6 +162,7 @@ impl TenantSession {
             revoked: Interrupt::new(),
             keeper: KeeperReport::default(),
             shadow: false,
+            login: None,
         };
         // Scopes arrive parsed: a broker issuing a malformed one fails validation, naming it.
         match agents.app.validate(&token).await {
@@ -195,6 +204,39 @@ impl TenantSession {
         }
     }
 
+    /// How this run logs in to PostgreSQL, given how its tenant's configuration says to: a
+    /// per-run login is minted now (valid while the agent is, at most `connections` sessions)
+    /// and lives until [`close`](Self::close); a standing role's variable is used as it is.
+    pub(crate) async fn login_for(
+        &mut self,
+        configured: Option<PgLogin>,
+        connections: u64,
+    ) -> Result<Option<PgLogin>, SessionError> {
+        let Some(PgLogin::PerRun {
+            provisioner_env,
+            role,
+        }) = configured
+        else {
+            return Ok(configured);
+        };
+        let lifetime = self.agent.lock().await.remaining();
+        let minted = self
+            .agents
+            .logins
+            .mint(
+                &provisioner_env,
+                &role,
+                &self.subject,
+                lifetime,
+                connections,
+            )
+            .await
+            .map_err(SessionError::Login)?;
+        let login = PgLogin::Minted(minted.login().clone());
+        self.login = Some(minted);
+        Ok(Some(login))
+    }
+
     /// This session as a shadow run's: see [`Writ::shadow`].
     pub(crate) fn into_shadow(mut self) -> TenantSession {
         self.shadow = true;
@@ -224,6 +266,7 @@ impl TenantSession {
         let keeper = Keeper::start(
             Arc::clone(&self.agents),
             Arc::clone(&self.agent),
+            self.login.clone(),
             self.revoked.clone(),
             self.subject.clone(),
             runs.interrupt.clone(),
@@ -339,6 +382,10 @@ impl TenantSession {
     /// Releases the agent (retrying an unreachable broker for a few seconds) and says how it
     /// ended: an agent the broker already revoked or expired is reported as such.
     pub(crate) async fn close(self) -> AgentEnd {
+        // The login first: data access ends before the agent that granted it.
+        if let Some(login) = &self.login {
+            self.agents.logins.drop_login(login).await;
+        }
         let end = self.end().await;
         // Only now: until its release is done, a second interrupt may still release it.
         self.agents.forget(&self.subject.task_id).await;

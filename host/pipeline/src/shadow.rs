@@ -128,7 +128,17 @@ impl Pipeline {
         };
         result.agent_id = Some(session.agent_id().to_string());
         result.scope = session.issued();
-        let datasets = Arc::new(self.source.for_tenant(tenant.postgres_role()));
+        let login = match session
+            .login_for(tenant.postgres_role(), tenant.budget.open_datasets)
+            .await
+        {
+            Ok(login) => login,
+            Err(e) => {
+                result.agent_end = Some(session.close().await);
+                return Err(e.into());
+            }
+        };
+        let datasets = Arc::new(self.source.for_tenant(login));
         let outcome = session
             .run(
                 &self.runs,

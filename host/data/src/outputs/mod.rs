@@ -16,8 +16,8 @@ pub mod postgres_tables;
 use sluice_sandbox::{StagedReport, StagedTable};
 use sluice_storage::Location;
 
+use crate::pg_login::PgLogin;
 use crate::report_dir::{ReportDir, StagedFile};
-use crate::sources::postgres::connect;
 use postgres_tables::replace_tables;
 
 /// Where a tenant's output tables are published.
@@ -26,8 +26,22 @@ pub enum OutputStore {
     /// `<reports>/<tenant>/<resource>/<name>.parquet`.
     #[default]
     Parquet,
-    /// Table `<resource>_<name>` of `schema`, written through the role in `url_env`.
-    Postgres { url_env: String, schema: String },
+    /// Table `<resource>_<name>` of `schema`, written with `login`.
+    Postgres { login: PgLogin, schema: String },
+}
+
+impl OutputStore {
+    /// This store as a run that logs in with `login` writes it (its minted login, where the
+    /// tenant's is minted per run).
+    pub fn with_login(&self, login: Option<&PgLogin>) -> OutputStore {
+        match (self, login) {
+            (OutputStore::Postgres { schema, .. }, Some(login)) => OutputStore::Postgres {
+                login: login.clone(),
+                schema: schema.clone(),
+            },
+            _ => self.clone(),
+        }
+    }
 }
 
 /// An output table a run published.
@@ -84,14 +98,14 @@ pub fn publish_run(
         files.push((staged, None, bytes));
     }
     let mut published = Vec::new();
-    if let OutputStore::Postgres { url_env, schema } = store
+    if let OutputStore::Postgres { login, schema } = store
         && !tables.is_empty()
     {
         let names: Vec<String> = tables
             .iter()
             .map(|t| format!("{}_{}", t.resource, t.name))
             .collect();
-        let swapped = connect(url_env).and_then(|mut client| {
+        let swapped = login.connect().and_then(|mut client| {
             replace_tables(
                 &mut client,
                 schema,

@@ -12,6 +12,7 @@ use super::files::{FileKind, open_listed};
 use super::layout::LayoutSource;
 use super::postgres::PostgresTable;
 use super::sqlite::open_table;
+use crate::pg_login::PgLogin;
 
 /// Where one dataset's rows are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,11 +67,11 @@ impl CatalogSource {
         }
     }
 
-    /// The catalog as the run of a tenant whose PostgreSQL role's URL is in `role_env` sees it.
-    pub fn for_tenant(self: &Arc<Self>, role_env: Option<String>) -> TenantView {
+    /// The catalog as the run of a tenant that logs in to PostgreSQL with `login` sees it.
+    pub fn for_tenant(self: &Arc<Self>, login: Option<PgLogin>) -> TenantView {
         TenantView {
             catalog: Arc::clone(self),
-            role_env,
+            login,
         }
     }
 }
@@ -128,7 +129,7 @@ impl DatasetSource for CatalogSource {
 /// allowed a cross-tenant read, the database refuses it (the role cannot see other schemas).
 pub struct TenantView {
     catalog: Arc<CatalogSource>,
-    role_env: Option<String>,
+    login: Option<PgLogin>,
 }
 
 impl DatasetSource for TenantView {
@@ -144,12 +145,12 @@ impl DatasetSource for TenantView {
     ) -> Result<Box<dyn DatasetCursor>, SourceError> {
         match self.catalog.locate(dataset)? {
             Some(DatasetLocation::Postgres(table)) => {
-                let Some(role_env) = &self.role_env else {
+                let Some(login) = &self.login else {
                     // A tenant with no PostgreSQL role of its own reads no PostgreSQL data.
                     return Err(SourceError::not_found(dataset));
                 };
                 let as_runner = PostgresTable {
-                    url_env: role_env.clone(),
+                    login: login.clone(),
                     ..table.clone()
                 };
                 as_runner.open(dataset, columns, cx)

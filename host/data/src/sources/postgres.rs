@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use futures_util::StreamExt as _;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use sluice_sandbox::{
     BATCH_BYTES, DataType, DatasetCursor, DatasetRef, DatasetSource, Field, Held, Limit,
     ReadBounds, ReadContext, RecordBatch, Schema, SchemaRef, SourceError, TimeUnit, batch_rows,
@@ -31,15 +31,17 @@ use sluice_sandbox::{
 
 use super::builder::ColumnBuilder;
 use super::typed::check_name;
+use crate::pg_login::PgLogin;
+
 /// Days and microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_DAYS: i32 = 10_957;
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// One tenant's PostgreSQL datasets: tables of `schema`, reached with the URL in `url_env`.
+/// One tenant's PostgreSQL datasets: tables of `schema`, reached with `login`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostgresTable {
-    /// The environment variable holding the tenant role's connection URL.
-    pub url_env: String,
+    /// How to log in: the tenant role's URL in a variable, or a login minted for the run.
+    pub login: PgLogin,
     pub schema: String,
     pub table: String,
 }
@@ -47,23 +49,7 @@ pub struct PostgresTable {
 /// Connects with the URL in environment variable `url_env`; errors name the variable, never
 /// its value (it holds a password).
 pub fn connect(url_env: &str) -> anyhow::Result<Client> {
-    let url = url_of(url_env).map_err(anyhow::Error::msg)?;
-    Client::connect(&url, NoTls).map_err(|e| anyhow::Error::msg(connect_error(url_env, &e)))
-}
-
-fn url_of(url_env: &str) -> Result<String, String> {
-    std::env::var(url_env).map_err(|_| {
-        format!(
-            "environment variable {url_env} is not set; it must hold the PostgreSQL connection \
-             URL (postgres://role:password@host:port/database)"
-        )
-    })
-}
-
-/// Why a connection failed, naming the variable, never the URL in it.
-fn connect_error(url_env: &str, e: &postgres::Error) -> String {
-    let why = std::error::Error::source(e).map_or(e.to_string(), |s| s.to_string());
-    format!("connecting to PostgreSQL with {url_env}: {why}")
+    PgLogin::Env(url_env.to_string()).connect()
 }
 
 fn pg_error(what: &str, e: postgres::Error) -> SourceError {
@@ -118,11 +104,12 @@ impl DatasetSource for PostgresTable {
             .enable_all()
             .build()
             .map_err(|e| invalid(format!("starting a PostgreSQL client: {e}")))?;
-        let url = url_of(&self.url_env).map_err(invalid)?;
+        let config = self.login.config().map_err(invalid)?;
         let (client, described) = runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
                 .await
-                .map_err(|e| invalid(connect_error(&self.url_env, &e)))?;
+                .map_err(|e| invalid(self.login.connect_error(&e)))?;
             // Driven whenever this runtime is: in this call, then on the reader thread.
             tokio::spawn(connection);
             let described = client
