@@ -367,3 +367,59 @@ fn reads_stop_when_the_run_does_and_give_back_their_memory() {
         );
     }
 }
+
+/// A tenant's Parquet row groups decoded on several threads reach it exactly as one thread
+/// decodes them (same rows, same values, file order), everything the read-ahead held is charged
+/// to the tenant's memory and within its limit, and a limit too small for read-ahead only turns
+/// read-ahead off: the read still succeeds as a one-thread read would.
+#[test]
+fn parallel_decode_gives_the_same_batches_within_the_memory_limit() {
+    use sluice_sandbox::ReadContext;
+    let source = LayoutSource::new(seeded(FileFormat::Parquet));
+    let read = |threads: u64, memory_mib: u64| {
+        let budget = Budget {
+            decode_threads: threads,
+            memory_bytes: memory_mib << 20,
+            ..Budget::default()
+        };
+        let far = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+        let cx = ReadContext::new(&budget, Interrupt::new(), far);
+        let columns = ["balance_cents".to_string(), "is_fraud".to_string()];
+        let mut cursor = source
+            .open(
+                &sluice_sandbox::DatasetRef::new("bank", "analytics", "transactions").unwrap(),
+                Some(&columns),
+                &cx,
+            )
+            .unwrap();
+        let (mut cents, mut frauds) = (Vec::new(), Vec::new());
+        while let Some(batch) = cursor.next_batch(16_384).unwrap() {
+            cents.extend_from_slice(batch.column(0).as_primitive::<Int64Type>().values());
+            frauds.extend(batch.column(1).as_boolean().values().iter());
+        }
+        drop(cursor);
+        assert_eq!(cx.held(), 0, "memory still held after the cursor is closed");
+        (cents, frauds, cx.held_peak(), cx.bytes_read())
+    };
+    let (one_cents, one_frauds, one_peak, one_bytes) = read(1, 256);
+    assert_eq!(one_cents.len(), 2_400_000);
+    for (threads, memory_mib) in [(2, 256), (4, 256), (2, 24)] {
+        let (cents, frauds, peak, bytes) = read(threads, memory_mib);
+        assert!(
+            cents == one_cents && frauds == one_frauds,
+            "{threads} threads, {memory_mib} MiB: the rows differ from one thread's"
+        );
+        assert!(
+            peak <= memory_mib << 20,
+            "{threads} threads held {peak} bytes, over the {memory_mib} MiB limit"
+        );
+        // Read-ahead decodes what one thread would, charged once.
+        assert_eq!(bytes, one_bytes, "{threads} threads, {memory_mib} MiB");
+        if memory_mib == 256 {
+            assert!(
+                peak > one_peak,
+                "{threads} threads held no more than one ({peak} vs {one_peak}): no read-ahead"
+            );
+        }
+    }
+}

@@ -193,8 +193,93 @@ fn object_storage(runtime: &tokio::runtime::Runtime) {
     );
 }
 
+/// What a night asks the broker while its tenants run: the 3 seed tenants and 100 small ones,
+/// through a proxy that counts requests by path; per tenant-second of the tenants' own time.
+fn liveness(runtime: &tokio::runtime::Runtime) {
+    use agentwrit::AgentWritApp;
+    use sluice_pipeline::broker::Broker;
+    use sluice_tests::counting_proxy::CountingProxy;
+    println!("## Broker requests per tenant-second: 3 seed tenants + 100 small ones, one night");
+    let data = demo_data();
+    let small = tempfile::tempdir().unwrap();
+    let mut tenants: Vec<TenantConfig> = [
+        ("hospital", "visits"),
+        ("bank", "transactions"),
+        ("retail", "orders"),
+    ]
+    .iter()
+    .map(|(id, ds)| tenant(id, id, ds, data))
+    .collect();
+    for i in 0..100 {
+        let id = format!("t{i:03}");
+        seed_orders(small.path(), &id, 1_000).unwrap();
+        tenants.push(tenant(&id, "retail", "orders", small.path()));
+    }
+    for round in 0..rounds_or(3) {
+        runtime.block_on(async {
+            let mut broker_config = sluice_dev_broker::BrokerConfig::in_memory(
+                agentwrit::AdminSecret::new(sluice_tests::night::ADMIN),
+            );
+            broker_config.rate_limits = false;
+            let (dev, creds) = sluice_tests::night::broker_with(broker_config).await;
+            let proxy = CountingProxy::start(dev.addr()).await;
+            let app = AgentWritApp::new(
+                &format!("http://{}", proxy.addr),
+                &creds.client_id,
+                creds.client_secret.clone(),
+            )
+            .unwrap();
+            let out = tempfile::tempdir().unwrap();
+            let pipeline = Arc::new(
+                Pipeline::start(
+                    config(out.path(), tenants.clone()),
+                    Broker::embedded(app),
+                    None,
+                )
+                .await
+                .unwrap(),
+            );
+            let report = pipeline.run(RunOptions::default()).await;
+            assert_eq!(report.failed, 0);
+            let tenant_s: f64 = report
+                .tenants
+                .iter()
+                .map(|t| t.elapsed_ms as f64 / 1e3)
+                .sum();
+            let (counts, total) = proxy.snapshot();
+            let of = |path: &str| counts.get(path).copied().unwrap_or(0);
+            let (validate, renew) = (of("POST /v1/token/validate"), of("POST /v1/token/renew"));
+            println!(
+                "  round {round}: {} tenants, {tenant_s:.2} tenant-s; {total} requests \
+                 ({:.2} per tenant), validate {validate} ({:.1} per tenant-s), renew {renew}",
+                report.tenants.len(),
+                total as f64 / report.tenants.len() as f64,
+                validate as f64 / tenant_s,
+            );
+            if round == 0 {
+                println!("    by path: {counts:?}");
+            }
+        });
+    }
+}
+
+fn rounds_or(default: usize) -> usize {
+    std::env::var("SLUICE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
     let only = std::env::var("SLUICE_BENCH").unwrap_or_default();
+    if only == "liveness" {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        liveness(&runtime);
+        return;
+    }
     if only == "shards" || only == "s3" {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

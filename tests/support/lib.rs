@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod big_night;
 pub mod chromium;
+pub mod counting_proxy;
 pub mod hostile_files;
 pub mod oci;
 pub mod pg;

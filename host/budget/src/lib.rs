@@ -61,6 +61,11 @@ pub struct Budget {
     pub decompression_ratio: u64,
     /// Output tables a run may create. Default 16.
     pub output_tables: u64,
+    /// Threads that decode one tenant's data at once (Parquet row groups), its run's own
+    /// included; each thread's decoded data is held against `memory_bytes`. 0, the default,
+    /// means the cores the night leaves idle: a night runs the tenant with
+    /// `max(1, cores - concurrency + 1)`, `sluice try` with every core.
+    pub decode_threads: u64,
 }
 
 impl Default for Budget {
@@ -83,6 +88,7 @@ impl Default for Budget {
             page_bytes: 16 << 20,
             decompression_ratio: 100,
             output_tables: 16,
+            decode_threads: 0,
         }
     }
 }
@@ -108,6 +114,7 @@ pub enum Limit {
     PageBytes,
     DecompressionRatio,
     OutputTables,
+    DecodeThreads,
 }
 
 impl Limit {
@@ -164,6 +171,9 @@ impl LimitSpec {
     /// with thousands separated.
     pub fn shown_default(&self) -> String {
         let value = self.default_value();
+        if self.limit == Limit::DecodeThreads && value == 0 {
+            return "the cores left idle".to_string();
+        }
         if self.name.contains("bytes") {
             for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
                 if value >= 1 << shift && value.is_multiple_of(1 << shift) {
@@ -261,6 +271,9 @@ limits! {
     OutputTables "output-tables":
         "Output tables a run may create",
         |b| b.output_tables, |b, v| b.output_tables = v;
+    DecodeThreads "decode-threads" at_least_one:
+        "Threads decoding one tenant's data at once, its run's own included",
+        |b| b.decode_threads, |b, v| b.decode_threads = v;
 }
 
 /// [`LIMITS`] as the README's table: `| key | default | what it bounds |`.

@@ -11,6 +11,7 @@ use agentwrit::{Agent, AgentWritApp};
 use sluice_audit::{AuditLog, Lifecycle, Subject};
 use tokio::sync::Mutex;
 
+use crate::keeper::Liveness;
 use crate::run_logins::RunLogins;
 
 /// The night's agent side, shared by every session and keeper.
@@ -27,6 +28,8 @@ pub(crate) struct AgentContext {
     live: Mutex<HashMap<String, Arc<Mutex<Agent>>>>,
     /// PostgreSQL logins minted per run, alive with their agents.
     pub(crate) logins: RunLogins,
+    /// The night's liveness poller of running tenants' agents.
+    pub(crate) liveness: Liveness,
 }
 
 impl AgentContext {
@@ -45,6 +48,7 @@ impl AgentContext {
             logins: RunLogins::new(Arc::clone(&audit)),
             audit,
             live: Mutex::new(HashMap::new()),
+            liveness: Liveness::default(),
         }
     }
 

@@ -119,12 +119,22 @@ impl Pipeline {
 
     /// [`start`](Self::start) without authenticating first (the first agent will).
     pub fn with_broker(
-        config: PipelineConfig,
+        mut config: PipelineConfig,
         broker: Broker,
         concurrency: Option<usize>,
     ) -> anyhow::Result<Pipeline> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let concurrency = concurrency.or(config.concurrency).unwrap_or(cores).max(1);
+        // A tenant's data is decoded on its run's thread plus the cores the night leaves idle,
+        // unless its limits say otherwise.
+        let idle = (cores + 1).saturating_sub(concurrency).max(1) as u64;
+        for budget in std::iter::once(&mut config.budget)
+            .chain(config.tenants.iter_mut().map(|t| &mut t.budget))
+        {
+            if budget.decode_threads == 0 {
+                budget.decode_threads = idle;
+            }
+        }
         let audit = Arc::new(AuditLog::open(&config.audit)?);
         if let Location::Object(reports) = &config.reports {
             // Unreachable storage or a missing bucket stops the night before any tenant runs,

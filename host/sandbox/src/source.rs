@@ -58,6 +58,9 @@ pub struct ReadBounds {
     pub decompression_ratio: u64,
     /// Decoded data sources may hold for the tenant at once (`memory-mib`).
     pub memory_bytes: u64,
+    /// Threads that may decode the tenant's data at once, the reading thread included (at
+    /// least 1; `decode-threads`, every core when the budget leaves it to the host).
+    pub decode_threads: usize,
 }
 
 impl ReadBounds {
@@ -69,6 +72,10 @@ impl ReadBounds {
             page_bytes: budget.page_bytes,
             decompression_ratio: budget.decompression_ratio,
             memory_bytes: budget.memory_bytes,
+            decode_threads: match budget.decode_threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
         }
     }
 
@@ -214,6 +221,35 @@ impl ReadContext {
             meter: Arc::clone(&self.meter),
             bytes,
         })
+    }
+
+    /// Takes `bytes` of the tenant's memory only if every source's holdings stay within `cap`
+    /// bytes: for work done ahead of the guest, which gives up rather than fail the run.
+    pub fn try_hold_within(&self, bytes: u64, cap: u64) -> Option<Held> {
+        let m = &self.meter;
+        let cap = cap.min(self.bounds.memory_bytes);
+        let before = m.held.fetch_add(bytes, Ordering::Relaxed);
+        let after = before.saturating_add(bytes);
+        if after > cap {
+            m.held.fetch_sub(bytes, Ordering::Relaxed);
+            return None;
+        }
+        m.held_peak.fetch_max(after, Ordering::Relaxed);
+        Some(Held {
+            meter: Arc::clone(&self.meter),
+            bytes,
+        })
+    }
+
+    /// Gives back `bytes` charged to `bytes-read` for work that was thrown away and will be
+    /// charged again when it is redone.
+    pub fn refund(&self, bytes: u64) {
+        let _ = self
+            .meter
+            .bytes_read
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(bytes))
+            });
     }
 
     /// Bytes charged to `bytes-read` so far.

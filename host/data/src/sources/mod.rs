@@ -10,6 +10,7 @@ pub mod csv_types;
 pub mod files;
 pub mod layout;
 mod parquet;
+mod parquet_ahead;
 pub mod postgres;
 pub mod sqlite;
 mod thrift;

@@ -9,10 +9,13 @@
 //! and the read stops when the run does. Text and binary columns are read as Arrow views
 //! (`Utf8View`), which point into the page or dictionary instead of copying each value: a
 //! dictionary bomb (one large value repeated by index) costs 16 bytes a row until the guest
-//! takes rows, and those are cut to what fits [`BATCH_BYTES`] and copied only then.
+//! takes rows, and those are cut to what fits [`BATCH_BYTES`] and copied only then. Later row
+//! groups are decoded ahead on the tenant's other decode threads ([`parquet_ahead`]).
 //!
+//! [`parquet_ahead`]: super::parquet_ahead
 //! [`thrift`]: super::thrift
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufReader, Read as _, Seek as _, SeekFrom};
 use std::sync::Arc;
@@ -22,7 +25,6 @@ use arrow_array::{Array as _, ArrayRef, BinaryViewArray, StringViewArray};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder,
 };
 use parquet::file::metadata::ParquetMetaDataReader;
 use sluice_sandbox::{
@@ -30,19 +32,11 @@ use sluice_sandbox::{
     SchemaRef, SourceError, batch_rows, projection,
 };
 
+use super::parquet_ahead::{GroupCost, PositionalFile, Reached, ReadAhead, RowGroups};
 use super::thrift::{self, DICTIONARY_PAGE, ShapeError};
 
 /// The longest page header read: its statistics can hold values, but not megabytes of them.
 const MAX_PAGE_HEADER: usize = 1 << 20;
-
-/// What one row group costs to read, from its page headers.
-#[derive(Debug, Clone, Copy, Default)]
-struct GroupCost {
-    /// Decompressed bytes of every projected page.
-    decoded: u64,
-    /// Page memory alive at once: per column, its dictionary and its largest page.
-    peak: u64,
-}
 
 /// A Parquet file as a dataset; `label` names it in errors (`dataset 'x' (x.parquet)`).
 pub fn open_parquet(
@@ -137,17 +131,28 @@ pub fn open_parquet(
         groups.push(cost);
     }
     let in_order = order.iter().enumerate().all(|(i, &o)| i == o);
-    Ok(Box::new(ParquetCursor {
-        file,
+    let groups = Arc::new(RowGroups {
+        file: PositionalFile::new(file, len),
         metadata: viewed,
         mask,
+        costs: groups,
+        batch_rows: batch_rows(leaves.len()),
+        label: label.to_string(),
+    });
+    let ahead = ReadAhead::start(
+        Arc::clone(&groups),
+        bounds.decode_threads.saturating_sub(1),
+        cx,
+    );
+    Ok(Box::new(ParquetCursor {
         groups,
+        ahead,
         next_group: 0,
         reader: None,
+        ready: VecDeque::new(),
         group_hold: None,
         pending: None,
         order: (!in_order).then_some(order),
-        batch_rows: batch_rows(leaves.len()),
         schema,
         label: label.to_string(),
         cx: cx.clone(),
@@ -323,18 +328,19 @@ fn view_schema(declared: &Schema) -> Schema {
 }
 
 struct ParquetCursor {
-    file: File,
-    metadata: ArrowReaderMetadata,
-    mask: ProjectionMask,
-    groups: Vec<GroupCost>,
+    groups: Arc<RowGroups>,
+    /// Row groups decoded ahead on other threads, when the tenant may use more than one.
+    ahead: Option<ReadAhead>,
     next_group: usize,
+    /// The front's reader of the row group the guest is in, when it decodes it itself.
     reader: Option<ParquetRecordBatchReader>,
+    /// The batches of the row group the guest is in, when it was decoded ahead.
+    ready: VecDeque<(RecordBatch, Held)>,
     /// The current row group's page memory.
     group_hold: Option<Held>,
     /// A decoded batch the guest has not taken all of, and the memory it holds.
     pending: Option<(RecordBatch, Held)>,
     order: Option<Vec<usize>>,
-    batch_rows: usize,
     schema: SchemaRef,
     label: String,
     cx: ReadContext,
@@ -345,13 +351,33 @@ impl ParquetCursor {
         SourceError::Invalid(format!("{}: {what}", self.label))
     }
 
-    /// The next decoded batch of the file, entering the next row group when one is done.
-    fn decode_next(&mut self) -> Result<Option<RecordBatch>, SourceError> {
+    /// Holds `bytes` for the front. Read-ahead never costs the front its memory: when the
+    /// limit is in the way and read-ahead holds some of it, read-ahead stops and lets go first.
+    fn hold(&mut self, bytes: u64, by: impl Fn() -> String) -> Result<Held, SourceError> {
+        match self.cx.hold(bytes, &by) {
+            Err(SourceError::Limit(_)) if self.ahead.is_some() => {
+                if let Some(ahead) = self.ahead.take() {
+                    ahead.give_up();
+                }
+                self.cx.hold(bytes, by)
+            }
+            held => held,
+        }
+    }
+
+    /// The next decoded batch of the file, entering the next row group when one is done; with
+    /// the memory it holds when it was decoded ahead (and charged already).
+    fn decode_next(&mut self) -> Result<Option<(RecordBatch, Option<Held>)>, SourceError> {
         loop {
             self.cx.check()?;
+            if let Some((batch, held)) = self.ready.pop_front() {
+                return Ok(Some((batch, Some(held))));
+            }
             if let Some(reader) = &mut self.reader {
                 match reader.next() {
-                    Some(batch) => return batch.map(Some).map_err(|e| self.invalid(e)),
+                    Some(batch) => {
+                        return batch.map(|b| Some((b, None))).map_err(|e| self.invalid(e));
+                    }
                     None => {
                         self.reader = None;
                         self.group_hold = None;
@@ -359,44 +385,41 @@ impl ParquetCursor {
                     }
                 }
             }
-            let Some(&cost) = self.groups.get(self.next_group) else {
+            let Some(&cost) = self.groups.costs.get(self.next_group) else {
                 return Ok(None);
             };
             let index = self.next_group;
             self.next_group += 1;
-            let label = &self.label;
             self.group_hold = None;
+            if let Some(ahead) = &self.ahead
+                && let Reached::Decoded(batches) = ahead.reach(index, &self.cx)?
+            {
+                self.ready = batches;
+                continue;
+            }
+            let label = self.label.clone();
             self.cx
                 .charge(cost.decoded, || format!("{label} row group {index}"))?;
-            self.group_hold = Some(
-                self.cx
-                    .hold(cost.peak, || format!("{label} row group {index}"))?,
-            );
-            let file = self.file.try_clone().map_err(|e| self.invalid(e))?;
-            let reader =
-                ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
-                    .with_row_groups(vec![index])
-                    .with_projection(self.mask.clone())
-                    .with_batch_size(self.batch_rows)
-                    .build()
-                    .map_err(|e| self.invalid(e))?;
-            self.reader = Some(reader);
+            self.group_hold = Some(self.hold(cost.peak, || format!("{label} row group {index}"))?);
+            self.reader = Some(self.groups.reader(index)?);
         }
     }
 
     /// `head` as the guest gets it: columns in the order asked, views copied into plain
     /// arrays (their bytes held against the tenant's memory while they are made).
-    fn deliver(&self, head: RecordBatch) -> Result<RecordBatch, SourceError> {
+    fn deliver(&mut self, head: RecordBatch) -> Result<RecordBatch, SourceError> {
         let head = match &self.order {
             Some(order) => head.project(order).map_err(|e| self.invalid(e))?,
             None => head,
         };
         // Values copied out of views are materialized again: charged and held while made.
         let copied: u64 = head.columns().iter().map(|c| view_bytes(c, c.len())).sum();
-        if copied > 0 {
-            self.cx.charge(copied, || self.label.clone())?;
+        if copied == 0 {
+            return Ok(head);
         }
-        let _held = self.cx.hold(copied, || self.label.clone())?;
+        let label = self.label.clone();
+        self.cx.charge(copied, || label.clone())?;
+        let _held = self.hold(copied, || label.clone())?;
         let columns = head.columns().iter().map(unview).collect::<Vec<ArrayRef>>();
         RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| self.invalid(e))
     }
@@ -420,14 +443,20 @@ impl DatasetCursor for ParquetCursor {
                 }
                 return self.deliver(batch.slice(0, take)).map(Some);
             }
-            let Some(batch) = self.decode_next()? else {
+            let Some((batch, held)) = self.decode_next()? else {
                 return Ok(None);
             };
-            // What the reader materialized, charged and held before the guest sees any of it.
-            let label = &self.label;
-            let size = batch.get_array_memory_size() as u64;
-            self.cx.charge(size, || label.clone())?;
-            let held = self.cx.hold(size, || label.clone())?;
+            let held = match held {
+                Some(held) => held,
+                None => {
+                    // What the reader materialized, charged and held before the guest sees
+                    // any of it.
+                    let label = self.label.clone();
+                    let size = batch.get_array_memory_size() as u64;
+                    self.cx.charge(size, || label.clone())?;
+                    self.hold(size, || label.clone())?
+                }
+            };
             self.pending = Some((batch, held));
         }
     }
