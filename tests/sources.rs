@@ -3,34 +3,19 @@
 //! the row and the column, and leaves that tenant's previous report and output table intact.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray as _;
 use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
 use sluice_data::FileFormat;
 use sluice_data::outputs::files::copy_to_file;
 use sluice_data::sources::{LayoutSource, SqliteSource};
-use sluice_demo::{SEED_SCALE, seed_demo_files};
 use sluice_pipeline::config::{DatasetConfig, DatasetKind, DatasetLocation, TenantConfig};
 use sluice_sandbox::{Budget, DatasetSource, Interrupt, RunOutcome, RunRequest};
 use sluice_tests::night::{broker, demo_tenants, night_config, run};
-use sluice_tests::{demo_data, expected_report, own_scopes, pipeline_tenant, transform, writ};
-
-/// The seed data as `format` files, generated once per test binary.
-fn seeded(format: FileFormat) -> &'static Path {
-    static PARQUET: OnceLock<tempfile::TempDir> = OnceLock::new();
-    static CSV: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let cell = match format {
-        FileFormat::Parquet => &PARQUET,
-        FileFormat::Csv => &CSV,
-    };
-    cell.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        seed_demo_files(dir.path(), SEED_SCALE, format).unwrap();
-        dir
-    })
-    .path()
-}
+use sluice_tests::{
+    demo_data, demo_files, expected_report, own_scopes, pipeline_tenant, transform, writ,
+};
 
 fn run_over(guest: &str, tenant: &str, source: Arc<dyn DatasetSource>) -> RunOutcome {
     let scopes = own_scopes(tenant);
@@ -55,9 +40,12 @@ fn the_seed_reports_are_byte_identical_from_sqlite_parquet_and_csv() {
         ("sqlite", Arc::new(SqliteSource::new(demo_data()))),
         (
             "parquet",
-            Arc::new(LayoutSource::new(seeded(FileFormat::Parquet))),
+            Arc::new(LayoutSource::new(demo_files(FileFormat::Parquet))),
         ),
-        ("csv", Arc::new(LayoutSource::new(seeded(FileFormat::Csv)))),
+        (
+            "csv",
+            Arc::new(LayoutSource::new(demo_files(FileFormat::Csv))),
+        ),
     ];
     let mut daily_tables = Vec::new();
     for (kind, source) in &sources {
@@ -124,8 +112,8 @@ fn every_type_reads_the_same_from_every_source() {
         batches
     };
     let sqlite = read_all(&SqliteSource::new(demo_data()));
-    let parquet = read_all(&LayoutSource::new(seeded(FileFormat::Parquet)));
-    let csv = read_all(&LayoutSource::new(seeded(FileFormat::Csv)));
+    let parquet = read_all(&LayoutSource::new(demo_files(FileFormat::Parquet)));
+    let csv = read_all(&LayoutSource::new(demo_files(FileFormat::Csv)));
     assert_eq!(sqlite[0].num_columns(), 9);
     assert_eq!(sqlite.iter().map(|b| b.num_rows()).sum::<usize>(), 847_000);
     assert!(sqlite[0].column(8).null_count() > 0, "receipts have nulls");
@@ -309,8 +297,8 @@ fn renamed_column_parquet() -> Vec<u8> {
 fn reads_stop_when_the_run_does_and_give_back_their_memory() {
     use sluice_sandbox::{ReadContext, SourceError};
     let layouts = [
-        (seeded(FileFormat::Parquet), "parquet"),
-        (seeded(FileFormat::Csv), "csv"),
+        (demo_files(FileFormat::Parquet), "parquet"),
+        (demo_files(FileFormat::Csv), "csv"),
         (demo_data(), "sqlite"),
     ];
     for (root, kind) in layouts {
@@ -375,7 +363,7 @@ fn reads_stop_when_the_run_does_and_give_back_their_memory() {
 #[test]
 fn parallel_decode_gives_the_same_batches_within_the_memory_limit() {
     use sluice_sandbox::ReadContext;
-    let source = LayoutSource::new(seeded(FileFormat::Parquet));
+    let source = LayoutSource::new(demo_files(FileFormat::Parquet));
     let read = |threads: u64, memory_mib: u64| {
         let budget = Budget {
             decode_threads: threads,

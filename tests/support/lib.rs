@@ -1,5 +1,7 @@
 //! Helpers shared by Sluice's cross-crate tests: built guests, seeded demo data, temp dirs.
 
+pub use sluice_data::FileFormat;
+
 pub mod bench;
 pub mod big_night;
 pub mod chromium;
@@ -52,6 +54,23 @@ pub fn demo_data() -> &'static Path {
     DATA.get_or_init(|| {
         let dir = tempfile::tempdir().expect("creating a temp dir");
         seed_demo(dir.path(), SEED_SCALE).expect("seeding demo data");
+        dir
+    })
+    .path()
+}
+
+/// The seed data as `format` files (`<tenant>/analytics/<dataset>.<ext>`), generated once per
+/// test binary.
+pub fn demo_files(format: FileFormat) -> &'static Path {
+    static PARQUET: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static CSV: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let cell = match format {
+        FileFormat::Parquet => &PARQUET,
+        FileFormat::Csv => &CSV,
+    };
+    cell.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("creating a temp dir");
+        sluice_demo::seed_demo_files(dir.path(), SEED_SCALE, format).expect("seeding demo files");
         dir
     })
     .path()

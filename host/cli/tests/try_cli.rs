@@ -326,3 +326,117 @@ fn a_second_try_loads_the_plugin_compiled_from_the_cache() {
     let ls = sluice(&["cache", "ls", "--cache-dir", &cache_dir]);
     assert!(text(&ls.stdout).contains("0 compiled plugin(s)"));
 }
+
+/// A big tenant's Parquet on every decode thread it may use, as a user tries it: the report is
+/// the one a one-thread read (and SQLite) gives, byte for byte, and the `[USAGE]` line still
+/// says how long the transform took, to compare with another engine.
+#[test]
+fn try_over_parquet_on_two_decode_threads_prints_the_run_time_and_the_same_report() {
+    let data = sluice_tests::demo_files(sluice_tests::FileFormat::Parquet)
+        .display()
+        .to_string();
+    let component = guest("bank").display().to_string();
+    for threads in ["1", "2"] {
+        let reports = tempfile::tempdir().unwrap();
+        let mut args = try_args(
+            &component,
+            "bank",
+            reports.path(),
+            &["--decode-threads", threads],
+        );
+        let at = args.iter().position(|a| a == "--data").unwrap();
+        args[at + 1] = data.clone();
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let usage = stdout
+            .lines()
+            .find(|l| l.contains("[USAGE]"))
+            .unwrap_or_else(|| panic!("no [USAGE] line: {stdout}"));
+        let ms = usage
+            .strip_suffix(" ms")
+            .and_then(|rest| rest.rsplit(", ").next())
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(
+            usage.contains("rows read 2400000,") && ms.is_some(),
+            "{threads} threads: {usage}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(reports.path().join("bank/latest.json")).unwrap(),
+            expected_report("bank"),
+            "{threads} threads"
+        );
+    }
+}
+
+/// `args` run to the end; its stdout and peak resident memory in bytes, from the kernel's own
+/// accounting of that one child (`wait4`), not of every child the test process has.
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by wait4 below, which also reports its peak memory"
+)]
+fn run_measured(args: &[String]) -> (Option<i32>, String, u64) {
+    use std::io::Read as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("running sluice");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain integers and timevals: all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: our own child, not reaped yet; both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // ru_maxrss is in KiB on Linux.
+    (code, stdout, usage.ru_maxrss as u64 * 1024)
+}
+
+/// The bank tenant reading its 2.4 M Parquet rows on two decode threads stays within its
+/// memory budget: the process's peak resident memory, less that of the same binary running the
+/// hospital's 12,847 rows (the engine, the code, the runtime), is at most `memory-mib`.
+#[test]
+fn parallel_decode_keeps_the_bank_tenants_resident_memory_within_its_budget() {
+    const BUDGET_MIB: u64 = 64;
+    let parquet = sluice_tests::demo_files(sluice_tests::FileFormat::Parquet)
+        .display()
+        .to_string();
+    let reports = tempfile::tempdir().unwrap();
+    let hospital = guest("hospital").display().to_string();
+    let (code, _, baseline) = run_measured(&try_args(&hospital, "hospital", reports.path(), &[]));
+    assert_eq!(code, Some(0));
+    let bank = guest("bank").display().to_string();
+    let budget = BUDGET_MIB.to_string();
+    let mut args = try_args(
+        &bank,
+        "bank",
+        reports.path(),
+        &["--decode-threads", "2", "--memory-mib", &budget],
+    );
+    let at = args.iter().position(|a| a == "--data").unwrap();
+    args[at + 1] = parquet;
+    let (code, stdout, peak) = run_measured(&args);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("rows read 2400000,"), "{stdout}");
+    let tenant = peak.saturating_sub(baseline);
+    eprintln!(
+        "bank on 2 decode threads: peak RSS {} KiB, {} KiB over the hospital's {} KiB",
+        peak / 1024,
+        tenant / 1024,
+        baseline / 1024
+    );
+    assert!(
+        tenant <= BUDGET_MIB << 20,
+        "the bank tenant took {} MiB of resident memory over the engine's, past its {BUDGET_MIB} MiB",
+        tenant >> 20
+    );
+}
