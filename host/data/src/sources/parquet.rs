@@ -351,20 +351,6 @@ impl ParquetCursor {
         SourceError::Invalid(format!("{}: {what}", self.label))
     }
 
-    /// Holds `bytes` for the front. Read-ahead never costs the front its memory: when the
-    /// limit is in the way and read-ahead holds some of it, read-ahead stops and lets go first.
-    fn hold(&mut self, bytes: u64, by: impl Fn() -> String) -> Result<Held, SourceError> {
-        match self.cx.hold(bytes, &by) {
-            Err(SourceError::Limit(_)) if self.ahead.is_some() => {
-                if let Some(ahead) = self.ahead.take() {
-                    ahead.give_up();
-                }
-                self.cx.hold(bytes, by)
-            }
-            held => held,
-        }
-    }
-
     /// The next decoded batch of the file, entering the next row group when one is done; with
     /// the memory it holds when it was decoded ahead (and charged already).
     fn decode_next(&mut self) -> Result<Option<(RecordBatch, Option<Held>)>, SourceError> {
@@ -397,10 +383,12 @@ impl ParquetCursor {
                 self.ready = batches;
                 continue;
             }
-            let label = self.label.clone();
+            let label = &self.label;
             self.cx
                 .charge(cost.decoded, || format!("{label} row group {index}"))?;
-            self.group_hold = Some(self.hold(cost.peak, || format!("{label} row group {index}"))?);
+            self.group_hold = Some(hold_front(&mut self.ahead, &self.cx, cost.peak, || {
+                format!("{label} row group {index}")
+            })?);
             self.reader = Some(self.groups.reader(index)?);
         }
     }
@@ -417,9 +405,8 @@ impl ParquetCursor {
         if copied == 0 {
             return Ok(head);
         }
-        let label = self.label.clone();
-        self.cx.charge(copied, || label.clone())?;
-        let _held = self.hold(copied, || label.clone())?;
+        self.cx.charge(copied, || self.label.clone())?;
+        let _held = hold_front(&mut self.ahead, &self.cx, copied, || self.label.clone())?;
         let columns = head.columns().iter().map(unview).collect::<Vec<ArrayRef>>();
         RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| self.invalid(e))
     }
@@ -451,14 +438,31 @@ impl DatasetCursor for ParquetCursor {
                 None => {
                     // What the reader materialized, charged and held before the guest sees
                     // any of it.
-                    let label = self.label.clone();
                     let size = batch.get_array_memory_size() as u64;
-                    self.cx.charge(size, || label.clone())?;
-                    self.hold(size, || label.clone())?
+                    self.cx.charge(size, || self.label.clone())?;
+                    hold_front(&mut self.ahead, &self.cx, size, || self.label.clone())?
                 }
             };
             self.pending = Some((batch, held));
         }
+    }
+}
+
+/// Holds `bytes` for the run's own reading. Read-ahead never costs it its memory: when the limit
+/// is in the way and read-ahead holds some of it, read-ahead stops and lets go first.
+fn hold_front(
+    ahead: &mut Option<ReadAhead>,
+    cx: &ReadContext,
+    bytes: u64,
+    by: impl Fn() -> String,
+) -> Result<Held, SourceError> {
+    match cx.hold(bytes, &by) {
+        Err(SourceError::Limit(_)) if ahead.is_some() => {
+            // Dropping it stops its workers and gives back what they hold.
+            drop(ahead.take());
+            cx.hold(bytes, by)
+        }
+        held => held,
     }
 }
 

@@ -23,7 +23,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 use parquet::file::reader::{ChunkReader, Length};
-use sluice_sandbox::{Held, ReadContext, RecordBatch, SourceError};
+use sluice_sandbox::{Held, ReadContext, RecordBatch, SourceError, panics};
 
 /// What one row group costs to read, from its page headers.
 #[derive(Debug, Clone, Copy, Default)]
@@ -238,7 +238,11 @@ impl ReadAhead {
                     cx.check()?;
                     if let Some(later) = claim(&mut state, &self.groups, cx, self.plan) {
                         drop(state);
-                        let decoded = decode(shared, &self.groups, later, cx, self.plan.cap);
+                        let decoded = panics::catch(|| {
+                            decode(shared, &self.groups, later, cx, self.plan.cap)
+                        })
+                        .ok()
+                        .flatten();
                         state = shared.lock();
                         finish(shared, &mut state, later, decoded);
                         continue;
@@ -307,7 +311,12 @@ fn work(shared: &Shared, groups: &RowGroups, cx: &ReadContext, plan: Plan) {
                     .0;
             }
         };
-        let decoded = decode(shared, groups, index, cx, plan.cap);
+        // A hostile file that panics the decoder gives the row group up, quietly: the run's
+        // thread then decodes it under the sandbox's own catch and fails the tenant in one
+        // line, instead of waiting for a row group that never comes.
+        let decoded = panics::catch(|| decode(shared, groups, index, cx, plan.cap))
+            .ok()
+            .flatten();
         let mut state = shared.lock();
         finish(shared, &mut state, index, decoded);
     }
