@@ -48,41 +48,100 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
-/// The demo tenants' databases at the seed's scale, generated once per test binary.
+/// The demo tenants' databases at the seed's scale (`<tenant>/analytics.db`): see [`seeded`].
 pub fn demo_data() -> &'static Path {
-    static DATA: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("creating a temp dir");
-        seed_demo(dir.path(), SEED_SCALE).expect("seeding demo data");
-        dir
-    })
-    .path()
+    static DATA: OnceLock<PathBuf> = OnceLock::new();
+    DATA.get_or_init(|| seeded("sqlite", |dir| seed_demo(dir, SEED_SCALE).map(drop)))
 }
 
-/// The seed data as `format` files (`<tenant>/analytics/<dataset>.<ext>`), generated once per
-/// test binary.
+/// The seed data as `format` files (`<tenant>/analytics/<dataset>.<ext>`): see [`seeded`].
 pub fn demo_files(format: FileFormat) -> &'static Path {
-    static PARQUET: OnceLock<tempfile::TempDir> = OnceLock::new();
-    static CSV: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static PARQUET: OnceLock<PathBuf> = OnceLock::new();
+    static CSV: OnceLock<PathBuf> = OnceLock::new();
     let cell = match format {
         FileFormat::Parquet => &PARQUET,
         FileFormat::Csv => &CSV,
     };
     cell.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("creating a temp dir");
-        sluice_demo::seed_demo_files(dir.path(), SEED_SCALE, format).expect("seeding demo files");
-        dir
+        seeded(format.extension(), |dir| {
+            sluice_demo::seed_demo_files(dir, SEED_SCALE, format).map(drop)
+        })
     })
-    .path()
+}
+
+/// Seed data of `kind`, written by `seed` once per version of the code that writes it and shared
+/// by every test binary and run: `<target>/sluice-test-data/<key>/<kind>`, where the key hashes
+/// that code. Tests only read it (they copy what they change). A copy per test binary in the
+/// temp dir, never removed because statics are not dropped, was ~0.4 GB a binary and filled a CI
+/// machine's disk over a few runs; one shared copy also saves each binary its seconds of
+/// seeding. Seeding goes to a staging dir renamed into place, so concurrent test processes see
+/// a whole copy or none; copies of older keys are removed.
+fn seeded(kind: &str, seed: impl FnOnce(&Path) -> anyhow::Result<()>) -> PathBuf {
+    let base = target_dir().join("sluice-test-data");
+    let key = seed_code_key();
+    let dir = base.join(&key).join(kind);
+    if dir.is_dir() {
+        return dir;
+    }
+    let staging = base
+        .join(&key)
+        .join(format!(".{kind}.{}.staging", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).expect("creating the seed data dir");
+    seed(&staging).expect("seeding demo data");
+    if let Err(e) = std::fs::rename(&staging, &dir) {
+        // Another test process put a whole copy there first: use it.
+        let _ = std::fs::remove_dir_all(&staging);
+        assert!(dir.is_dir(), "moving seeded data to {}: {e}", dir.display());
+    }
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        if entry.file_name() != key.as_str() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    dir
+}
+
+/// A hash of the code that writes the seed data (`host/demo` and the file writers of
+/// `host/data`) and of `Cargo.lock`, so a change to any of them seeds afresh.
+fn seed_code_key() -> String {
+    use sha2::{Digest as _, Sha256};
+    fn add(hasher: &mut Sha256, path: &Path) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for entry in entries {
+            if entry.is_dir() {
+                add(hasher, &entry);
+            } else if let Ok(bytes) = std::fs::read(&entry) {
+                hasher.update(entry.to_string_lossy().as_bytes());
+                hasher.update(bytes);
+            }
+        }
+    }
+    let mut hasher = Sha256::new();
+    add(&mut hasher, &root().join("host/demo/src"));
+    add(&mut hasher, &root().join("host/data/src"));
+    hasher.update(std::fs::read(root().join("Cargo.lock")).unwrap_or_default());
+    let digest = hasher.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Cargo's target dir, where the tests keep what they share between binaries and runs.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// The compiled-plugin cache the tests share, in cargo's target dir: a Python or JS guest is
 /// compiled once per build of it, not once per test binary and run.
 pub fn test_cache_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-        .join("sluice-test-plugin-cache")
+    target_dir().join("sluice-test-plugin-cache")
 }
 
 /// One sandbox per test binary: compiling guests is the slow part of these tests.

@@ -183,16 +183,40 @@ fn cargo_with_test_servers(args: &[&str]) -> Result<std::process::ExitStatus, St
     let server = postgres::TestServer::start()?;
     let s3 = moto::TestS3::start()?;
     let oci = registry::TestRegistry::start()?;
+    let tmp = TestTmp::new()?;
     let status = Command::new(cargo())
         .args(args)
         .env("SLUICE_TEST_PG_URL", &server.url)
+        .env("TMPDIR", &tmp.0)
         .envs(s3.env())
         .envs(oci.env())
         .envs(venv_env()?)
         .status()
         .map_err(|e| format!("running cargo: {e}"));
-    drop((server, s3, oci));
+    drop((server, s3, oci, tmp));
     status
+}
+
+/// The temp dir the tests run with (`TMPDIR`), `<target>/sluice-test-tmp`, emptied before and
+/// removed after: what a test leaves behind (a static's temp dir is never dropped, a hostile
+/// night's dir is kept on purpose) stays bounded by one run instead of piling up in `/tmp`
+/// run after run.
+struct TestTmp(PathBuf);
+
+impl TestTmp {
+    fn new() -> Result<Self, String> {
+        let dir = target_dir().join("sluice-test-tmp");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("creating the tests' temp dir {}: {e}", dir.display()))?;
+        Ok(TestTmp(dir))
+    }
+}
+
+impl Drop for TestTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// `cargo bench -p sluice-tests --bench NAME` (all benches without a name), with a throwaway
@@ -286,9 +310,11 @@ fn cargo_test_with_test_servers(
     let server = postgres::TestServer::start()?;
     let s3 = moto::TestS3::start()?;
     let oci = registry::TestRegistry::start()?;
+    let tmp = TestTmp::new()?;
     let mut child = Command::new(cargo())
         .args(args)
         .env("SLUICE_TEST_PG_URL", &server.url)
+        .env("TMPDIR", &tmp.0)
         .envs(s3.env())
         .envs(oci.env())
         .envs(venv_env()?)
@@ -305,7 +331,7 @@ fn cargo_test_with_test_servers(
     let status = child
         .wait()
         .map_err(|e| format!("waiting for cargo: {e}"))?;
-    drop((server, s3, oci));
+    drop((server, s3, oci, tmp));
     Ok((status, tally))
 }
 
