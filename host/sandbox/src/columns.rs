@@ -21,10 +21,9 @@ use arrow_array::{
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::bindings::sluice::etl::columns::{
-    Batch, Column, ColumnData, ColumnType, ColumnValues, DecimalType,
-};
+use crate::bindings::sluice::etl::columns::{Batch, Column, ColumnType, ColumnValues, DecimalType};
 use crate::bounds::is_plain_name;
+use crate::lowered::{ArrowList, GuestBatch, GuestColumn, GuestValues};
 use crate::source::SourceError;
 use sluice_text::{cut, escape};
 
@@ -96,36 +95,45 @@ pub fn wit_schema(dataset: &str, schema: &Schema) -> Result<Vec<Column>, SourceE
         .collect()
 }
 
-/// Arrow's validity bitmap of `array` from bit 0, or none when no row is null.
-fn validity(array: &dyn Array) -> (Option<Vec<u8>>, u32) {
+/// Arrow's validity bitmap of `array` from bit 0, or none when no row is null: the buffer
+/// itself when the array starts on a byte, a shifted copy otherwise.
+fn validity(array: &dyn Array) -> (Option<ArrowList<u8>>, u32) {
     match array.nulls().filter(|n| n.null_count() > 0) {
         None => (None, 0),
         Some(nulls) => {
             let bytes = nulls.inner().sliced();
             let len = array.len().div_ceil(8);
             (
-                Some(bytes.as_slice()[..len].to_vec()),
+                Some(ArrowList(ScalarBuffer::new(bytes, 0, len))),
                 nulls.null_count() as u32,
             )
         }
     }
 }
 
+/// Text or binary as the guest's (bytes, offsets from 0): Arrow's buffers when its offsets are
+/// 32-bit and start at 0, rebased copies otherwise (a sliced or 64-bit-offset array).
 fn offsets_and_data<O: OffsetSizeTrait>(
-    offsets: &[O],
-    data: &[u8],
-) -> Result<(Vec<u8>, Vec<u32>), String> {
-    let first = offsets.first().map_or(0, |o| o.as_usize());
-    let last = offsets.last().map_or(0, |o| o.as_usize());
+    offsets: &OffsetBuffer<O>,
+    data: &Buffer,
+) -> Result<(ArrowList<u8>, ArrowList<u32>), String> {
+    // An offset buffer always holds at least one offset.
+    let (first, last) = (offsets.first().as_usize(), offsets.last().as_usize());
+    let bytes = ArrowList(ScalarBuffer::new(data.clone(), first, last - first));
+    if first == 0 && !O::IS_LARGE {
+        // Arrow checked these offsets are non-negative, so as u32 they are the same bytes.
+        let raw = offsets.inner().inner().clone();
+        return Ok((bytes, ArrowList(ScalarBuffer::new(raw, 0, offsets.len()))));
+    }
     let rebased = offsets
         .iter()
         .map(|o| u32::try_from(o.as_usize() - first))
         .collect::<Result<Vec<u32>, _>>()
         .map_err(|_| "a batch holds more than 4 GiB of text".to_string())?;
-    Ok((data[first..last].to_vec(), rebased))
+    Ok((bytes, rebased.into()))
 }
 
-fn timestamp_micros(array: &dyn Array, unit: TimeUnit) -> Result<Vec<i64>, String> {
+fn timestamp_micros(array: &dyn Array, unit: TimeUnit) -> Result<ArrowList<i64>, String> {
     let overflow = || "a timestamp is out of range in microseconds".to_string();
     Ok(match unit {
         TimeUnit::Second => array
@@ -133,90 +141,102 @@ fn timestamp_micros(array: &dyn Array, unit: TimeUnit) -> Result<Vec<i64>, Strin
             .values()
             .iter()
             .map(|&v| v.checked_mul(1_000_000).ok_or_else(overflow))
-            .collect::<Result<_, _>>()?,
+            .collect::<Result<Vec<_>, _>>()?
+            .into(),
         TimeUnit::Millisecond => array
             .as_primitive::<TimestampMillisecondType>()
             .values()
             .iter()
             .map(|&v| v.checked_mul(1_000).ok_or_else(overflow))
-            .collect::<Result<_, _>>()?,
-        TimeUnit::Microsecond => array
-            .as_primitive::<TimestampMicrosecondType>()
-            .values()
-            .to_vec(),
+            .collect::<Result<Vec<_>, _>>()?
+            .into(),
+        TimeUnit::Microsecond => ArrowList(
+            array
+                .as_primitive::<TimestampMicrosecondType>()
+                .values()
+                .clone(),
+        ),
         TimeUnit::Nanosecond => array
             .as_primitive::<TimestampNanosecondType>()
             .values()
             .iter()
             .map(|&v| v.div_euclid(1_000))
-            .collect(),
+            .collect::<Vec<_>>()
+            .into(),
     })
 }
 
-/// One Arrow column as the WIT's values.
-fn wit_values(array: &dyn Array) -> Result<ColumnValues, String> {
+/// One Arrow column as the WIT's values, sharing Arrow's buffer where the layouts agree.
+fn wit_values(array: &dyn Array) -> Result<GuestValues, String> {
     macro_rules! ints {
         ($t:ty) => {
-            ColumnValues::Int64(
+            GuestValues::Int64(
                 array
                     .as_primitive::<$t>()
                     .values()
                     .iter()
                     .map(|&v| i64::from(v))
-                    .collect(),
+                    .collect::<Vec<_>>()
+                    .into(),
             )
         };
     }
     Ok(match array.data_type() {
-        DataType::Int64 => ColumnValues::Int64(array.as_primitive::<Int64Type>().values().to_vec()),
+        DataType::Int64 => GuestValues::Int64(ArrowList(
+            array.as_primitive::<Int64Type>().values().clone(),
+        )),
         DataType::Int32 => ints!(Int32Type),
         DataType::Int16 => ints!(Int16Type),
         DataType::Int8 => ints!(Int8Type),
         DataType::UInt32 => ints!(UInt32Type),
         DataType::UInt16 => ints!(UInt16Type),
         DataType::UInt8 => ints!(UInt8Type),
-        DataType::UInt64 => ColumnValues::Int64(
+        DataType::UInt64 => GuestValues::Int64(
             array
                 .as_primitive::<UInt64Type>()
                 .values()
                 .iter()
                 .map(|&v| i64::try_from(v))
-                .collect::<Result<_, _>>()
-                .map_err(|_| "an unsigned value does not fit in int64".to_string())?,
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| "an unsigned value does not fit in int64".to_string())?
+                .into(),
         ),
-        DataType::Float64 => {
-            ColumnValues::Float64(array.as_primitive::<Float64Type>().values().to_vec())
-        }
-        DataType::Float32 => ColumnValues::Float64(
+        DataType::Float64 => GuestValues::Float64(ArrowList(
+            array.as_primitive::<Float64Type>().values().clone(),
+        )),
+        DataType::Float32 => GuestValues::Float64(
             array
                 .as_primitive::<Float32Type>()
                 .values()
                 .iter()
                 .map(|&v| f64::from(v))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         ),
-        DataType::Boolean => ColumnValues::Boolean(bytes_of_bits(array.as_boolean().values())),
+        DataType::Boolean => {
+            GuestValues::Boolean(bytes_of_bits(array.as_boolean().values()).into())
+        }
         DataType::Utf8 => {
             let a = array.as_string::<i32>();
-            ColumnValues::Text(offsets_and_data(a.value_offsets(), a.values())?)
+            GuestValues::Text(offsets_and_data(a.offsets(), a.values())?)
         }
         DataType::LargeUtf8 => {
             let a = array.as_string::<i64>();
-            ColumnValues::Text(offsets_and_data(a.value_offsets(), a.values())?)
+            GuestValues::Text(offsets_and_data(a.offsets(), a.values())?)
         }
         DataType::Binary => {
             let a = array.as_binary::<i32>();
-            ColumnValues::Binary(offsets_and_data(a.value_offsets(), a.values())?)
+            GuestValues::Binary(offsets_and_data(a.offsets(), a.values())?)
         }
         DataType::LargeBinary => {
             let a = array.as_binary::<i64>();
-            ColumnValues::Binary(offsets_and_data(a.value_offsets(), a.values())?)
+            GuestValues::Binary(offsets_and_data(a.offsets(), a.values())?)
         }
-        DataType::Date32 => {
-            ColumnValues::Date(array.as_primitive::<Date32Type>().values().to_vec())
-        }
-        DataType::Timestamp(unit, _) => ColumnValues::Timestamp(timestamp_micros(array, *unit)?),
-        DataType::Decimal128(_, _) => ColumnValues::Decimal(le_bytes_of_decimals(
+        DataType::Date32 => GuestValues::Date(ArrowList(
+            array.as_primitive::<Date32Type>().values().clone(),
+        )),
+        DataType::Timestamp(unit, _) => GuestValues::Timestamp(timestamp_micros(array, *unit)?),
+        DataType::Decimal128(_, _) => GuestValues::Decimal(le_bytes_of_decimals(
             array.as_primitive::<Decimal128Type>().values(),
         )),
         other => return Err(format!("{other} is not passed to transforms")),
@@ -237,20 +257,28 @@ fn bytes_of_bits(bits: &BooleanBuffer) -> Vec<u8> {
     out
 }
 
-/// Decimal128 values as Arrow's 16-byte little-endian buffer: the buffer itself, copied once.
-fn le_bytes_of_decimals(values: &ScalarBuffer<i128>) -> Vec<u8> {
+/// Decimal128 values as Arrow's 16-byte little-endian buffer: the buffer itself.
+fn le_bytes_of_decimals(values: &ScalarBuffer<i128>) -> ArrowList<u8> {
     #[cfg(target_endian = "little")]
     {
-        values.inner().as_slice().to_vec()
+        ArrowList(ScalarBuffer::new(
+            values.inner().clone(),
+            0,
+            values.len() * 16,
+        ))
     }
     #[cfg(not(target_endian = "little"))]
     {
-        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+        values
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>()
+            .into()
     }
 }
 
 /// A source's record batch as the guest's batch.
-pub fn wit_batch(dataset: &str, batch: &RecordBatch) -> Result<Batch, SourceError> {
+pub fn wit_batch(dataset: &str, batch: &RecordBatch) -> Result<GuestBatch, SourceError> {
     let schema = batch.schema();
     let columns = batch
         .columns()
@@ -264,14 +292,14 @@ pub fn wit_batch(dataset: &str, batch: &RecordBatch) -> Result<Batch, SourceErro
                 ))
             })?;
             let (validity, null_count) = validity(array.as_ref());
-            Ok(ColumnData {
+            Ok(GuestColumn {
                 values,
                 validity,
                 null_count,
             })
         })
         .collect::<Result<Vec<_>, SourceError>>()?;
-    Ok(Batch {
+    Ok(GuestBatch {
         rows: batch.num_rows() as u32,
         columns,
     })
@@ -541,11 +569,15 @@ mod tests {
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        assert_eq!(super::le_bytes_of_decimals(slice.values()), expected);
+        assert_eq!(
+            super::le_bytes_of_decimals(slice.values()).0.to_vec(),
+            expected
+        );
         assert_eq!(slice.len(), 3);
     }
 
     use super::*;
+    use crate::bindings::sluice::etl::columns::ColumnData;
 
     fn schema(columns: &[(&str, ColumnType, bool)]) -> SchemaRef {
         output_schema(
@@ -632,16 +664,63 @@ mod tests {
         };
         let record = arrow_batch(&s, batch.clone()).unwrap();
         assert_eq!(record.column(0).null_count(), 1);
-        let back = wit_batch("t", &record).unwrap();
+        let back = wit_batch("t", &record).unwrap().to_owned_batch();
         assert_eq!(back, batch);
         // A slice from the middle comes out rebased: offsets from 0, bitmap from bit 0.
-        let sliced = wit_batch("t", &record.slice(1, 2)).unwrap();
+        let sliced = wit_batch("t", &record.slice(1, 2))
+            .unwrap()
+            .to_owned_batch();
         assert_eq!(
             sliced.columns[3].values,
             ColumnValues::Text((b"bcd".to_vec(), vec![0, 0, 3]))
         );
         assert_eq!(sliced.columns[0].validity, Some(vec![0b10]));
         assert_eq!(sliced.columns[0].null_count, 1);
+    }
+
+    /// The guest's batch shares Arrow's buffers where the layouts agree: one copy, into guest
+    /// memory, is all that is left.
+    #[test]
+    fn batches_share_arrows_buffers_where_the_layouts_agree() {
+        let floats = Float64Array::from(vec![0.5, 1.5, 2.5, 3.5]);
+        let ints = Int64Array::from(vec![Some(1), None, Some(3), Some(4)]);
+        let text = StringArray::from(vec!["ab", "", "cde", "f"]);
+        let record = RecordBatch::try_from_iter([
+            ("f", Arc::new(floats.clone()) as ArrayRef),
+            ("i", Arc::new(ints.clone()) as ArrayRef),
+            ("t", Arc::new(text.clone()) as ArrayRef),
+        ])
+        .unwrap();
+        let batch = wit_batch("t", &record).unwrap();
+        let GuestValues::Float64(f) = &batch.columns[0].values else {
+            panic!("float64 expected")
+        };
+        assert_eq!(f.0.as_ptr(), floats.values().as_ptr());
+        let GuestValues::Int64(i) = &batch.columns[1].values else {
+            panic!("int64 expected")
+        };
+        assert_eq!(i.0.as_ptr(), ints.values().as_ptr());
+        let validity = batch.columns[1].validity.as_ref().unwrap();
+        assert_eq!(
+            validity.0.as_ptr(),
+            ints.nulls().unwrap().validity().as_ptr()
+        );
+        let GuestValues::Text((data, offsets)) = &batch.columns[2].values else {
+            panic!("text expected")
+        };
+        assert_eq!(data.0.as_ptr(), text.values().as_ptr());
+        assert_eq!(offsets.0.as_ptr().cast::<i32>(), text.offsets().as_ptr());
+        // A slice from the middle shares the values and rebases only the offsets.
+        let sliced = wit_batch("t", &record.slice(2, 2)).unwrap();
+        let GuestValues::Float64(f) = &sliced.columns[0].values else {
+            panic!("float64 expected")
+        };
+        assert_eq!(f.0.as_ptr(), floats.values()[2..].as_ptr());
+        let GuestValues::Text((data, offsets)) = &sliced.columns[2].values else {
+            panic!("text expected")
+        };
+        assert_eq!(data.0.to_vec(), b"cdef");
+        assert_eq!(offsets.0.to_vec(), vec![0, 3, 4]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod gate;
 mod host;
 mod interrupt;
 mod linker;
+pub mod lowered;
 mod output;
 pub mod panics;
 pub mod report_json;

@@ -25,7 +25,8 @@
 //! Every WASI call is counted against the run's `host-calls` on its way in (see the views below).
 
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Component, HasData, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{WasiCli, WasiCliCtxView, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksCtxView, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemCtxView, WasiFilesystemView};
@@ -34,7 +35,9 @@ use wasmtime_wasi::random::{WasiRandom, WasiRandomCtx, WasiRandomView};
 use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsCtxView, WasiSocketsView};
 
 use crate::bindings::Transform;
+use crate::bindings::sluice::etl::types;
 use crate::host::clocks::{RunClockView, RunClocks};
+use crate::host::datasets::OpenDataset;
 use crate::state::HostState;
 
 /// Which WASI interfaces a plugin may import. Neither grants a file, a socket, a variable or an
@@ -180,5 +183,50 @@ pub(crate) fn linker(engine: &Engine, surface: WasiSurface) -> wasmtime::Result<
     }
 
     Transform::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+    link_next_batch(l)?;
     Ok(linker)
+}
+
+/// The WIT interface `next-batch` belongs to, as the component imports it.
+const DATASETS: &str = "sluice:etl/datasets@0.2.0";
+
+/// `[method]dataset.next-batch` again, in place of bindgen's: its signature returns owned
+/// vectors, a copy of every batch on its way to the guest; this one lowers the batch from
+/// Arrow's buffers (see `lowered.rs`). Errors go through the same `convert_error` as every
+/// other call.
+fn link_next_batch(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    l.allow_shadowing(true);
+    let linked = l.instance(DATASETS)?.func_wrap(
+        "[method]dataset.next-batch",
+        |mut store: StoreContextMut<'_, HostState>,
+         (dataset, max_rows): (Resource<OpenDataset>, u32)| {
+            let state = store.data_mut();
+            let result = match state.read_batch(dataset, max_rows) {
+                Ok(batch) => Ok(batch),
+                Err(e) => Err(types::Host::convert_error(state, e)?),
+            };
+            Ok((result,))
+        },
+    );
+    l.allow_shadowing(false);
+    linked
+}
+
+#[cfg(test)]
+mod tests {
+    /// The hand-linked `next-batch` replaces bindgen's only while the interface's name and
+    /// version are the WIT's: a bumped version would leave it linked under a name no guest
+    /// imports.
+    #[test]
+    fn next_batch_is_linked_under_the_wits_package_version() {
+        let wit = include_str!("../../../wit/etl.wit");
+        let package = wit
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("package "))
+            .and_then(|p| p.strip_suffix(';'))
+            .expect("a package line");
+        let (name, version) = package.split_once('@').expect("a versioned package");
+        assert_eq!(super::DATASETS, format!("{name}/datasets@{version}"));
+        assert!(wit.contains("next-batch: func(max-rows: u32) -> result<option<batch>, error>;"));
+    }
 }

@@ -23,6 +23,7 @@ use crate::columns::{wit_batch, wit_schema};
 use crate::error::HostError;
 use crate::gate::HostCall;
 use crate::interrupt::Interrupted;
+use crate::lowered::GuestBatch;
 use crate::panics::Panicked;
 use crate::source::{DatasetCursor, DatasetRef, SourceError};
 use crate::state::HostState;
@@ -140,17 +141,14 @@ impl datasets::Host for HostState {
     }
 }
 
-impl datasets::HostDataset for HostState {
-    fn schema(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<Vec<Column>> {
-        self.enter()?;
-        Ok(self.table.get(&dataset)?.schema.clone())
-    }
-
-    fn next_batch(
+impl HostState {
+    /// `[method]dataset.next-batch`: the gate, then the source's next record batch as the
+    /// guest's batch, sharing Arrow's buffers (see [`crate::lowered`]).
+    pub(crate) fn read_batch(
         &mut self,
         dataset: Resource<OpenDataset>,
         max_rows: u32,
-    ) -> Result<Option<Batch>, HostError> {
+    ) -> Result<Option<GuestBatch>, HostError> {
         self.enter()?;
         let open = self.table.get_mut(&dataset)?;
         self.gate
@@ -175,6 +173,26 @@ impl datasets::HostDataset for HostState {
         // bytes were charged by the source when it decoded them.
         self.charge(Counter::RowsRead, u64::from(batch.rows))?;
         Ok(Some(batch))
+    }
+}
+
+impl datasets::HostDataset for HostState {
+    fn schema(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<Vec<Column>> {
+        self.enter()?;
+        Ok(self.table.get(&dataset)?.schema.clone())
+    }
+
+    /// What the guest's `next-batch` calls is [`HostState::read_batch`], linked by hand in
+    /// `linker.rs` so the batch is lowered from Arrow's buffers; bindgen's trait still asks for
+    /// this owned-value version, which returns the same batch copied.
+    fn next_batch(
+        &mut self,
+        dataset: Resource<OpenDataset>,
+        max_rows: u32,
+    ) -> Result<Option<Batch>, HostError> {
+        Ok(self
+            .read_batch(dataset, max_rows)?
+            .map(|batch| batch.to_owned_batch()))
     }
 
     fn drop(&mut self, dataset: Resource<OpenDataset>) -> wasmtime::Result<()> {
