@@ -118,7 +118,9 @@ fn seed_code_key() -> String {
             if entry.is_dir() {
                 add(hasher, &entry);
             } else if let Ok(bytes) = std::fs::read(&entry) {
-                hasher.update(entry.to_string_lossy().as_bytes());
+                // Relative to the workspace, so every clone of one version shares a key.
+                let name = entry.strip_prefix(root()).unwrap_or(&entry);
+                hasher.update(name.to_string_lossy().as_bytes());
                 hasher.update(bytes);
             }
         }
